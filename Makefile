@@ -1,0 +1,56 @@
+# hf_melody — every target sets up .venv itself (CPU torch first, then the package with its extras).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# The CPU build of torch; any other spec may pull several GB of CUDA wheels (see ../shared/STACK-NOTES.md).
+TORCH  ?= torch==2.13.0
+STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export TOKENIZERS_PARALLELISM = false
+export HF_HUB_OFFLINE ?= 1
+export MPLBACKEND = Agg
+
+.PHONY: setup test test-slow lint demo soundfont bench cards clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# A General MIDI soundfont for WAV rendering: Debian's TimGM6mb (5 MB) when apt is available and none is found.
+soundfont:
+	@if ls /usr/share/sounds/sf2/*.sf2 /usr/share/sounds/sf3/*.sf3 >/dev/null 2>&1 || [ -n "$$HF_MELODY_SOUNDFONT" ]; then \
+	  true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq timgm6mb-soundfont >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq timgm6mb-soundfont >/dev/null)) && echo "installed timgm6mb-soundfont"; \
+	else \
+	  echo "no soundfont found: install one (sudo apt-get install timgm6mb-soundfont) or set HF_MELODY_SOUNDFONT"; \
+	fi
+
+test: setup soundfont
+	$(BIN)/python -m pytest -q
+
+test-slow: setup soundfont
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check src tests recipes benchmarks examples
+
+demo: setup soundfont
+	$(BIN)/hf-melody generate --model folk-base --num 4 --seed 0 --out out/demo
+
+bench: setup
+	$(BIN)/python benchmarks/data_throughput.py
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/generation_speed.py
+
+cards: setup
+	$(BIN)/hf-melody cards
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

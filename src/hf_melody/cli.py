@@ -1,0 +1,179 @@
+"""The `hf-melody` command: prepare data, train, generate melodies (MIDI + WAV + PNG), list models.
+
+    hf-melody generate --model folk-base --num 4 --out out/ --seed 0
+    hf-melody prepare --dataset path/to/midi --out out/data
+    hf-melody train --config recipes/original.yaml --max_steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import HFMelodyError
+
+logger = logging.getLogger("hf_melody")
+
+
+def _echo(msg: str) -> None:
+    sys.stdout.write(msg + "\n")
+    sys.stdout.flush()
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .corpora import load_melodies
+    from .data import DataConfig, build_dataset, dataset_stats
+    from .tokenizer import MelodyTokenizer
+
+    out = Path(args.out)
+    specs = [s.strip() for s in args.dataset.split(",") if s.strip()]
+    melodies, report = load_melodies(specs, num_proc=args.num_proc,
+                                     exclude=[e for e in (args.exclude or "").split(",") if e])
+    report_path = report.save(out / "skip_report.json")
+    tokenizer = MelodyTokenizer()
+    config = DataConfig(max_length=args.max_length, augment_semitones=args.augment_semitones)
+    if args.bpe_vocab_size:
+        from .data import split_melodies
+
+        tokenizer.train_bpe(args.bpe_vocab_size, split_melodies(melodies)["train"])
+    dsd = build_dataset(melodies, tokenizer, config, num_proc=args.num_proc)
+    dsd.save_to_disk(str(out / "dataset"))
+    tokenizer.save_pretrained(out)
+    _echo(f"melodies: {report.summary()}")
+    for item in report.skipped[:20]:
+        _echo(f"  skipped {item['item']}: {item['reason']}")
+    if len(report.skipped) > 20:
+        _echo(f"  ... and {len(report.skipped) - 20} more (see the report)")
+    _echo(f"blocks: {json.dumps(dataset_stats(dsd))}")
+    _echo(f"wrote {out / 'dataset'}, {out / 'miditok.json'} and {report_path}")
+    return 0
+
+
+def cmd_train(argv: list[str]) -> int:
+    from .training import make_parser, parse_args, train
+
+    if "-h" in argv or "--help" in argv:
+        make_parser().print_help()
+        return 0
+    model_args, data_args, training_args = parse_args(argv)
+    metrics = train(model_args, data_args, training_args)
+    _echo(json.dumps({k: v for k, v in metrics.items() if isinstance(v, int | float)}, indent=1))
+    _echo(f"bundle written to {training_args.output_dir}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .pipeline import MelodyPipeline
+
+    pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
+    kwargs = {"num_return_sequences": args.num, "seed": args.seed, "temperature": args.temperature,
+              "top_k": args.top_k, "top_p": args.top_p, "max_new_notes": args.max_new_notes,
+              "max_bars": args.max_bars, "time_signature": args.time_signature, "style": args.style}
+    melodies = pipe(args.prompt, **{k: v for k, v in kwargs.items() if v is not None})
+    out = Path(args.out)
+    formats = [f.strip() for f in args.formats.split(",")]
+    written = []
+    for i, m in enumerate(tqdm(melodies, desc="rendering", unit="melody", disable=len(melodies) < 2)):
+        stem = out / f"melody_{i}"
+        title = f"{args.model} — melody {i}" + (f" (continuing {Path(args.prompt).name})" if args.prompt else "")
+        if "mid" in formats:
+            written.append(m.save_midi(stem.with_suffix(".mid")))
+        if "wav" in formats:
+            written.append(m.save_wav(stem.with_suffix(".wav"), soundfont=args.soundfont))
+        if "png" in formats:
+            written.append(m.save_piano_roll(stem.with_suffix(".png"), title=title))
+        _echo(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)")
+    _echo(f"wrote {len(written)} files to {out}/:")
+    for p in written:
+        _echo(f"  {p}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
+
+    for name in bundled_checkpoints():
+        info_path = CHECKPOINTS_DIR / name / TRAINING_INFO
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        _echo(f"{name:18s} {info.get('preset', '?'):16s} {info.get('num_parameters', 0):>9,} params  "
+              f"val loss {info.get('final_eval_loss', float('nan')):.3f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-melody",
+        description="Train, evaluate and sample small GPT-2 melody models on MIDI.",
+        epilog="Run `hf-melody COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="sample melodies and write MIDI, WAV and piano-roll PNG files",
+                       description="Sample melodies (or continue a MIDI prompt) and write melody_<i>.mid/.wav/.png.")
+    g.add_argument("--model", default="folk-base", help="bundled name, local folder or Hub id (default: folk-base)")
+    g.add_argument("--num", type=int, default=4, help="how many melodies (default: 4)")
+    g.add_argument("--out", default="out", help="output folder (default: out)")
+    g.add_argument("--prompt", default=None, help="a MIDI file whose melody is continued")
+    g.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives identical files")
+    g.add_argument("--max-new-notes", dest="max_new_notes", type=int, default=None,
+                   help="stop after this many new notes (default: 64 when neither this nor --max-bars is given)")
+    g.add_argument("--max-bars", dest="max_bars", type=int, default=None, help="stop after this many new bars")
+    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 1.0)")
+    g.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample among the k likeliest tokens")
+    g.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling threshold")
+    g.add_argument("--time-signature", dest="time_signature", default=None, help="meter to start in, e.g. 3/4")
+    g.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
+                   "scottish-airs, chorale, other")
+    g.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of mid,wav,png")
+    g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+
+    p = sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk",
+                       description="Corpus or MIDI folder -> datasets.DatasetDict on disk, with a skip report.")
+    p.add_argument("--dataset", required=True, help="corpus name (essen, essen/kinder0, oneills1850, ...), "
+                   "MIDI folder, or a comma-separated list")
+    p.add_argument("--out", default="out/data", help="output folder (default: out/data)")
+    p.add_argument("--exclude", default=None, help="comma-separated melody-id prefixes to drop")
+    p.add_argument("--max-length", dest="max_length", type=int, default=256, help="tokens per block")
+    p.add_argument("--augment-semitones", dest="augment_semitones", type=int, default=5,
+                   help="transpose training melodies by -k..k semitones (default: 5)")
+    p.add_argument("--bpe-vocab-size", dest="bpe_vocab_size", type=int, default=None, help="train BPE")
+    p.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
+
+    sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
+                   add_help=False)
+    sub.add_parser("models", help="list the bundled pretrained checkpoints")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "train":
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            return cmd_train(argv[1:])
+        except HFMelodyError as e:
+            sys.stderr.write(f"hf-melody: error: {e}\n")
+            return 2
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "generate" and args.max_new_notes is None and args.max_bars is None:
+        args.max_new_notes = 64
+    commands = {"prepare": cmd_prepare, "generate": cmd_generate, "models": cmd_models}
+    try:
+        return commands[args.command](args)
+    except HFMelodyError as e:
+        sys.stderr.write(f"hf-melody: error: {e}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Melodies -> `datasets.DatasetDict`: split by melody, augment by transposition, tokenize, pack into blocks.
+
+Example:
+    >>> from hf_melody import MelodyTokenizer, load_melodies, build_dataset
+    >>> melodies, _ = load_melodies("essen/kinder0")                           # doctest: +SKIP
+    >>> ds = build_dataset(melodies, MelodyTokenizer(), max_length=256)       # doctest: +SKIP
+    >>> ds["train"][0]["input_ids"][:3]                                       # doctest: +SKIP
+    [1, 3, 5]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .corpora import Melody
+from .tokenizer import STYLES, MelodyTokenizer
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(melody_id: str, validation_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 0) -> str:
+    """The split of a melody, from a hash of its id: stable across runs, machines and corpus changes."""
+    h = int(hashlib.sha1(f"{seed}:{melody_id}".encode()).hexdigest()[:12], 16) / 16**12
+    if h < test_ratio:
+        return "test"
+    if h < test_ratio + validation_ratio:
+        return "validation"
+    return "train"
+
+
+def split_melodies(melodies: Iterable[Melody], validation_ratio: float = 0.05, test_ratio: float = 0.05,
+                   seed: int = 0) -> dict[str, list[Melody]]:
+    """Group melodies into train/validation/test by `split_of` (never splitting a melody)."""
+    out: dict[str, list[Melody]] = {s: [] for s in SPLITS}
+    for m in melodies:
+        out[split_of(m.id, validation_ratio, test_ratio, seed)].append(m)
+    return out
+
+
+def semitone_shifts(augment_semitones: int | Sequence[int] | None) -> list[int]:
+    """`5` -> `[-5, ..., 5]`; a list is taken as is (0 is always included); None/0 -> `[0]`."""
+    if not augment_semitones:
+        return [0]
+    if isinstance(augment_semitones, int):
+        k = abs(augment_semitones)
+        return list(range(-k, k + 1))
+    return sorted({0, *(int(s) for s in augment_semitones)})
+
+
+def augment(melodies: Iterable[Melody], shifts: Sequence[int]) -> Iterator[Melody]:
+    """Each melody at every shift that keeps it inside the pitch range (the untransposed one always)."""
+    for m in melodies:
+        for s in shifts:
+            t = m if s == 0 else m.transposed(s)
+            if t is not None:
+                yield t
+
+
+def melody_style(m: Melody) -> str:
+    return m.style if m.style in STYLES else "other"
+
+
+def _tokenize_batch(batch: dict[str, list], tokenizer: MelodyTokenizer, use_style: bool) -> dict[str, list]:
+    ids = []
+    for notes, tss, style in zip(batch["notes"], batch["time_signatures"], batch["style"], strict=True):
+        m = Melody("", "", notes, tss, style=style)
+        ids.append(tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style else None))
+    return {"input_ids": ids, "num_notes": [len(n) for n in batch["notes"]]}
+
+
+def _pack_batch(batch: dict[str, list], block_size: int, pad_id: int) -> dict[str, list]:
+    """Concatenate sequences and cut them into `block_size` blocks; the tail block is padded (labels -100)."""
+    flat = [t for seq in batch["input_ids"] for t in seq]
+    blocks, labels, masks = [], [], []
+    for start in range(0, len(flat), block_size):
+        chunk = flat[start:start + block_size]
+        pad = block_size - len(chunk)
+        if len(chunk) < 2:
+            continue
+        blocks.append(chunk + [pad_id] * pad)
+        labels.append(chunk + [-100] * pad)
+        masks.append([1] * len(chunk) + [0] * pad)
+    return {"input_ids": blocks, "labels": labels, "attention_mask": masks}
+
+
+def _records(melodies: Iterable[Melody]) -> Iterator[dict[str, Any]]:
+    for m in melodies:
+        yield {"id": m.id, "source": m.source, "title": m.title, "key": m.key, "style": m.style,
+               "notes": m.notes, "time_signatures": m.time_signatures}
+
+
+@dataclass
+class DataConfig:
+    """How melodies become training blocks (the data keys of a recipe)."""
+
+    max_length: int = 256
+    augment_semitones: int | list[int] | None = 5
+    validation_ratio: float = 0.05
+    test_ratio: float = 0.05
+    seed: int = 0
+    use_style_tokens: bool = True
+
+    def fingerprint(self, melodies: Sequence[Melody], tokenizer: MelodyTokenizer) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps(self.__dict__, sort_keys=True).encode())
+        h.update(json.dumps(tokenizer.miditok.config.to_dict(serialize=True), sort_keys=True,
+                            default=str).encode())
+        h.update(str(tokenizer.vocab_size).encode())
+        for m in melodies:
+            h.update(m.id.encode())
+            h.update(json.dumps(m.notes).encode())
+            h.update(json.dumps(m.time_signatures).encode())
+            h.update(m.style.encode())
+        return h.hexdigest()[:20]
+
+
+def tokenize_melodies(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, use_style_tokens: bool = True,
+                      num_proc: int | None = None, desc: str = "tokenizing"):
+    """A `datasets.Dataset` of one row per melody: metadata, `input_ids` (BOS [style] ... EOS), `num_notes`."""
+    from datasets import Dataset
+
+    ds = Dataset.from_list(list(_records(melodies)))
+    num_proc = num_proc if num_proc and len(ds) >= 200 else None
+    return ds.map(_tokenize_batch, batched=True, batch_size=200, num_proc=num_proc, desc=desc,
+                  fn_kwargs={"tokenizer": tokenizer, "use_style": use_style_tokens})
+
+
+def pack(ds, block_size: int, pad_id: int, num_proc: int | None = None):
+    """Pack a tokenized dataset (column `input_ids`) into fixed `block_size` blocks with labels and masks."""
+    num_proc = num_proc if num_proc and len(ds) >= 1000 else None
+    return ds.map(_pack_batch, batched=True, batch_size=1000, num_proc=num_proc, remove_columns=ds.column_names,
+                  fn_kwargs={"block_size": block_size, "pad_id": pad_id}, desc=f"packing into {block_size}-blocks")
+
+
+def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config: DataConfig | None = None,
+                  num_proc: int | None = None, cache: bool = True, streaming: bool = False):
+    """Build the packed `DatasetDict` (train/validation/test) from melodies.
+
+    Splits by melody first, then transposes the training melodies only, tokenizes and packs each split.
+    With `cache`, the result is saved under the hf_melody cache keyed by a hash of the melodies, the tokenizer
+    and `config`, so a changed input is never served stale. With `streaming`, returns an `IterableDatasetDict`
+    that tokenizes on the fly (for corpora larger than memory).
+    """
+    from datasets import DatasetDict, load_from_disk
+
+    from .corpora import cache_dir
+
+    config = config or DataConfig()
+    if streaming:
+        return build_streaming_dataset(melodies, tokenizer, config)
+    path = cache_dir() / "datasets" / config.fingerprint(melodies, tokenizer)
+    if cache and path.exists():
+        logger.info("loading prepared dataset from cache %s", path)
+        return load_from_disk(str(path))
+    parts = split_melodies(melodies, config.validation_ratio, config.test_ratio, config.seed)
+    shifts = semitone_shifts(config.augment_semitones)
+    out = {}
+    for split in SPLITS:
+        mels = list(augment(parts[split], shifts)) if split == "train" else parts[split]
+        if not mels:
+            logger.warning("split %s is empty (%d melodies in all)", split, len(melodies))
+            continue
+        tok = tokenize_melodies(mels, tokenizer, config.use_style_tokens, num_proc, desc=f"tokenizing {split}")
+        out[split] = pack(tok, config.max_length, tokenizer.pad_token_id, num_proc)
+    dsd = DatasetDict(out)
+    if cache:
+        tmp = path.with_name(path.name + ".partial")
+        dsd.save_to_disk(str(tmp))
+        os.replace(tmp, path)
+    return dsd
+
+
+def build_streaming_dataset(melodies: Iterable[Melody], tokenizer: MelodyTokenizer, config: DataConfig):
+    """`IterableDatasetDict` version of `build_dataset`: melodies are read, augmented, tokenized and packed lazily.
+
+    `melodies` may be any iterable, e.g. `iter_midi_folder(folder)`; it is iterated once per split and epoch.
+    """
+    from datasets import IterableDataset, IterableDatasetDict
+
+    shifts = semitone_shifts(config.augment_semitones)
+    source = melodies
+
+    def gen(split: str):
+        for m in source:
+            if split_of(m.id, config.validation_ratio, config.test_ratio, config.seed) != split:
+                continue
+            yield from _records(augment([m], shifts) if split == "train" else [m])
+
+    out = {}
+    for split in SPLITS:
+        ds = IterableDataset.from_generator(gen, gen_kwargs={"split": split})
+        ds = ds.map(_tokenize_batch, batched=True, batch_size=64,
+                    fn_kwargs={"tokenizer": tokenizer, "use_style": config.use_style_tokens},
+                    remove_columns=["id", "source", "title", "key", "style", "notes", "time_signatures"])
+        ds = ds.map(_pack_batch, batched=True, batch_size=256, remove_columns=["input_ids", "num_notes"],
+                    fn_kwargs={"block_size": config.max_length, "pad_id": tokenizer.pad_token_id})
+        out[split] = ds
+    return IterableDatasetDict(out)
+
+
+def dataset_stats(dsd) -> dict[str, dict[str, int]]:
+    """Blocks and real (non-pad) tokens per split of a packed `DatasetDict`."""
+    stats = {}
+    for split, ds in dsd.items():
+        tokens = sum(sum(m) for m in ds["attention_mask"])
+        stats[split] = {"blocks": len(ds), "tokens": int(tokens)}
+    return stats
+
+
+def prepare_dataset(dataset: str | list[str], tokenizer: MelodyTokenizer | None = None,
+                    config: DataConfig | None = None, exclude: Iterable[str] = (), num_proc: int | None = None,
+                    progress: bool = True, bpe_vocab_size: int | None = None):
+    """Load melodies from a dataset spec and build the packed dataset in one call.
+
+    Returns `(dataset_dict, tokenizer, skip_report)`. Trains BPE on the training melodies when
+    `bpe_vocab_size` is given and the tokenizer is not trained yet.
+    """
+    from .corpora import load_melodies
+
+    config = config or DataConfig()
+    melodies, report = load_melodies(dataset, progress=progress, num_proc=num_proc, exclude=exclude)
+    tokenizer = tokenizer or MelodyTokenizer()
+    if bpe_vocab_size and not tokenizer.is_bpe:
+        train = split_melodies(melodies, config.validation_ratio, config.test_ratio, config.seed)["train"]
+        tokenizer.train_bpe(bpe_vocab_size, train)
+    dsd = build_dataset(melodies, tokenizer, config, num_proc=num_proc)
+    return dsd, tokenizer, report

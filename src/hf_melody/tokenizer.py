@@ -1,0 +1,204 @@
+"""The melody REMI tokenizer: its configuration, optional BPE, and save/load beside the model as `miditok.json`.
+
+Example:
+    >>> from hf_melody import MelodyTokenizer
+    >>> tok = MelodyTokenizer()
+    >>> tok.vocab_size, tok.bos_token_id
+    (178, 1)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import ModelLoadError
+
+TOKENIZER_FILE = "miditok.json"
+"""miditok's own `tokenizer.json` would clash with transformers' fast-tokenizer file of the same name."""
+
+# Wider than miditok's default: music21's folk corpora use 3/2, 4/2, 6/4, 3/1 ... (see STACK-NOTES).
+TIME_SIGNATURE_RANGE: dict[int, list[int]] = {
+    1: [3, 4],
+    2: [2, 3, 4, 6],
+    4: list(range(1, 13)),
+    8: list(range(1, 13)),
+    16: [3, 5, 6, 7, 9, 12],
+}
+STYLES: tuple[str, ...] = ("german-folk", "irish", "american-fiddle", "scottish-airs", "chorale", "other")
+"""Style control tokens (`Style-<name>_None`), placed right after BOS; `other` is for user folders."""
+
+
+def style_token(style: str) -> str:
+    return f"Style-{style}_None"
+
+
+def melody_tokenizer_config(bpe_vocab_size: int | None = None):
+    """The REMI `TokenizerConfig` for monophonic melodies: 16th-note grid, rests, time signatures, styles."""
+    from miditok import TokenizerConfig
+
+    return TokenizerConfig(
+        pitch_range=(48, 85),
+        beat_res={(0, 4): 4, (4, 16): 1},
+        beat_res_rest={(0, 1): 4, (1, 2): 2, (2, 12): 1},
+        use_velocities=False,
+        use_programs=False,
+        use_chords=False,
+        use_pitchdrum_tokens=False,
+        use_rests=True,
+        use_time_signatures=True,
+        use_tempos=False,
+        special_tokens=["PAD", "BOS", "EOS", *(f"Style-{s}" for s in STYLES)],
+        time_signature_range=TIME_SIGNATURE_RANGE,
+    )
+
+
+class MelodyTokenizer:
+    """A REMI tokenizer for melodies, with the ids a GPT-2 model needs.
+
+    Wraps a `miditok.REMI` (available as `.miditok`). Token ids are BPE ids once `train_bpe` has run.
+
+    Example:
+        >>> tok = MelodyTokenizer()
+        >>> ids = tok.encode(melody)                        # doctest: +SKIP
+        >>> score = tok.decode(ids)                         # doctest: +SKIP
+    """
+
+    def __init__(self, miditok_tokenizer=None):
+        from miditok import REMI
+
+        self.miditok = miditok_tokenizer if miditok_tokenizer is not None else REMI(melody_tokenizer_config())
+
+    # ---- ids -------------------------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.miditok)
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.miditok["PAD_None"]
+
+    @property
+    def bos_token_id(self) -> int:
+        return self.miditok["BOS_None"]
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.miditok["EOS_None"]
+
+    @property
+    def is_bpe(self) -> bool:
+        return bool(self.miditok.is_trained)
+
+    def style_token_id(self, style: str) -> int:
+        """Id of the control token of `style` (one of `STYLES`)."""
+        if style not in STYLES:
+            from .errors import ConfigError
+
+            raise ConfigError(f"unknown style {style!r}; choose one of: {', '.join(STYLES)}")
+        return self.miditok[style_token(style)]
+
+    @property
+    def base_vocab(self) -> dict[str, int]:
+        """Token string -> base (pre-BPE) id."""
+        return self.miditok.vocab
+
+    # ---- encode / decode -------------------------------------------------------------------------------------
+    def encode(self, melody_or_score, bos: bool = False, eos: bool = False, style: str | None = None) -> list[int]:
+        """Token ids of a `Melody` or one-track `symusic.Score` (BPE applied if trained).
+
+        With `bos`/`eos` the sequence is framed by BOS (then the style token, if `style` is given) and EOS.
+        """
+        score = melody_or_score.to_score() if hasattr(melody_or_score, "to_score") else melody_or_score
+        seqs = self.miditok.encode(score)
+        seq = seqs[0] if isinstance(seqs, list) else seqs
+        ids = list(seq.ids)
+        head = [self.bos_token_id] if bos else []
+        if style is not None:
+            head.append(self.style_token_id(style))
+        return head + ids + ([self.eos_token_id] if eos else [])
+
+    def decode(self, ids: Sequence[int]):
+        """A `symusic.Score` (480 ticks per quarter) from token ids; special tokens are ignored."""
+        specials = set(self.miditok.special_tokens_ids)
+        body = [int(i) for i in ids if int(i) not in specials]
+        score = self.miditok.decode([body])
+        return score.resample(480, min_dur=1) if score.ticks_per_quarter != 480 else score
+
+    def encode_base_tokens(self, tokens: Sequence[str]) -> list[int]:
+        """Model ids of base token strings such as `["Bar_None", "TimeSig_3/4"]` (BPE applied if trained)."""
+        from miditok import TokSequence
+
+        seq = TokSequence(tokens=list(tokens))
+        self.miditok.complete_sequence(seq)
+        if self.is_bpe:
+            self.miditok.encode_token_ids(seq)
+        return list(seq.ids)
+
+    def to_base_tokens(self, ids: Sequence[int]) -> list[str]:
+        """Base token strings of `ids` (BPE ids expanded)."""
+        from miditok import TokSequence
+
+        seq = TokSequence(ids=[int(i) for i in ids], are_ids_encoded=self.is_bpe)
+        if self.is_bpe:
+            self.miditok.decode_token_ids(seq)
+        self.miditok.complete_sequence(seq)
+        return list(seq.tokens)
+
+    def tokens_errors(self, ids: Sequence[int]) -> float:
+        """miditok's token-syntax error rate of one generated sequence (0.0 means fully valid)."""
+        from miditok import TokSequence
+
+        specials = set(self.miditok.special_tokens_ids)
+        seq = TokSequence(ids=[int(i) for i in ids if int(i) not in specials], are_ids_encoded=self.is_bpe)
+        if self.is_bpe:
+            self.miditok.decode_token_ids(seq)
+        self.miditok.complete_sequence(seq)
+        return float(self.miditok.tokens_errors(seq))
+
+    # ---- BPE -------------------------------------------------------------------------------------------------
+    def train_bpe(self, vocab_size: int, melodies: Sequence) -> None:
+        """Train BPE on melodies (Melody records) to `vocab_size` tokens (must exceed the base vocabulary)."""
+        import tempfile
+
+        from .errors import ConfigError
+
+        if vocab_size <= len(self.miditok.vocab):
+            raise ConfigError(
+                f"bpe_vocab_size={vocab_size} must be larger than the base vocabulary ({len(self.miditok.vocab)}); "
+                "raise it (e.g. 500) or set it to null to train without BPE"
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for i, m in enumerate(melodies):
+                p = Path(tmp) / f"{i}.mid"
+                m.to_score().dump_midi(str(p))
+                paths.append(p)
+            self.miditok.train(vocab_size=vocab_size, model="BPE", files_paths=paths)
+
+    # ---- save / load -----------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """Write `miditok.json` into `save_directory` (atomically)."""
+        from .utils import atomic_write_text
+
+        save_directory = Path(save_directory)
+        save_directory.mkdir(parents=True, exist_ok=True)
+        tmp = save_directory / f".{TOKENIZER_FILE}.partial"
+        self.miditok.save(tmp)
+        text = tmp.read_text()
+        tmp.unlink()
+        return atomic_write_text(save_directory / TOKENIZER_FILE, text)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_kwargs) -> MelodyTokenizer:
+        """Load `miditok.json` from a bundle folder, a bundled checkpoint name, or a Hub id (via the HF cache)."""
+        from miditok import REMI
+
+        from .hub import resolve_file
+
+        path = resolve_file(name_or_path, TOKENIZER_FILE, **hub_kwargs)
+        try:
+            return cls(REMI(params=path))
+        except Exception as e:
+            raise ModelLoadError(f"{path}: not a valid miditok tokenizer file ({e})") from e

@@ -1,0 +1,334 @@
+"""Training: config dataclasses, the YAML + command-line parser, and `train()` around the transformers Trainer.
+
+Example:
+    >>> from hf_melody.training import parse_args, train
+    >>> model_args, data_args, training_args = parse_args(
+    ...     ["--config", "recipes/tiny-debug.yaml", "--max_steps", "20"])         # doctest: +SKIP
+    >>> train(model_args, data_args, training_args)                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainingArguments
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+TRAINING_LOG = "training_log.json"
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train.
+
+    Args:
+        preset: GPT-2 preset (`original`, `deeper-thinner`, `wider-shallower`, `small`, `base`).
+        n_positions: context length of the model; defaults to `max_length`.
+        dropout: dropout of embeddings, attention and residuals.
+        init_from: a bundle (name, folder or Hub id) to fine-tune instead of a fresh model; its tokenizer is kept.
+    """
+
+    preset: str = field(default="original", metadata={"help": "GPT-2 preset: original, deeper-thinner, "
+                                                      "wider-shallower, small or base."})
+    n_positions: int | None = field(default=None, metadata={"help": "Model context length (default: max_length)."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout probability (0 doubles CPU speed)."})
+    init_from: str | None = field(default=None, metadata={"help": "Fine-tune this bundle (name, folder or Hub id) "
+                                                          "instead of training a fresh model."})
+
+
+@dataclass
+class DataArguments:
+    """Where melodies come from and how they become training blocks.
+
+    Args:
+        dataset: corpus name (`essen`, `essen/kinder0`, `oneills1850`, ...), MIDI folder, or a comma-separated list.
+        exclude: melody-id prefixes to hold out (e.g. `essen/kinder0`), comma-separated.
+        max_length: tokens per training block.
+        augment_semitones: transpose training melodies by -k..k semitones (0 turns augmentation off).
+        bpe_vocab_size: train BPE to this vocabulary size (unset: plain REMI).
+    """
+
+    dataset: str = field(default="essen", metadata={"help": "Corpus name, 'corpus/file', MIDI folder, or a "
+                                                    "comma-separated list of these."})
+    exclude: str | None = field(default=None, metadata={"help": "Comma-separated melody-id prefixes to hold out, "
+                                                        "e.g. essen/kinder0."})
+    max_length: int = field(default=256, metadata={"help": "Tokens per packed training block."})
+    augment_semitones: int = field(default=5, metadata={"help": "Transpose training melodies by -k..k semitones."})
+    bpe_vocab_size: int | None = field(default=None, metadata={"help": "Train BPE to this vocabulary size."})
+    validation_ratio: float = field(default=0.05, metadata={"help": "Share of melodies held out for validation."})
+    test_ratio: float = field(default=0.05, metadata={"help": "Share of melodies held out for testing."})
+    use_style_tokens: bool = field(default=True, metadata={"help": "Prefix each melody with its style token."})
+    num_proc: int | None = field(default=None, metadata={"help": "Processes for corpus conversion and tokenizing."})
+    streaming: bool = field(default=False, metadata={"help": "Tokenize on the fly (IterableDataset); needs "
+                                                     "max_steps."})
+
+    def dataset_list(self) -> list[str]:
+        return [s.strip() for s in self.dataset.split(",") if s.strip()]
+
+    def exclude_list(self) -> list[str]:
+        return [s.strip() for s in (self.exclude or "").split(",") if s.strip()]
+
+
+@dataclass
+class MelodyTrainingArguments(TrainingArguments):
+    """transformers `TrainingArguments` with defaults for small melody models (see its docs for every field)."""
+
+    output_dir: str = field(default="out/melody-model", metadata={"help": "Where the bundle is written."})
+    learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Blocks per device per step."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Blocks per device in evaluation."})
+    eval_strategy: str = field(default="steps", metadata={"help": "When to evaluate: no, steps or epoch."})
+    eval_steps: float | None = field(default=100, metadata={"help": "Evaluate every this many steps."})
+    logging_steps: float = field(default=25, metadata={"help": "Log the training loss every this many steps."})
+    save_steps: float = field(default=200, metadata={"help": "Checkpoint every this many steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most this many checkpoints."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps (a float < 1 is a ratio)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "DDP setting."})
+
+
+def make_parser():
+    """The `HfArgumentParser` of `recipes/train.py` and `hf-melody train` (all three dataclasses)."""
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser((ModelArguments, DataArguments, MelodyTrainingArguments))
+
+
+def _field_names(parser) -> set[str]:
+    return {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype)}
+
+
+def load_yaml_config(path: str | os.PathLike, parser=None) -> dict[str, Any]:
+    """Read a recipe YAML; unknown keys are a `ConfigError` naming them and the closest known key."""
+    import difflib
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such recipe file; see recipes/ for examples")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of keys to values, got {type(values).__name__}")
+    known = _field_names(parser or make_parser())
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{path}: unknown key {key!r}{hint}")
+    return values
+
+
+def parse_args(args: list[str] | None = None):
+    """Parse `--config recipe.yaml` (defaults) plus command-line overrides into the three argument objects.
+
+    Unknown keys (in the YAML or on the command line), wrong types and impossible values raise `ConfigError`
+    before any work starts.
+    """
+    parser = make_parser()
+    args = list(sys.argv[1:] if args is None else args)
+    config_path = None
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise ConfigError("--config needs a path to a recipe YAML, e.g. --config recipes/original.yaml")
+        config_path = args[i + 1]
+        del args[i:i + 2]
+    if config_path:
+        values = load_yaml_config(config_path, parser)
+        # lists in YAML (dataset, exclude) are comma-separated strings on the command line
+        for key in ("dataset", "exclude"):
+            if isinstance(values.get(key), list):
+                values[key] = ",".join(values[key])
+        parser.set_defaults(**values)
+    try:
+        model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(
+            args=args, return_remaining_strings=True)
+    except SystemExit as e:  # argparse exits on type errors; say it in one line instead
+        raise ConfigError(f"invalid arguments {args}; run with --help to see every option") from e
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"invalid training arguments: {e}") from e
+    if rest:
+        raise ConfigError(f"unknown arguments {rest}; run with --help to see every option")
+    validate(model_args, data_args, training_args)
+    return model_args, data_args, training_args
+
+
+def validate(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Reject impossible values before any work starts."""
+    from .modeling import PRESETS
+
+    if model_args.init_from is None and model_args.preset not in PRESETS:
+        raise ConfigError(f"preset {model_args.preset!r} does not exist; choose one of: {', '.join(PRESETS)}")
+    if training_args.max_steps == 0 or training_args.max_steps < -1:
+        raise ConfigError(f"max_steps={training_args.max_steps}; give a positive number (or -1 to use epochs)")
+    if training_args.num_train_epochs <= 0 and training_args.max_steps == -1:
+        raise ConfigError("num_train_epochs must be positive when max_steps is not set")
+    if data_args.max_length < 8:
+        raise ConfigError(f"max_length={data_args.max_length} is too small; use at least 8 (256 is usual)")
+    n_pos = model_args.n_positions or data_args.max_length
+    if data_args.max_length > n_pos:
+        raise ConfigError(f"max_length={data_args.max_length} is larger than the model's n_positions={n_pos}; "
+                          f"lower max_length or raise n_positions")
+    if not 0 <= model_args.dropout < 1:
+        raise ConfigError(f"dropout={model_args.dropout} must be in [0, 1)")
+    if data_args.augment_semitones < 0 or data_args.augment_semitones > 12:
+        raise ConfigError(f"augment_semitones={data_args.augment_semitones}; use 0..12 (5 is the classic recipe)")
+    if not (0 <= data_args.validation_ratio < 1 and 0 <= data_args.test_ratio < 1
+            and data_args.validation_ratio + data_args.test_ratio < 1):
+        raise ConfigError("validation_ratio and test_ratio must be in [0, 1) and sum to less than 1")
+    if training_args.learning_rate <= 0:
+        raise ConfigError(f"learning_rate={training_args.learning_rate} must be positive")
+    if data_args.streaming and training_args.max_steps <= 0:
+        raise ConfigError("streaming datasets have no length: set max_steps")
+    if not data_args.dataset_list():
+        raise ConfigError("dataset is empty; give a corpus name such as essen, or a MIDI folder")
+
+
+class _JsonLogCallback:
+    """Writes the Trainer's log history (train loss, validation loss) to `training_log.json` as it grows."""
+
+    def __new__(cls, *a, **k):
+        from transformers import TrainerCallback
+
+        class JsonLog(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if state.is_world_process_zero:
+                    write_training_log(args.output_dir, state.log_history)
+
+        return JsonLog()
+
+
+def write_training_log(output_dir: str | os.PathLike, history: list[dict]) -> Path:
+    """Save `history` split into train and eval records (atomically)."""
+    from .utils import atomic_write_text
+
+    train = [h for h in history if "loss" in h]
+    evals = [h for h in history if "eval_loss" in h]
+    body = {"train": train, "eval": evals, "history": history}
+    return atomic_write_text(Path(output_dir) / TRAINING_LOG, json.dumps(body, indent=1))
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict[str, Any]:
+    """Run one training job: data -> model -> Trainer -> bundle in `training_args.output_dir`.
+
+    Returns the final metrics (train loss, eval loss and perplexity). Resumes from the last checkpoint in
+    `output_dir` when one exists (or from `resume_from_checkpoint`).
+    """
+    from transformers import Trainer, default_data_collator, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .data import DataConfig, build_dataset, dataset_stats
+    from .hub import load_model, load_tokenizer, save_bundle
+    from .modeling import build_model, num_parameters
+    from .tokenizer import MelodyTokenizer
+
+    # 1. seed and logging
+    set_seed(training_args.seed)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
+                        if training_args.should_log else logging.WARNING)
+
+    # 2. resume detection
+    last_checkpoint = None
+    if os.path.isdir(training_args.output_dir) and training_args.resume_from_checkpoint is None:
+        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        if last_checkpoint:
+            logger.info("resuming from %s", last_checkpoint)
+
+    # 3. data (the main process converts and caches; the others then read the cache)
+    from .corpora import load_melodies
+
+    tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
+    config = DataConfig(max_length=data_args.max_length, augment_semitones=data_args.augment_semitones,
+                        validation_ratio=data_args.validation_ratio, test_ratio=data_args.test_ratio,
+                        seed=training_args.data_seed or 0, use_style_tokens=data_args.use_style_tokens)
+    with training_args.main_process_first(desc="dataset preparation"):
+        if data_args.streaming:
+            from .corpora import iter_midi_folder
+
+            sources = data_args.dataset_list()
+            melodies = (m for s in sources for m in (iter_midi_folder(s, progress=False) if Path(s).is_dir()
+                                                       else load_melodies(s, progress=False)[0]))
+            dsd = build_dataset(melodies, tokenizer, config, streaming=True)
+            report_summary = "streaming"
+        else:
+            melodies, report = load_melodies(data_args.dataset_list(), num_proc=data_args.num_proc,
+                                             exclude=data_args.exclude_list(),
+                                             progress=training_args.should_log)
+            report_summary = report.summary()
+            if data_args.bpe_vocab_size and not tokenizer.is_bpe:
+                from .data import split_melodies
+
+                train_mels = split_melodies(melodies, config.validation_ratio, config.test_ratio, config.seed)
+                tokenizer.train_bpe(data_args.bpe_vocab_size, train_mels["train"])
+            dsd = build_dataset(melodies, tokenizer, config, num_proc=data_args.num_proc)
+            logger.info("data: %s; blocks/tokens %s", report_summary, dataset_stats(dsd))
+
+    # 4. model
+    if model_args.init_from:
+        model = load_model(model_args.init_from)
+        if model.config.n_positions < data_args.max_length:
+            raise ConfigError(f"max_length={data_args.max_length} exceeds {model_args.init_from}'s "
+                              f"n_positions={model.config.n_positions}")
+    else:
+        model = build_model(model_args.preset, tokenizer, model_args.n_positions or data_args.max_length,
+                            model_args.dropout, seed=training_args.seed)
+    logger.info("model: %s, %d parameters", model_args.init_from or model_args.preset, num_parameters(model))
+
+    # 5. trainer
+    eval_ds = dsd.get("validation")
+    if eval_ds is None and training_args.eval_strategy != "no":
+        raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
+    trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
+                      data_collator=default_data_collator, callbacks=[_JsonLogCallback()])
+
+    # 6. train
+    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = dict(result.metrics)
+
+    # 7. evaluate
+    if eval_ds is not None:
+        eval_metrics = trainer.evaluate()
+        eval_metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50))
+        metrics.update(eval_metrics)
+
+    # 8. save the bundle + card (main process only)
+    if trainer.is_world_process_zero():
+        write_training_log(training_args.output_dir, trainer.state.log_history)
+        info = {
+            "preset": model_args.init_from or model_args.preset,
+            "dataset": data_args.dataset_list(),
+            "exclude": data_args.exclude_list(),
+            "max_steps": trainer.state.global_step,
+            "data_report": report_summary,
+            "command": " ".join(sys.argv) if sys.argv else "",
+            "final_eval_loss": metrics.get("eval_loss"),
+            "final_train_loss": metrics.get("train_loss"),
+            "num_parameters": num_parameters(model),
+        }
+        save_bundle(trainer.model, tokenizer, training_args.output_dir, training_info=info)
+    trainer.accelerator.wait_for_everyone()
+
+    # 9. push
+    if training_args.push_to_hub and trainer.is_world_process_zero():
+        from .hub import push_bundle_to_hub
+
+        push_bundle_to_hub(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
+                           private=bool(training_args.hub_private_repo))
+    return metrics
