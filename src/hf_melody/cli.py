@@ -1,8 +1,9 @@
-"""The `hf-melody` command: prepare data, train, generate melodies (MIDI + WAV + PNG), list models.
+"""The `hf-melody` command: prepare data, train, evaluate, generate melodies (MIDI + WAV + PNG), list models.
 
     hf-melody generate --model folk-base --num 4 --out out/ --seed 0
     hf-melody prepare --dataset path/to/midi --out out/data
     hf-melody train --config recipes/original.yaml --max_steps 300
+    hf-melody evaluate --models original folk-base --dataset essen/kinder0 --out out/eval
 """
 
 from __future__ import annotations
@@ -94,6 +95,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import EvaluationArguments, evaluate_models, parse_evaluation_args, results_table
+
+    config = parse_evaluation_args(["--config", args.config] if args.config else [])
+    overrides = {k: v for k, v in vars(args).items() if k in EvaluationArguments.__dataclass_fields__
+                 and v is not None}
+    config = EvaluationArguments(**{**config.__dict__, **overrides})
+    results = evaluate_models(**config.to_kwargs(), progress=args.verbose)
+    _echo(results_table(results))
+    _echo(f"wrote {Path(config.out_dir) / 'results.json'} and {len(results['plots'])} plots")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
 
@@ -146,6 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bpe-vocab-size", dest="bpe_vocab_size", type=int, default=None, help="train BPE")
     p.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
 
+    e = sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots",
+                       description="Score models (bits per note, pitch bits, perplexity) against n-gram baselines.")
+    e.add_argument("--models", nargs="+", default=None, help="bundled names, folders or Hub ids "
+                   "(default: original deeper-thinner wider-shallower folk-base)")
+    e.add_argument("--dataset", default=None, help="corpus spec of the evaluation melodies (default: essen/kinder0)")
+    e.add_argument("--out", dest="out_dir", default=None, help="output folder (default: out/eval)")
+    e.add_argument("--config", default=None, help="a YAML like recipes/evaluate.yaml; flags override it")
+    e.add_argument("--split", default=None, help="all, train, validation, test or auto (default: auto)")
+    e.add_argument("--num-samples", dest="num_samples", type=int, default=None,
+                   help="sampled melodies per model for BLEU and music statistics (default: 0)")
+    e.add_argument("--ngram-order", dest="ngram_order", type=int, default=None, help="n-gram context (default: 2)")
+    e.add_argument("--max-melodies", dest="max_melodies", type=int, default=None, help="quick runs: cap melodies")
+    e.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
+
     sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
                    add_help=False)
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
@@ -167,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "generate" and args.max_new_notes is None and args.max_bars is None:
         args.max_new_notes = 64
-    commands = {"prepare": cmd_prepare, "generate": cmd_generate, "models": cmd_models}
+    commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,24 +172,35 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
         out[split] = pack(tok, config.max_length, tokenizer.pad_token_id, num_proc)
     dsd = DatasetDict(out)
     if cache:
-        tmp = path.with_name(path.name + ".partial")
+        # a unique temporary folder, then a rename: concurrent builders (e.g. DDP ranks) never clash
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
         dsd.save_to_disk(str(tmp))
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError:  # another process finished first; its copy is identical
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
     return dsd
 
 
-def build_streaming_dataset(melodies: Iterable[Melody], tokenizer: MelodyTokenizer, config: DataConfig):
+def build_streaming_dataset(melodies: Iterable[Melody] | Callable[[], Iterable[Melody]], tokenizer: MelodyTokenizer,
+                            config: DataConfig):
     """`IterableDatasetDict` version of `build_dataset`: melodies are read, augmented, tokenized and packed lazily.
 
-    `melodies` may be any iterable, e.g. `iter_midi_folder(folder)`; it is iterated once per split and epoch.
+    `melodies` is a re-iterable collection or a zero-argument callable returning a fresh iterable, e.g.
+    `lambda: iter_midi_folder(folder)`; it is iterated once per split and epoch, so files are read on the fly.
     """
     from datasets import IterableDataset, IterableDatasetDict
 
     shifts = semitone_shifts(config.augment_semitones)
-    source = melodies
+    if not callable(melodies) and iter(melodies) is melodies:
+        raise TypeError("streaming needs a re-iterable collection or a callable returning an iterable, not a "
+                        "one-shot iterator (wrap it: lambda: iter_midi_folder(folder))")
+    source = melodies if callable(melodies) else (lambda: melodies)
 
     def gen(split: str):
-        for m in source:
+        for m in source():
             if split_of(m.id, config.validation_ratio, config.test_ratio, config.seed) != split:
                 continue
             yield from _records(augment([m], shifts) if split == "train" else [m])

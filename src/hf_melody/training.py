@@ -110,27 +110,78 @@ def _field_names(parser) -> set[str]:
     return {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype)}
 
 
-def load_yaml_config(path: str | os.PathLike, parser=None) -> dict[str, Any]:
-    """Read a recipe YAML; unknown keys are a `ConfigError` naming them and the closest known key."""
+def _did_you_mean(name: str, known: set[str], prefix: str = "") -> str:
     import difflib
 
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
+
+
+_LIST_KEYS = ("dataset", "exclude", "novelty_dataset")
+"""String keys that a YAML may give as a list (the parsers join them with commas)."""
+
+
+def _check_yaml_value(path: Path, key: str, value: Any, action) -> None:
+    """Convert `value` the way the command line would (`action.type`, `action.choices`); `ConfigError` if it fails."""
+    if value is None or action is None or action.type is None:
+        return
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and key not in _LIST_KEYS and action.nargs not in ("+", "*"):
+        raise ConfigError(f"{path}: {key}: got a list {value!r}, expected a single value; write `{key}: <value>`")
+    if isinstance(value, dict):
+        return  # dict-valued TrainingArguments fields (e.g. accelerator_config) are checked by transformers
+    import argparse
+
+    kind = getattr(action.type, "__name__", "")
+    example = {"int": "a whole number, e.g. 1000", "float": "a number, e.g. 0.001",
+               "string_to_bool": "true or false"}.get(kind, "a valid value")
+    for item in items:
+        if isinstance(item, bool) and action.type in (int, float):
+            raise ConfigError(f"{path}: {key}: got {item!r}; write {example}")
+        try:
+            converted = action.type(item if isinstance(item, str) else str(item))
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
+            raise ConfigError(f"{path}: {key}: {item!r} is not valid ({_one_line(e)}); write {example}") from e
+        if action.choices is not None and converted not in action.choices:
+            choices = ", ".join(str(c) for c in action.choices)
+            raise ConfigError(f"{path}: {key}: {item!r} is not one of: {choices}")
+
+
+def _one_line(text: Any, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def load_yaml_config(path: str | os.PathLike, parser=None) -> dict[str, Any]:
+    """Read a recipe YAML; unknown keys and values of the wrong type are a `ConfigError` naming the key and the fix.
+
+    Example:
+        >>> load_yaml_config("recipes/tiny-debug.yaml")["preset"]          # doctest: +SKIP
+        'original'
+    """
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such recipe file; see recipes/ for examples")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where} ({_one_line(problem)}); fix the syntax") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({_one_line(e)})") from e
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of keys to values, got {type(values).__name__}")
-    known = _field_names(parser or make_parser())
-    for key in values:
+    parser = parser or make_parser()
+    known = _field_names(parser)
+    actions = {a.dest: a for a in parser._actions}
+    for key, value in values.items():
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{path}: unknown key {key!r}{hint}")
+            raise ConfigError(f"{path}: unknown key {key!r}{_did_you_mean(str(key), known)}")
+        _check_yaml_value(path, key, value, actions.get(key))
     return values
 
 
@@ -141,14 +192,24 @@ def parse_args(args: list[str] | None = None):
     before any work starts.
     """
     parser = make_parser()
+
+    def fail(message: str):  # argparse would print usage and exit; one typed line instead
+        raise ConfigError(f"{_one_line(message)}; run with --help to see every option")
+
+    parser.error = fail
     args = list(sys.argv[1:] if args is None else args)
     config_path = None
-    if "--config" in args:
-        i = args.index("--config")
-        if i + 1 >= len(args):
-            raise ConfigError("--config needs a path to a recipe YAML, e.g. --config recipes/original.yaml")
-        config_path = args[i + 1]
-        del args[i:i + 2]
+    for i, arg in enumerate(args):
+        if arg.startswith("--config="):
+            config_path = arg.partition("=")[2]
+            del args[i]
+            break
+        if arg == "--config":
+            if i + 1 >= len(args):
+                raise ConfigError("--config needs a path to a recipe YAML, e.g. --config recipes/original.yaml")
+            config_path = args[i + 1]
+            del args[i:i + 2]
+            break
     if config_path:
         values = load_yaml_config(config_path, parser)
         # lists in YAML (dataset, exclude) are comma-separated strings on the command line
@@ -156,17 +217,32 @@ def parse_args(args: list[str] | None = None):
             if isinstance(values.get(key), list):
                 values[key] = ",".join(values[key])
         parser.set_defaults(**values)
+    if not _has_accelerator():
+        # Without it, DDP on CPU (accelerate launch --multi_gpu / torchrun) silently runs as 1-process copies.
+        parser.set_defaults(use_cpu=True)
     try:
         model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(
             args=args, return_remaining_strings=True)
+    except ConfigError:
+        raise
     except SystemExit as e:  # argparse exits on type errors; say it in one line instead
         raise ConfigError(f"invalid arguments {args}; run with --help to see every option") from e
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"invalid training arguments: {e}") from e
+        source = f" (from {config_path} and the command line)" if config_path else ""
+        raise ConfigError(f"invalid training arguments{source}: {_one_line(e, 300)}") from e
     if rest:
-        raise ConfigError(f"unknown arguments {rest}; run with --help to see every option")
+        flags = [r for r in rest if r.startswith("--")]
+        hint = _did_you_mean(flags[0].lstrip("-").partition("=")[0], _field_names(parser), "--") if flags else ""
+        raise ConfigError(f"unknown arguments {rest}" + (hint or "; run with --help to see every option"))
     validate(model_args, data_args, training_args)
     return model_args, data_args, training_args
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
 
 
 def validate(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
@@ -179,6 +255,15 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
         raise ConfigError(f"max_steps={training_args.max_steps}; give a positive number (or -1 to use epochs)")
     if training_args.num_train_epochs <= 0 and training_args.max_steps == -1:
         raise ConfigError("num_train_epochs must be positive when max_steps is not set")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, name) < 1:
+            raise ConfigError(f"{name}={getattr(training_args, name)} must be at least 1")
+    for name in ("logging_steps", "save_steps", "eval_steps"):
+        value = getattr(training_args, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name}={value} must be positive (a float below 1 is a ratio of the total steps)")
+    if data_args.num_proc is not None and data_args.num_proc < 1:
+        raise ConfigError(f"num_proc={data_args.num_proc} must be at least 1 (or unset)")
     if data_args.max_length < 8:
         raise ConfigError(f"max_length={data_args.max_length} is too small; use at least 8 (256 is usual)")
     n_pos = model_args.n_positions or data_args.max_length
@@ -198,6 +283,23 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
         raise ConfigError("streaming datasets have no length: set max_steps")
     if not data_args.dataset_list():
         raise ConfigError("dataset is empty; give a corpus name such as essen, or a MIDI folder")
+    from .corpora import MUSIC21_CORPORA
+
+    for spec in data_args.dataset_list():
+        if spec.split("/")[0] not in MUSIC21_CORPORA and not Path(spec).exists():
+            raise ConfigError(f"dataset {spec!r} is neither a corpus ({', '.join(MUSIC21_CORPORA)}) nor an existing "
+                              "MIDI folder; fix the name or the path")
+    if data_args.bpe_vocab_size is not None and model_args.init_from is None:
+        from .tokenizer import MelodyTokenizer
+
+        base = MelodyTokenizer().vocab_size
+        if data_args.bpe_vocab_size <= base:
+            raise ConfigError(f"bpe_vocab_size={data_args.bpe_vocab_size} must be larger than the base vocabulary "
+                              f"({base}); raise it (e.g. 500) or remove it to train without BPE")
+    resume = training_args.resume_from_checkpoint
+    if resume is not None and not Path(resume).is_dir():
+        raise ConfigError(f"resume_from_checkpoint={resume!r}: no such checkpoint folder; omit it to resume "
+                          "automatically from the last checkpoint in output_dir")
 
 
 class _JsonLogCallback:
@@ -224,6 +326,27 @@ def write_training_log(output_dir: str | os.PathLike, history: list[dict]) -> Pa
     return atomic_write_text(Path(output_dir) / TRAINING_LOG, json.dumps(body, indent=1))
 
 
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest `checkpoint-<step>` folder of `output_dir` that was written completely, or None.
+
+    The Trainer writes `trainer_state.json` last; a job killed while saving leaves a checkpoint without it, and
+    resuming from that one would fail. Such folders are skipped (with a warning).
+    """
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    folder = Path(output_dir)
+    steps = []
+    for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = p.name[len(PREFIX_CHECKPOINT_DIR) + 1:]
+        if p.is_dir() and step.isdigit():
+            steps.append((int(step), p))
+    for _, p in sorted(steps, reverse=True):
+        if (p / "trainer_state.json").is_file():
+            return str(p)
+        logger.warning("%s has no trainer_state.json (the job stopped while saving it); not resuming from it", p)
+    return None
+
+
 def train(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict[str, Any]:
     """Run one training job: data -> model -> Trainer -> bundle in `training_args.output_dir`.
 
@@ -231,7 +354,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     `output_dir` when one exists (or from `resume_from_checkpoint`).
     """
     from transformers import Trainer, default_data_collator, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .data import DataConfig, build_dataset, dataset_stats
     from .hub import load_model, load_tokenizer, save_bundle
@@ -246,7 +368,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     # 2. resume detection
     last_checkpoint = None
     if os.path.isdir(training_args.output_dir) and training_args.resume_from_checkpoint is None:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+        last_checkpoint = last_complete_checkpoint(training_args.output_dir)
         if last_checkpoint:
             logger.info("resuming from %s", last_checkpoint)
 
@@ -262,8 +384,12 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
             from .corpora import iter_midi_folder
 
             sources = data_args.dataset_list()
-            melodies = (m for s in sources for m in (iter_midi_folder(s, progress=False) if Path(s).is_dir()
-                                                       else load_melodies(s, progress=False)[0]))
+
+            def melodies():  # re-read the folders lazily on every pass
+                for s in sources:
+                    yield from (iter_midi_folder(s, progress=False) if Path(s).is_dir()
+                                else load_melodies(s, progress=False)[0])
+
             dsd = build_dataset(melodies, tokenizer, config, streaming=True)
             report_summary = "streaming"
         else:
@@ -321,6 +447,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
             "final_eval_loss": metrics.get("eval_loss"),
             "final_train_loss": metrics.get("train_loss"),
             "num_parameters": num_parameters(model),
+            "world_size": training_args.world_size,
+            "global_batch_size": training_args.per_device_train_batch_size * training_args.world_size
+            * training_args.gradient_accumulation_steps,
         }
         save_bundle(trainer.model, tokenizer, training_args.output_dir, training_info=info)
     trainer.accelerator.wait_for_everyone()

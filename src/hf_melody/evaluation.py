@@ -1,0 +1,433 @@
+"""Comparing melody models: likelihood (from `likelihood`), baselines (from `baselines`), sampled-melody metrics,
+and the comparison of several models in one `results.json` with plots (`evaluation_plots`).
+
+Example:
+    >>> from hf_melody.evaluation import evaluate_models, score_melodies
+    >>> from hf_melody import load_melodies, load_model, load_tokenizer
+    >>> melodies, _ = load_melodies("essen/kinder0")                                        # doctest: +SKIP
+    >>> score_melodies(load_model("folk-base"), load_tokenizer("folk-base"), melodies).bits_per_note  # doctest: +SKIP
+    5.1
+    >>> evaluate_models(["original", "folk-base"], "essen/kinder0", out_dir="out/eval")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .baselines import (  # noqa: F401  (re-exported: the baselines are part of the evaluation API)
+    NGramNoteModel,
+    WittenBellNGram,
+    cross_validate_ngram,
+    kfold,
+    majority_token_baseline,
+)
+from .corpora import Melody
+from .errors import ConfigError, HFMelodyError
+from .likelihood import (  # noqa: F401  (re-exported)
+    LikelihoodResult,
+    melodies_from_notes,
+    notes_of_score,
+    pitch_token_ids,
+    score_melodies,
+)
+
+logger = logging.getLogger(__name__)
+
+IDYOM_KINDER_PITCH_BITS = 2.106
+"""IDyOM's pitch prediction on the Kinderlieder (Pearce 2005), bits per note."""
+ORDER2_KINDER_PITCH_BITS = 2.62
+"""An order-2 n-gram on the same data (approximate, from the same literature)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sampling-based metrics
+# ----------------------------------------------------------------------------------------------------------------
+def _generate(model, tokenizer, prompt: list[int], max_new_tokens: int, max_new_notes: int | None, seed: int
+              ) -> list[int]:
+    import torch
+    from transformers import StoppingCriteriaList
+
+    from .generation import MusicalLengthCriteria, token_counts
+
+    torch.manual_seed(seed)
+    criteria = StoppingCriteriaList()
+    if max_new_notes is not None:
+        criteria.append(MusicalLengthCriteria(tokenizer, len(prompt), max_new_notes=max_new_notes))
+    x = torch.tensor([prompt], device=next(model.parameters()).device)
+    out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=True, temperature=1.0, top_k=0,
+                         top_p=1.0, max_new_tokens=max_new_tokens, stopping_criteria=criteria,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)[0].tolist()
+    new, notes = [], 0
+    pitch_counts, _ = token_counts(tokenizer)
+    for i in out[len(prompt):]:
+        if i in (tokenizer.eos_token_id, tokenizer.pad_token_id):
+            break
+        notes += int(pitch_counts[i])
+        if max_new_notes is not None and notes > max_new_notes:
+            break
+        new.append(i)
+    return new
+
+
+def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: int = 32, prompt_bars: int = 4,
+                   use_style_tokens: bool = True, training_notes: Sequence | None = None, seed: int = 0,
+                   progress: bool = False) -> dict[str, Any]:
+    """Metrics of sampled melodies (temperature 1, no truncation).
+
+    - `continuation_bleu`: for up to `num_samples` melodies, the first `prompt_bars` bars are the prompt; the
+      model continues for as many notes as the real continuation has; corpus BLEU over base REMI tokens
+      (plain REMI tokenizers only: BPE ids cannot be cut at a bar line).
+    - `self_bleu` and `music_statistics` (`compare_sets` against `melodies`) of `num_samples` unconditional
+      samples (BOS + style token only).
+    - `novelty` of those samples against `training_notes`, when given.
+
+    Example:
+        >>> sample_metrics(model, tok, melodies, num_samples=16)["continuation_bleu"]["bleu"]   # doctest: +SKIP
+        0.21
+    """
+    from tqdm.auto import tqdm
+
+    from .data import melody_style
+    from .music_stats import compare_sets
+    from .similarity import corpus_bleu, novelty, self_bleu
+
+    model.eval()
+    n_pos = int(model.config.n_positions)
+    preds, refs = [], []
+    # BPE ids cannot be cut at a bar line, so continuation BLEU is only measured for plain REMI tokenizers
+    prompts = [] if tokenizer.is_bpe else melodies[:num_samples]
+    for k, m in enumerate(tqdm(prompts, desc="continuations", disable=not progress)):
+        ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
+        base = tokenizer.to_base_tokens(ids)
+        bar_pos = [i for i, t in enumerate(base) if t.startswith("Bar_")]
+        if len(bar_pos) <= prompt_bars + 1 or bar_pos[prompt_bars] >= n_pos - 8:
+            continue
+        cut = bar_pos[prompt_bars]
+        reference = ids[cut:-1]
+        ref_notes = sum(t.startswith("Pitch_") for t in base[cut:])
+        gen = _generate(model, tokenizer, ids[:cut], n_pos - cut, ref_notes, seed + k)
+        preds.append(tokenizer.to_base_tokens(gen))
+        refs.append(tokenizer.to_base_tokens(reference))
+    out: dict[str, Any] = {"num_prompts": len(preds), "prompt_bars": prompt_bars}
+    out["continuation_bleu"] = corpus_bleu(preds, refs) if preds else None
+
+    samples, sample_ts, sample_tokens = [], [], []
+    style = melody_style(melodies[0]) if use_style_tokens else None
+    prompt = [tokenizer.bos_token_id] + ([tokenizer.style_token_id(style)] if style else [])
+    for k in tqdm(range(num_samples), desc="samples", disable=not progress):
+        gen = _generate(model, tokenizer, prompt, n_pos - len(prompt), None, seed + 10_000 + k)
+        try:
+            notes, tss = notes_of_score(tokenizer.decode(gen))
+        except Exception as e:  # a malformed sample is reported, not fatal
+            logger.warning("sample %d could not be decoded (%s)", k, e)
+            continue
+        if notes:
+            samples.append(notes)
+            sample_ts.append(tss)
+            sample_tokens.append(tokenizer.to_base_tokens(gen))
+    out["num_samples"] = len(samples)
+    out["self_bleu"] = self_bleu(sample_tokens) if len(sample_tokens) > 1 else None
+    if samples:
+        stats = compare_sets(samples, [m.notes for m in melodies], sample_ts, [m.time_signatures for m in melodies])
+        stats.pop("per_melody")
+        out["music_statistics"] = stats
+        if training_notes is not None:
+            nov = novelty(samples, training_notes, sample_ts)
+            out["novelty"] = {k: nov[k] for k in ("copy_rate", "mean_longest_shared", "max_longest_shared")}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# comparing models
+# ----------------------------------------------------------------------------------------------------------------
+def bundle_training_files(name: str) -> tuple[dict, dict]:
+    """`(training_info.json, training_log.json)` of a bundle (name, folder or Hub id), each `{}` when absent."""
+    from .hub import TRAINING_INFO, resolve_file
+    from .training import TRAINING_LOG
+
+    out = []
+    for filename in (TRAINING_INFO, TRAINING_LOG):
+        try:
+            out.append(json.loads(Path(resolve_file(name, filename)).read_text()))
+        except (HFMelodyError, OSError, ValueError):
+            out.append({})
+    return out[0], out[1]
+
+
+def trained_on(info: dict, dataset: str) -> bool:
+    """Whether a model's training data (its `training_info.json`: `dataset` minus `exclude`) overlaps `dataset`.
+
+    Example:
+        >>> trained_on({"dataset": ["essen", "oneills1850"], "exclude": ["essen/kinder0"]}, "essen/kinder0")
+        False
+    """
+    spec = dataset.rstrip("/") + "/"
+    for d in info.get("dataset", []):
+        d = str(d).rstrip("/") + "/"
+        if spec.startswith(d) or d.startswith(spec):
+            excluded = any(spec.startswith(str(e).rstrip("/") + "/") for e in info.get("exclude", []) or [])
+            if not excluded:
+                return True
+    return False
+
+
+def overfitting_curve(log: dict) -> list[dict[str, float]]:
+    """Validation minus training loss at each evaluation step of a `training_log.json` (the training loss
+    interpolated at that step)."""
+    import numpy as np
+
+    train = [(h["step"], h["loss"]) for h in log.get("train", []) if "step" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log.get("eval", []) if "step" in h]
+    if not train or not evals:
+        return []
+    steps, losses = zip(*train, strict=True)
+    return [{"step": s, "gap": float(e - np.interp(s, steps, losses))} for s, e in evals]
+
+
+def improvement_ratios(results: dict[str, Any], baseline: str = "ngram") -> dict[str, dict[str, float]]:
+    """Models x metrics: how many times better than the baseline (> 1 is better).
+
+    `baseline_value / model_value` for bits and perplexity, `model_value / baseline_value` for accuracy.
+    `baseline` is `"ngram"` or the name of a model in `results["models"]`; token metrics of the n-gram
+    baseline come from the majority / unigram baseline (the n-gram has no tokens).
+    """
+    base = results["models"].get(baseline)
+    b = results["baselines"]
+    ref = {
+        "bits_per_note": (base or b["ngram"])["bits_per_note"],
+        "pitch_bits_per_note": (base or b["ngram"]).get("pitch_bits_per_note"),
+        "token_perplexity": (base or {}).get("token_perplexity", b["majority"]["perplexity"]),
+        "token_accuracy": (base or {}).get("token_accuracy", b["majority"]["accuracy"]),
+    }
+    out = {}
+    for name, r in results["models"].items():
+        row = {}
+        for metric, rv in ref.items():
+            mv = r.get(metric)
+            if mv is None or rv is None or not mv or not rv:
+                continue
+            row[metric] = mv / rv if metric == "token_accuracy" else rv / mv
+        out[name] = row
+    return out
+
+
+def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_dir: str | os.PathLike = "out/eval",
+                    split: str = "auto", ngram_order: int = 2, ngram_folds: int = 10, baseline: str = "ngram",
+                    num_samples: int = 0, prompt_bars: int = 4, novelty_dataset: str | list[str] | None = None,
+                    stride: int | None = None, batch_size: int = 16, max_melodies: int | None = None,
+                    seed: int = 0, device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score several model bundles on one dataset; write `results.json` and plots into `out_dir`.
+
+    Args:
+        models: bundled checkpoint names (`folk-base`, `original`, ...), folders or Hub ids (HF cache). Models
+            that cannot be loaded are skipped and listed under `skipped`.
+        dataset: corpus spec of the evaluation melodies.
+        split: `"all"`, `"train"`, `"validation"`, `"test"` (by `hf_melody.data.split_of`, default ratios) or
+            `"auto"`: all melodies when no model's `training_info.json` lists the dataset among its (not
+            excluded) training data, else the test split.
+        ngram_order, ngram_folds: the n-gram baseline (`baselines.NGramNoteModel`) and the majority-token /
+            unigram baseline, both cross-validated over the evaluation melodies (each scored by a baseline
+            that never saw it).
+        baseline: `"ngram"` or a model name: the reference of the improvement ratios.
+        num_samples: > 0 adds sampled-melody metrics (see `sample_metrics`); `novelty_dataset` is the
+            corpus that samples are checked for copies against (e.g. the models' training corpora).
+        stride, batch_size, device: likelihood scoring settings; `max_melodies` caps the melodies (quick runs).
+
+    Returns the results dict (also in `out_dir/results.json`).
+
+    Example:
+        >>> evaluate_models(["original", "deeper-thinner"], "essen/kinder0", "out/eval")   # doctest: +SKIP
+    """
+    from .corpora import load_melodies
+    from .data import melody_style, split_of
+    from .hub import load_model, load_tokenizer
+    from .modeling import num_parameters
+    from .tokenizer import MelodyTokenizer
+    from .utils import atomic_write_text
+
+    if not models:
+        raise ConfigError("no models to evaluate; give bundled names, folders or Hub ids")
+    out_dir = Path(out_dir)
+    melodies, _ = load_melodies(dataset, progress=progress)
+    infos = {name: bundle_training_files(name) for name in models}
+    if split == "auto":
+        seen = [n for n, (info, _) in infos.items() if trained_on(info, dataset)]
+        split = "test" if seen else "all"
+        logger.info("split=auto -> %s%s", split, f" ({', '.join(seen)} trained on {dataset})" if seen else "")
+    if split != "all":
+        if split not in ("train", "validation", "test"):
+            raise ConfigError(f"split={split!r}; choose all, train, validation, test or auto")
+        melodies = [m for m in melodies if split_of(m.id) == split]
+    melodies = melodies[:max_melodies] if max_melodies else melodies
+    if len(melodies) < max(2, ngram_folds):
+        raise ConfigError(f"{len(melodies)} melodies in split {split!r} of {dataset}; need at least "
+                          f"{max(2, ngram_folds)} (lower ngram_folds or use split='all')")
+    notes = [m.notes for m in melodies]
+    results: dict[str, Any] = {"dataset": dataset, "split": split, "num_melodies": len(melodies),
+                               "num_notes": sum(len(n) for n in notes), "models": {}, "baselines": {},
+                               "skipped": {}, "settings": {"ngram_order": ngram_order, "ngram_folds": ngram_folds,
+                                                           "num_samples": num_samples, "seed": seed}}
+    # 1. baselines (cross-validated over the evaluation melodies)
+    ngram = cross_validate_ngram(notes, ngram_order, ngram_folds, seed)
+    results["baselines"]["ngram"] = {k: ngram[k] for k in ("pitch_bits_per_note", "bits_per_note", "order")}
+    base_tok = MelodyTokenizer()
+    targets = [base_tok.encode(m, bos=True, eos=True, style=melody_style(m))[2:] for m in melodies]
+    maj_parts = []
+    for train, test in kfold(list(range(len(melodies))), ngram_folds, seed):
+        maj_parts.append(majority_token_baseline([targets[i] for i in train], [targets[i] for i in test],
+                                                 base_tok.vocab_size, sum(len(notes[i]) for i in test)))
+    tokens = sum(p["num_tokens"] for p in maj_parts)
+    nats = sum(p["loss"] * p["num_tokens"] for p in maj_parts)
+    results["baselines"]["majority"] = {
+        "accuracy": sum(p["accuracy"] * p["num_tokens"] for p in maj_parts) / tokens,
+        "loss": nats / tokens, "perplexity": math.exp(nats / tokens),
+        "bits_per_note": nats / math.log(2) / results["num_notes"]}
+    training_notes = None
+    if num_samples and novelty_dataset:
+        training_notes = [m.notes for m in load_melodies(novelty_dataset, progress=progress)[0]]
+
+    # 2. models
+    logs = {}
+    for name in models:
+        try:
+            model, tok = load_model(name), load_tokenizer(name)
+        except HFMelodyError as e:
+            logger.warning("skipping %s: %s", name, e)
+            results["skipped"][name] = str(e)
+            continue
+        if device:
+            model = model.to(device)
+        r = score_melodies(model, tok, melodies, pitch_bits=not tok.is_bpe, stride=stride, batch_size=batch_size,
+                           progress=progress).to_dict()
+        info, log = infos[name]
+        logs[name] = log
+        gaps = overfitting_curve(log)
+        r.update({"num_parameters": num_parameters(model), "is_bpe": tok.is_bpe, "vocab_size": tok.vocab_size,
+                  "n_positions": int(model.config.n_positions), "final_train_loss": info.get("final_train_loss"),
+                  "final_eval_loss": info.get("final_eval_loss"), "generalization_gap": gaps[-1]["gap"] if gaps
+                  else None, "trained_on_dataset": trained_on(info, dataset)})
+        if split == "all" and r["trained_on_dataset"]:
+            logger.warning("%s was trained on %s: its scores on split=all include its training melodies", name,
+                           dataset)
+        if num_samples:
+            r["samples"] = sample_metrics(model, tok, melodies, num_samples, prompt_bars,
+                                          training_notes=training_notes, seed=seed, progress=progress)
+        results["models"][name] = r
+    if not results["models"]:
+        raise HFMelodyError(f"none of the models could be loaded: {results['skipped']}")
+    if baseline != "ngram" and baseline not in results["models"]:
+        raise ConfigError(f"baseline={baseline!r} is neither 'ngram' nor one of the models {list(results['models'])}")
+    results["improvement"] = {"baseline": baseline, "ratios": improvement_ratios(results, baseline)}
+
+    # 3. plots and results.json
+    from .evaluation_plots import plot_all
+
+    results["plots"] = [str(p) for p in plot_all(results, logs, out_dir)]
+    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=1, default=float))
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# configuration (recipes/evaluate.py, `hf-melody evaluate`)
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class EvaluationArguments:
+    """The keys of `recipes/evaluate.yaml` and options of `hf-melody evaluate` (the arguments of `evaluate_models`).
+
+    Args:
+        models: bundled names (`folk-base`, `original`, `deeper-thinner`, `wider-shallower`), folders or Hub ids.
+        dataset: corpus spec of the evaluation melodies.
+        out_dir: where `results.json` and the plots go.
+        split: all, train, validation, test or auto.
+        ngram_order, ngram_folds: the cross-validated n-gram baseline.
+        baseline: reference of the improvement heatmap: `ngram` or one of the models.
+        num_samples, prompt_bars, novelty_dataset: sampled-melody metrics (0 samples skips them).
+        stride, batch_size, max_melodies, seed, device: scoring settings.
+    """
+
+    models: list[str] = field(default_factory=lambda: ["original", "deeper-thinner", "wider-shallower", "folk-base"],
+                              metadata={"help": "Bundled names, folders or Hub ids."})
+    dataset: str = field(default="essen/kinder0", metadata={"help": "Corpus spec of the evaluation melodies."})
+    out_dir: str = field(default="out/eval", metadata={"help": "Output folder.", "aliases": ["--out"]})
+    split: str = field(default="auto", metadata={"help": "all, train, validation, test or auto (all unless a "
+                                                 "model trained on the dataset)."})
+    ngram_order: int = field(default=2, metadata={"help": "Context length of the n-gram baseline."})
+    ngram_folds: int = field(default=10, metadata={"help": "Cross-validation folds of the baselines."})
+    baseline: str = field(default="ngram", metadata={"help": "Reference of the improvement ratios."})
+    num_samples: int = field(default=0, metadata={"help": "Sampled melodies per model (0: no sampling metrics)."})
+    prompt_bars: int = field(default=4, metadata={"help": "Prompt length of continuation BLEU, in bars."})
+    novelty_dataset: str | None = field(default=None, metadata={"help": "Corpus to check samples for copies "
+                                                                "against (comma-separated)."})
+    stride: int | None = field(default=None, metadata={"help": "Sliding-window stride (default: half the context)."})
+    batch_size: int = field(default=16, metadata={"help": "Windows per forward pass."})
+    max_melodies: int | None = field(default=None, metadata={"help": "Use at most this many melodies."})
+    seed: int = field(default=0, metadata={"help": "Seed of folds and sampling."})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cpu)."})
+
+    def to_kwargs(self) -> dict[str, Any]:
+        kwargs = asdict(self)
+        if self.novelty_dataset:
+            kwargs["novelty_dataset"] = [s.strip() for s in self.novelty_dataset.split(",") if s.strip()]
+        return kwargs
+
+
+def parse_evaluation_args(args: list[str] | None = None) -> EvaluationArguments:
+    """`--config recipes/evaluate.yaml` (defaults) plus command-line overrides; unknown keys are a `ConfigError`.
+
+    Example:
+        >>> parse_evaluation_args(["--models", "original", "--out", "out/x"]).out_dir
+        'out/x'
+    """
+    import sys
+
+    from transformers import HfArgumentParser
+
+    from .training import load_yaml_config
+
+    parser = HfArgumentParser(EvaluationArguments)
+    args = list(sys.argv[1:] if args is None else args)
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise ConfigError("--config needs a path to a YAML file, e.g. --config recipes/evaluate.yaml")
+        values = load_yaml_config(args[i + 1], parser)
+        if isinstance(values.get("novelty_dataset"), list):
+            values["novelty_dataset"] = ",".join(values["novelty_dataset"])
+        parser.set_defaults(**values)
+        del args[i:i + 2]
+    try:
+        (parsed, rest) = parser.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
+    except SystemExit as e:
+        raise ConfigError(f"invalid arguments {args}; run with --help to see every option") from e
+    if rest:
+        raise ConfigError(f"unknown arguments {rest}; run with --help to see every option")
+    return parsed
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """A Markdown table of the models and baselines of `results` (bits per note, pitch bits, perplexity).
+
+    Example:
+        >>> print(results_table(evaluate_models(["original"], "essen/kinder0")))    # doctest: +SKIP
+    """
+    def fmt(x: Any) -> str:
+        return f"{x:.3f}" if isinstance(x, int | float) and x == x else "-"
+
+    rows = ["| model | bits/note | pitch bits/note | token perplexity | token accuracy | parameters |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, r in results["models"].items():
+        rows.append(f"| {name} | {fmt(r['bits_per_note'])} | {fmt(r['pitch_bits_per_note'])} | "
+                    f"{fmt(r['token_perplexity'])} | {fmt(r['token_accuracy'])} | {r['num_parameters']:,} |")
+    ng, maj = results["baselines"]["ngram"], results["baselines"]["majority"]
+    rows.append(f"| n-gram (order {ng['order']}, {results['settings']['ngram_folds']}-fold) | "
+                f"{fmt(ng['bits_per_note'])} | {fmt(ng['pitch_bits_per_note'])} | - | - | - |")
+    rows.append(f"| unigram / majority token | {fmt(maj['bits_per_note'])} | - | {fmt(maj['perplexity'])} | "
+                f"{fmt(maj['accuracy'])} | - |")
+    return "\n".join(rows)

@@ -1,0 +1,96 @@
+"""Melodies -> DatasetDict: split by melody, augmentation on train only, packing, content-keyed cache, streaming."""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_melody.data import (
+    DataConfig,
+    augment,
+    build_dataset,
+    semitone_shifts,
+    split_melodies,
+    split_of,
+    tokenize_melodies,
+)
+
+
+def test_split_is_by_melody_stable_and_seedable(kinder_melodies):
+    parts = split_melodies(kinder_melodies, 0.1, 0.1, seed=0)
+    ids = {s: {m.id for m in ms} for s, ms in parts.items()}
+    assert sum(len(v) for v in ids.values()) == 213
+    assert not (ids["train"] & ids["validation"]) and not (ids["train"] & ids["test"])
+    assert 5 <= len(ids["validation"]) <= 40 and 5 <= len(ids["test"]) <= 40  # hash split: ~10% each
+    # stable: the same id always lands in the same split, whatever else is in the corpus
+    assert split_melodies(kinder_melodies[:50], 0.1, 0.1, 0)["test"] == [m for m in parts["test"]
+                                                                         if m in kinder_melodies[:50]]
+    assert split_of("essen/kinder0/3", 0.1, 0.1, seed=1) in ("train", "validation", "test")
+    other = split_melodies(kinder_melodies, 0.1, 0.1, seed=1)
+    assert {m.id for m in other["test"]} != ids["test"]
+
+
+def test_augmentation_stays_in_range(kinder_melodies):
+    assert semitone_shifts(5) == list(range(-5, 6))
+    assert semitone_shifts([2, -2]) == [-2, 0, 2]
+    assert semitone_shifts(0) == [0]
+    out = list(augment(kinder_melodies[:20], semitone_shifts(5)))
+    assert 20 < len(out) <= 220
+    assert all(48 <= n[2] <= 84 for m in out for n in m.notes)
+
+
+def test_build_dataset_packs_blocks_and_augments_train_only(tokenizer, kinder_melodies):
+    config = DataConfig(max_length=64, augment_semitones=2, validation_ratio=0.1, test_ratio=0.1)
+    dsd = build_dataset(kinder_melodies, tokenizer, config, cache=False)
+    assert set(dsd) == {"train", "validation", "test"}
+    row = dsd["train"][0]
+    assert len(row["input_ids"]) == len(row["labels"]) == len(row["attention_mask"]) == 64
+    assert row["input_ids"][0] == tokenizer.bos_token_id
+    assert row["input_ids"][1] == tokenizer.style_token_id("german-folk")
+    parts = split_melodies(kinder_melodies, 0.1, 0.1, 0)
+    tokens = {s: sum(sum(r) for r in dsd[s]["attention_mask"]) for s in dsd}
+    expected_val = sum(len(tokenizer.encode(m)) + 3 for m in parts["validation"])
+    assert tokens["validation"] == expected_val  # every token kept, only the tail block padded
+    assert tokens["train"] > 4 * sum(len(tokenizer.encode(m)) + 3 for m in parts["train"])
+
+
+def test_cache_is_keyed_by_content(tokenizer, kinder_melodies):
+    config = DataConfig(max_length=64, augment_semitones=0)
+    melodies = kinder_melodies[:30]
+    first = build_dataset(melodies, tokenizer, config)
+    again = build_dataset(melodies, tokenizer, config)
+    assert again["train"]["input_ids"] == first["train"]["input_ids"]
+    changed = [m for m in melodies]
+    changed[0] = type(changed[0]).from_dict({**changed[0].to_dict(),
+                                             "notes": [[o, d, p + 1] for o, d, p in changed[0].notes]})
+    assert config.fingerprint(changed, tokenizer) != config.fingerprint(melodies, tokenizer)
+    rebuilt = build_dataset(changed, tokenizer, config)
+    assert rebuilt["train"]["input_ids"] != first["train"]["input_ids"]  # never served stale
+    from hf_melody.corpora import cache_dir
+
+    cached = {p.name for p in (cache_dir() / "datasets").iterdir()}
+    assert {config.fingerprint(melodies, tokenizer), config.fingerprint(changed, tokenizer)} <= cached
+
+
+def test_tokenize_melodies_keeps_metadata(tokenizer, kinder_melodies):
+    ds = tokenize_melodies(kinder_melodies[:5], tokenizer)
+    assert ds[0]["id"] == "essen/kinder0/0" and ds[0]["num_notes"] == len(kinder_melodies[0].notes)
+    assert ds[0]["input_ids"][-1] == tokenizer.eos_token_id
+
+
+def test_streaming_dataset_tokenizes_on_the_fly(tokenizer, kinder_melodies):
+    config = DataConfig(max_length=64, augment_semitones=1, validation_ratio=0.1, test_ratio=0.1)
+    streamed = build_dataset(lambda: iter(kinder_melodies), tokenizer, config, streaming=True)
+    blocks = list(streamed["validation"])
+    eager = build_dataset(kinder_melodies, tokenizer, config, cache=False)
+    assert [b["input_ids"] for b in blocks] == eager["validation"]["input_ids"]
+    first_train = next(iter(streamed["train"]))
+    assert len(first_train["input_ids"]) == 64
+
+
+@pytest.mark.parametrize("bad", [{"max_length": 4}])
+def test_tiny_blocks_are_rejected_by_the_recipe_validation(bad):
+    from hf_melody import ConfigError
+    from hf_melody.training import parse_args
+
+    with pytest.raises(ConfigError, match="max_length"):
+        parse_args(["--max_length", str(bad["max_length"])])

@@ -1,0 +1,127 @@
+"""MelodyPipeline: unconditional and continued generation, reproducibility, MIDI/WAV/PNG output, registration."""
+
+from __future__ import annotations
+
+import pytest
+from symusic import Score
+
+from hf_melody import ConfigError, GeneratedMelody, MelodyPipeline, MidiReadError
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_bundle):
+    return MelodyPipeline.from_pretrained(tiny_bundle)
+
+
+def test_unconditional_generation_respects_max_new_notes(pipe):
+    melodies = pipe(seed=0, max_new_notes=12, num_return_sequences=3)
+    assert len(melodies) == 3 and all(isinstance(m, GeneratedMelody) for m in melodies)
+    assert all(0 < m.num_notes <= 12 for m in melodies)
+    assert all(m.token_ids[0] == pipe.melody_tokenizer.bos_token_id for m in melodies)
+    assert all(48 <= p <= 84 for m in melodies for _, _, p in m.notes)
+
+
+def test_same_seed_same_bytes_and_different_seed_differs(pipe):
+    a = pipe(seed=3, max_new_notes=16)[0].to_midi_bytes()
+    b = pipe(seed=3, max_new_notes=16)[0].to_midi_bytes()
+    c = pipe(seed=4, max_new_notes=16)[0].to_midi_bytes()
+    assert a == b and a != c
+
+
+@pytest.fixture(scope="module")
+def theme(tmp_path_factory, fixtures_dir):
+    """The first 10 notes of a real Kinderlied, as a MIDI file (the tiny model has a 128-token context)."""
+    from hf_melody import read_midi
+
+    melody = read_midi(fixtures_dir / "kinder0_5.mid")
+    melody.notes = melody.notes[:10]
+    path = tmp_path_factory.mktemp("theme") / "theme.mid"
+    melody.to_score().dump_midi(str(path))
+    return path
+
+
+def test_continuation_starts_with_the_prompt(pipe, theme):
+    from hf_melody import read_midi
+
+    prompt = read_midi(theme)
+    [m] = pipe(str(theme), max_new_notes=8, seed=1)
+    assert m.num_prompt_notes == len(prompt.notes)
+    assert [list(n) for n in m.notes[: len(prompt.notes)]] == prompt.notes
+    assert len(prompt.notes) < m.num_notes <= len(prompt.notes) + 8
+    # the same prompt as a Score and as token ids gives the same continuation
+    ids = pipe.melody_tokenizer.encode(prompt)
+    by_score = pipe(Score(str(theme)), max_new_notes=8, seed=1)[0]
+    by_ids = pipe(ids, max_new_notes=8, seed=1)[0]
+    assert by_score.token_ids == m.token_ids == by_ids.token_ids
+
+
+def test_batch_of_prompts_and_output_types(pipe, theme):
+    prompts = [str(theme), Score(str(theme))]
+    out = pipe(prompts, max_new_notes=4, seed=0, output_type="score")
+    assert len(out) == 2 and all(isinstance(r[0], Score) for r in out)
+    [ids] = pipe(max_new_notes=4, seed=0, output_type="ids")
+    assert isinstance(ids, list) and all(isinstance(i, int) for i in ids)
+    [midi] = pipe(max_new_notes=4, seed=0, output_type="midi")
+    assert midi[:4] == b"MThd"
+
+
+def test_max_bars_and_time_signature(pipe):
+    [m] = pipe(max_bars=2, time_signature="3/4", seed=2)
+    assert m.score.time_signatures[0].numerator == 3
+    bar = 3 * 480
+    assert all(onset < 2 * bar for onset, _, _ in m.notes)
+
+
+def test_saves_midi_wav_and_png(pipe, tmp_path):
+    import wave
+
+    [m] = pipe(seed=0, max_new_notes=16)
+    midi = m.save_midi(tmp_path / "a.mid")
+    assert Score(str(midi)).note_num() == m.num_notes
+    wav = m.save_wav(tmp_path / "a.wav")
+    with wave.open(str(wav)) as w:
+        assert w.getnchannels() == 2 and w.getframerate() == 22050
+        frames = w.readframes(w.getnframes())
+    assert w.getnframes() > 22050 * 0.5 and any(frames)  # real, non-silent audio
+    png = m.save_piano_roll(tmp_path / "a.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files
+
+
+def test_transformers_pipeline_factory(tiny_bundle):
+    import transformers
+
+    pipe = transformers.pipeline("melody-generation", model=str(tiny_bundle))
+    assert isinstance(pipe, MelodyPipeline)
+    assert pipe(seed=0, max_new_notes=4)[0].num_notes <= 4
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"temperature": 0}, "temperature"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"num_return_sequences": 0}, "num_return_sequences"),
+    ({"style": "polka"}, "unknown style"),
+    ({"time_signature": "5/7"}, "not in the vocabulary"),
+    ({"colour": "blue"}, "unknown generation option"),
+])
+def test_bad_options_fail_clearly(pipe, kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        pipe(seed=0, max_new_notes=2, **kwargs)
+
+
+def test_bad_prompts_fail_clearly(pipe, tmp_path, fixtures_dir):
+    with pytest.raises(MidiReadError, match="no such file"):
+        pipe(str(tmp_path / "missing.mid"))
+    with pytest.raises(ConfigError, match="outside the vocabulary"):
+        pipe([1, 99999])
+    with pytest.raises(ConfigError, match="use a shorter prompt"):
+        pipe(str(fixtures_dir / "kinder0_5.mid"))  # 126 tokens for a 128-token model
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    from hf_melody import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not a folder, a bundled checkpoint"):
+        MelodyPipeline.from_pretrained("nobody/no-such-melody-model")
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        MelodyPipeline.from_pretrained(tmp_path)
