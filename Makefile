@@ -50,7 +50,8 @@ bench: setup
 	$(BIN)/python benchmarks/generation_speed.py
 
 cards: setup
-	$(BIN)/hf-melody cards
+	$(BIN)/hf-melody evaluate --models folk-base original deeper-thinner wider-shallower --dataset essen/kinder0 --out model_cards/eval
+	$(BIN)/hf-melody cards --results model_cards/eval/results.json
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -16,8 +16,13 @@ os.environ["MPLBACKEND"] = "Agg"
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_MELODY_CACHE"] = str(_TMP / "hf_melody_cache")
 os.environ.setdefault("MUSIC21_TMP", str(_TMP))
+# One thread: tiny models gain little from two, and a busy 2-core machine slows 10x under oversubscription.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
+CARD_METRICS = ("bits_per_note", "pitch_bits_per_note", "token_perplexity", "token_accuracy")
+"""The `results.json` entries a card reports (model-index metrics and the evaluation table)."""
 
 
 def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dict[str, Any] | None = None,
@@ -17,11 +19,13 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
     """
     import jinja2
 
+    from .tokenizer import MelodyTokenizer
+
     bundle_dir = Path(bundle_dir)
     config = json.loads((bundle_dir / "config.json").read_text())
     name = name or bundle_dir.name
-    metrics = [{"type": k, "value": round(float(v), 4)} for k, v in (results or {}).items()
-               if isinstance(v, int | float)]
+    metrics = [{"type": k, "value": round(float(results[k]), 4)} for k in CARD_METRICS
+               if isinstance((results or {}).get(k), int | float)]
     eval_table = ""
     if metrics:
         eval_table = "| metric | value |\n|---|---|\n" + "\n".join(f"| {m['type']} | {m['value']} |" for m in metrics)
@@ -38,8 +42,7 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
         num_parameters=int(info.get("num_parameters", 0)),
         vocab_size=config["vocab_size"],
         n_positions=config["n_positions"],
-        bpe=(bundle_dir / "miditok.json").is_file() and '"_vocab_base_byte_to_token"' in
-        (bundle_dir / "miditok.json").read_text() and '"_model"' in (bundle_dir / "miditok.json").read_text(),
+        bpe=MelodyTokenizer.from_pretrained(bundle_dir).is_bpe,
         datasets=info.get("dataset", []),
         exclude=info.get("exclude", []),
         data_report=info.get("data_report", "n/a"),
@@ -47,7 +50,32 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
         train_loss=fmt(info.get("final_train_loss")),
         eval_loss=fmt(info.get("final_eval_loss")),
         command=info.get("command", "n/a"),
-        eval_dataset=info.get("eval_dataset", "essen/kinder0"),
+        eval_dataset=info.get("eval_dataset", "n/a"),
         metrics=metrics,
         eval_table=eval_table,
     )
+
+
+def generate_model_cards(results_path: str | Path, out_dir: str | Path = "model_cards",
+                         names: list[str] | None = None) -> list[Path]:
+    """Render the card of every bundled checkpoint from its `training_info.json` and an evaluation `results.json`.
+
+    Writes `out_dir/<name>.md` and the same text as the bundle's own `README.md`, so the numbers of the cards
+    always come from `results.json` (written by `hf-melody evaluate`).
+
+    Example:
+        >>> generate_model_cards("model_cards/eval/results.json")        # doctest: +SKIP
+    """
+    from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
+    from .utils import atomic_write_text
+
+    results = json.loads(Path(results_path).read_text())
+    written = []
+    for name in names or bundled_checkpoints():
+        bundle = CHECKPOINTS_DIR / name
+        info = json.loads((bundle / TRAINING_INFO).read_text())
+        info = {**info, "load_name": name, "eval_dataset": f"{results.get('dataset')} ({results.get('split')})"}
+        text = render_model_card(bundle, info, results["models"].get(name), name=f"hf_melody {name}")
+        written.append(atomic_write_text(Path(out_dir) / f"{name}.md", text))
+        atomic_write_text(bundle / "README.md", text)
+    return written

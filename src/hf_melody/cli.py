@@ -108,6 +108,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cards(args: argparse.Namespace) -> int:
+    from .cards import generate_model_cards
+
+    for path in generate_model_cards(args.results, args.out):
+        _echo(f"wrote {path}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
 
@@ -177,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
                    add_help=False)
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
+    c = sub.add_parser("cards", help="regenerate the model cards of the bundled checkpoints from results.json",
+                       description="Render model_cards/<name>.md and each bundle's README.md from its training "
+                                   "info and an evaluation results.json (written by `hf-melody evaluate`).")
+    c.add_argument("--results", default="model_cards/eval/results.json", help="evaluation results.json")
+    c.add_argument("--out", default="model_cards", help="folder for the cards (default: model_cards)")
     return parser
 
 
@@ -195,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == "generate" and args.max_new_notes is None and args.max_bars is None:
         args.max_new_notes = 64
-    commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models}
+    commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
+                "cards": cmd_cards}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

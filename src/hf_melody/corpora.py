@@ -142,28 +142,41 @@ def fit_pitch_range(notes: list[list[int]], where: str) -> list[list[int]]:
     while hi + shift > PITCH_RANGE[1]:
         shift -= 12
     if lo + shift < PITCH_RANGE[0]:
-        raise NoMelodyError(f"{where}: melody pitches {lo}-{hi} cannot be shifted by octaves into {PITCH_RANGE}")
+        raise NoMelodyError(f"{where}: melody pitches {lo}-{hi} cannot be shifted by octaves into {PITCH_RANGE}; "
+                            "transpose it so that it fits, or drop its extreme notes")
     return [[o, d, p + shift] for o, d, p in notes] if shift else notes
 
 
 # --------------------------------------------------------------------------------------------------------------
 # MIDI files
 # --------------------------------------------------------------------------------------------------------------
-def _track_score(track) -> float:
-    """Prefer the track that sounds highest and most continuously (the usual home of the melody)."""
+def _track_score(track, span: int | None = None) -> float:
+    """Prefer the track that sounds high, plays through the piece, varies its pitch and is mostly one line.
+
+    `span` is the length in ticks of the whole piece (default: the track's own), so that a single long note or a
+    few scattered hits do not look "continuous". Pitches count up to the top of the tokenizer range only: a piccolo
+    holding one very high note is not a melody.
+    """
     notes = track.notes
     if len(notes) == 0:
         return -1.0
-    pitches = notes.numpy()["pitch"]
-    start = min(n.time for n in notes)
-    end = max(n.time + n.duration for n in notes)
-    covered = sum(d for _, d, _ in skyline((n.time, n.duration, n.pitch) for n in notes))
-    continuity = covered / max(1, end - start)
-    return float(pitches.mean()) + 24.0 * continuity
+    arr = notes.numpy()
+    pitches = arr["pitch"]
+    start, end = int(arr["time"].min()), int((arr["time"] + arr["duration"]).max())
+    line = skyline((n.time, n.duration, n.pitch) for n in notes)
+    covered = sum(d for _, d, _ in line)
+    continuity = min(1.0, covered / max(1, span or end - start))
+    variety = min(1.0, (len({p for _, _, p in line}) - 1) / 6)
+    polyphony = 1.0 - len(line) / len(notes)
+    register = min(float(pitches.mean()), float(PITCH_RANGE[1]))
+    return register + 24.0 * continuity + 12.0 * variety - 12.0 * polyphony
 
 
 def melody_from_score(score, melody_id: str, source: str, where: str | None = None) -> Melody:
     """Choose the melody track of a `symusic.Score` (drums skipped) and reduce it to one line at `TPQ`.
+
+    Tracks are tried best first (`_track_score`); one whose line is too short or cannot fit the pitch range is
+    passed over for the next. Unsupported time signatures are dropped (4/4 applies until the first kept one).
 
     Raises:
         NoMelodyError: the score has no notes, only drum notes, or a melody outside the pitch range.
@@ -177,29 +190,31 @@ def melody_from_score(score, melody_id: str, source: str, where: str | None = No
     pitched = [t for t in tracks if not t.is_drum]
     if not pitched:
         raise NoMelodyError(f"{where}: only drum tracks (MIDI channel 10); a melody needs a pitched track")
-    best = max(pitched, key=_track_score)
-    line = skyline((n.time, n.duration, n.pitch) for n in best.notes)
-    if len(line) < 2:
-        raise NoMelodyError(f"{where}: the melody has {len(line)} note(s); at least 2 are needed")
+    arrays = [t.notes.numpy() for t in pitched]
+    span = max(int((a["time"] + a["duration"]).max()) for a in arrays) - min(int(a["time"].min()) for a in arrays)
+    # the best-scoring track that holds a usable line (at least 2 notes that fit the pitch range by octaves)
+    first_error = None
+    for best in sorted(pitched, key=lambda t: _track_score(t, span), reverse=True):
+        line = skyline((n.time, n.duration, n.pitch) for n in best.notes)
+        try:
+            if len(line) < 2:
+                raise NoMelodyError(f"{where}: the melody has {len(line)} note(s) of non-zero length; at least 2 are "
+                                    "needed")
+            line = fit_pitch_range(line, where)
+            break
+        except NoMelodyError as e:
+            first_error = first_error or e
+    else:
+        raise first_error
     first = line[0][0]
     tss = [[int(ts.time), int(ts.numerator), int(ts.denominator)] for ts in score.time_signatures]
     tss = _clean_time_signatures(tss, where)
     # start at the bar that holds the first note
     bar0 = _bar_start(first, tss)
     line = [[o - bar0, d, p] for o, d, p in line]
-    tss = [[max(0, t - bar0), n, d] for t, n, d in tss if t >= bar0] or [[0, *tss[0][1:]]]
-    if tss[0][0] != 0:
-        tss.insert(0, [0, *_ts_at(bar0, score)])
-    line = fit_pitch_range(line, where)
+    current = [[n, d] for t, n, d in tss if t <= bar0][-1:] or [[4, 4]]  # 4/4 until the first (MIDI default)
+    tss = [[0, *current[0]]] + [[t - bar0, n, d] for t, n, d in tss if t > bar0]
     return Melody(melody_id, source, line, tss, title=str(best.name or Path(where).stem))
-
-
-def _ts_at(tick: int, score) -> list[int]:
-    cur = [4, 4]
-    for ts in score.time_signatures:
-        if ts.time <= tick:
-            cur = [int(ts.numerator), int(ts.denominator)]
-    return cur
 
 
 def _clean_time_signatures(tss: list[list[int]], where: str) -> list[list[int]]:
@@ -226,6 +241,111 @@ def _bar_start(tick: int, tss: list[list[int]]) -> int:
     return start + (tick - start) // bar * bar
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    """`text` on one line (whitespace collapsed), cut to `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _read_varlen(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
+    """A MIDI variable-length quantity (at most 4 bytes) at `pos`; returns (value, next position)."""
+    value = 0
+    for _ in range(4):
+        if pos >= end:
+            raise MidiReadError(f"{what} ends inside a length or delta time); re-export it")
+        byte = data[pos]
+        pos += 1
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos
+    raise MidiReadError(f"{what}: a length or delta time is longer than 4 bytes); re-export it")
+
+
+def _check_track_events(data: bytes, pos: int, end: int, what: str) -> None:
+    """Walk the events of one track chunk `data[pos:end]`; raise `MidiReadError` at the first malformed one.
+
+    symusic 0.5.9 can crash the interpreter (SIGSEGV, SIGABRT) on a channel event whose data bytes have the top bit
+    set (found by tests/test_fuzz.py) and trusts events to end inside their chunk, so both are checked here.
+    Running status is accepted, also across meta events (common in files found in the wild). About 0.2 s per
+    100,000 notes.
+    """
+    running = 0
+    while pos < end:
+        if data[pos] < 0x80:  # one-byte delta time: the common case, kept fast
+            pos += 1
+        else:
+            _, pos = _read_varlen(data, pos, end, what)
+        if pos >= end:
+            raise MidiReadError(f"{what} ends after a delta time, without an event); re-export it")
+        status = data[pos]
+        if status < 0x80:
+            if not running:
+                raise MidiReadError(f"{what}: data byte {status:#04x} at byte {pos} without a status byte); "
+                                    "re-export it")
+            status = running
+        else:
+            pos += 1
+        if status < 0xF0:  # channel message: 1 or 2 data bytes below 0x80
+            running = status
+            if 0xC0 <= status < 0xE0:
+                if pos < end and data[pos] & 0x80:
+                    raise MidiReadError(f"{what}: bad data byte after status {status:#04x} at byte {pos}); "
+                                        "re-export it")
+                pos += 1
+            else:
+                if pos + 1 < end and (data[pos] | data[pos + 1]) & 0x80:
+                    raise MidiReadError(f"{what}: bad data byte after status {status:#04x} at byte {pos}); "
+                                        "re-export it")
+                pos += 2
+        elif status == 0xFF:  # meta event: type, length, data
+            length, pos = _read_varlen(data, pos + 1, end, what)
+            pos += length
+        elif status in (0xF0, 0xF7):  # sysex: length, data
+            length, pos = _read_varlen(data, pos, end, what)
+            pos += length
+        else:
+            raise MidiReadError(f"{what}: status byte {status:#04x} at byte {pos - 1} is not allowed in a MIDI "
+                                "file); re-export it")
+        if pos > end:
+            raise MidiReadError(f"{what}: an event runs past the end of its chunk); re-export it")
+
+
+def _check_midi_structure(data: bytes, where: str) -> None:
+    """Walk the chunks of a Standard MIDI File; raise `MidiReadError` on what symusic would misread or crash on.
+
+    symusic trusts chunk lengths (a track chunk claiming more bytes than the file holds crashed the interpreter)
+    and divides by the time division, so both are checked here first.
+    """
+    fix = "re-export or re-download it"
+    if len(data) < 14:
+        raise MidiReadError(f"{where}: corrupt or truncated MIDI (only {len(data)} bytes; the header alone takes "
+                            f"14); {fix}")
+    header_len = int.from_bytes(data[4:8], "big")
+    fmt, ntracks, division = (int.from_bytes(data[i:i + 2], "big") for i in (8, 10, 12))
+    if header_len < 6 or 8 + header_len > len(data):
+        raise MidiReadError(f"{where}: corrupt or truncated MIDI (header length {header_len}, expected 6); {fix}")
+    if fmt > 2:
+        raise MidiReadError(f"{where}: corrupt MIDI (format {fmt}; only 0, 1 and 2 exist); {fix}")
+    if division & 0x8000:
+        raise MidiReadError(f"{where}: SMPTE time division (frames per second) is not supported; re-export the "
+                            "file with ticks per quarter note")
+    if division == 0:
+        raise MidiReadError(f"{where}: corrupt MIDI (time division of 0 ticks per quarter note); {fix}")
+    pos, found = 8 + header_len, 0
+    while found < ntracks and pos + 8 <= len(data):
+        length = int.from_bytes(data[pos + 4:pos + 8], "big")
+        if pos + 8 + length > len(data):
+            raise MidiReadError(f"{where}: corrupt or truncated MIDI (chunk {found + 1} at byte {pos} claims "
+                                f"{length} bytes, {len(data) - pos - 8} are left); {fix}")
+        if data[pos:pos + 4] == b"MTrk":
+            found += 1
+            _check_track_events(data, pos + 8, pos + 8 + length, f"{where}: corrupt MIDI (track {found}")
+        pos += 8 + length
+    if found < ntracks:
+        raise MidiReadError(f"{where}: corrupt or truncated MIDI (the header announces {ntracks} track(s), "
+                            f"{found} found); {fix}")
+
+
 def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str = "midi") -> Melody:
     """Read one MIDI file and extract its melody.
 
@@ -237,6 +357,13 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
 
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise MidiReadError(f"{path}: is a folder, not a MIDI file; give a .mid file (or read the folder with "
+                                "iter_midi_folder / load_melodies)")
+        if path.is_symlink():
+            raise MidiReadError(f"{path}: broken symbolic link to {os.readlink(path)}; fix or remove the link")
+        if path.exists():
+            raise MidiReadError(f"{path}: not a regular file; give a .mid file")
         raise MidiReadError(f"{path}: no such file; check the path")
     try:
         data = path.read_bytes()
@@ -244,11 +371,18 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
         raise MidiReadError(f"{path}: cannot be read ({e.strerror}); check its permissions") from e
     if not data.startswith(b"MThd"):
         raise MidiReadError(f"{path}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
+    _check_midi_structure(data, str(path))
     try:
         score = Score.from_midi(data)
     except Exception as e:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MidiReadError(f"{path}: corrupt or truncated MIDI ({str(e).strip()[:120]}); re-export it") from e
-    return melody_from_score(score, melody_id or f"midi/{path.name}", source, where=str(path))
+        raise MidiReadError(f"{path}: corrupt or truncated MIDI ({_one_line(e, 120)}); re-export it") from e
+    try:
+        return melody_from_score(score, melody_id or f"midi/{path.name}", source, where=str(path))
+    except (MidiReadError, NoMelodyError):
+        raise
+    except Exception as e:  # absurd values that parsed (e.g. times beyond int32 after resampling)
+        raise MidiReadError(f"{path}: corrupt MIDI data ({type(e).__name__}: {_one_line(e, 120)}); "
+                            "re-export it") from e
 
 
 def midi_files(folder: str | os.PathLike) -> list[Path]:
@@ -258,7 +392,9 @@ def midi_files(folder: str | os.PathLike) -> list[Path]:
         raise CorpusError(f"{folder}: no such folder; give a folder of .mid files or a corpus name ({_names()})")
     if not folder.is_dir():
         raise CorpusError(f"{folder}: not a folder; give a folder of .mid files or a corpus name ({_names()})")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    # broken links are kept so that the folder job reports them instead of silently dropping them
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES
+                   and (p.is_file() or (p.is_symlink() and not p.exists())))
     if not files:
         raise CorpusError(f"{folder}: no .mid/.midi files found (searched recursively); add MIDI files to it")
     return files
@@ -346,11 +482,15 @@ def music21_files(name: str) -> list[Path]:
     return files
 
 
-def _m21_melody(score, melody_id: str, source: str, style: str) -> Melody:
-    """Convert one music21 score (its first part) straight to a `Melody`, without writing MIDI."""
+def _m21_melody(score, melody_id: str, source: str, style: str, where: str | None = None) -> Melody:
+    """Convert one music21 score (its first part) straight to a `Melody`, without writing MIDI.
+
+    `where` names the tune in error messages (default: `melody_id`).
+    """
     from music21 import key as m21key
     from music21 import meter
 
+    where = where or melody_id
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     part = parts[0]
     measures = list(part.getElementsByClass("Measure"))
@@ -365,12 +505,12 @@ def _m21_melody(score, melody_id: str, source: str, style: str) -> Melody:
         raw.append((onset, round(float(n.quarterLength) * TPQ), pitch))
     line = skyline(raw)
     if len(line) < 2:
-        raise NoMelodyError(f"{melody_id}: fewer than 2 notes")
+        raise NoMelodyError(f"{where}: the tune has {len(line)} note(s); at least 2 are needed (fix or remove it)")
     tss = []
     for ts in flat.getElementsByClass(meter.TimeSignature):
         tick = round((float(ts.offset) + shift) * TPQ) if ts.offset > 0 else 0
         tss.append([tick, int(ts.numerator), int(ts.denominator)])
-    tss = _clean_time_signatures(tss, melody_id)
+    tss = _clean_time_signatures(tss, where)
     if tss[0][0] != 0:
         tss.insert(0, [0, *tss[0][1:]])
     keys = list(flat.getElementsByClass(m21key.KeySignature))
@@ -380,7 +520,7 @@ def _m21_melody(score, melody_id: str, source: str, style: str) -> Melody:
         key = str(k) if isinstance(k, m21key.Key) else str(k.asKey())
     md = score.metadata
     title = (md.title or "") if md is not None else ""
-    line = fit_pitch_range(line, melody_id)
+    line = fit_pitch_range(line, where)
     return Melody(melody_id, source, line, tss, title=title, key=key, style=style)
 
 
@@ -397,7 +537,8 @@ def _convert_music21_file(args: tuple[str, str, str]) -> tuple[list[dict], list[
     try:
         parsed = converter.parse(path)
     except Exception as e:  # music21 raises many unrelated types for bad ABC
-        return [], [(f"{base}/{stem}", "ParseError", f"{path}: music21 could not parse it ({e})")]
+        reason = f"{path}: music21 could not parse it ({type(e).__name__}: {_one_line(e, 120)}); fix or remove the file"
+        return [], [(f"{base}/{stem}", "ParseError", reason)]
     scores = list(parsed.scores) if hasattr(parsed, "scores") and len(parsed.scores) else [parsed]
     for i, score in enumerate(scores):
         mid = f"{base}/{stem}/{i}"
@@ -408,11 +549,12 @@ def _convert_music21_file(args: tuple[str, str, str]) -> tuple[list[dict], list[
                 if id(ts) in seen:
                     ts.activeSite.replace(ts, copy.deepcopy(ts))
                 seen.add(id(ts))
-            melodies.append(_m21_melody(score, mid, base, style).to_dict())
+            melodies.append(_m21_melody(score, mid, base, style, where=f"{path} tune {i} ({mid})").to_dict())
         except NoMelodyError as e:
-            skips.append((mid, "NoMelodyError", str(e)))
+            skips.append((mid, "NoMelodyError", _one_line(e, 300)))
         except Exception as e:  # noqa: BLE001 - one broken tune must not stop a corpus
-            skips.append((mid, type(e).__name__, f"{mid}: conversion failed ({e})"))
+            skips.append((mid, type(e).__name__, f"{path} tune {i} ({mid}): conversion failed ({type(e).__name__}: "
+                                                 f"{_one_line(e, 120)}); fix or remove the tune"))
     return melodies, skips
 
 

@@ -80,9 +80,14 @@ def load_model(name_or_path: str | os.PathLike, allow_pickle: bool = False, trus
 
     where = resolve_bundle(name_or_path)
     resolve_file(name_or_path, "config.json")  # a clear error before transformers' long one
+    from safetensors import SafetensorError
+
     try:
         return AutoModelForCausalLM.from_pretrained(where, use_safetensors=not allow_pickle or None,
                                                     trust_remote_code=trust_remote_code, **kwargs)
+    except SafetensorError as e:
+        raise ModelLoadError(f"{name_or_path}: model.safetensors is corrupt or truncated ({e}); re-download or "
+                             "re-save the bundle") from e
     except OSError as e:
         raise ModelLoadError(
             f"{name_or_path}: could not load the model weights ({str(e).splitlines()[0][:160]}); only "

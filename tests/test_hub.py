@@ -1,0 +1,86 @@
+"""The bundle: folder and Hub-cache round trips (offline), model cards, push_to_hub up to the upload call."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hf_melody import HFMelodyError, MelodyPipeline, ModelLoadError, load_model, push_bundle_to_hub, save_bundle
+from hf_melody.hub import load_tokenizer
+
+
+def _hub_cache_snapshot(bundle: Path, repo_id: str) -> Path:
+    """Lay a bundle out the way huggingface_hub caches a downloaded repo."""
+    cache = Path(os.environ["HF_HOME"]) / "hub"
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = repo / "snapshots" / sha
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for f in bundle.iterdir():
+        if f.is_file():
+            shutil.copy(f, snapshot / f.name)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(sha)
+    return snapshot
+
+
+def test_bundle_round_trips_through_a_folder(tiny_bundle, tmp_path):
+    model, tok = load_model(tiny_bundle), load_tokenizer(tiny_bundle)
+    save_bundle(model, tok, tmp_path / "copy", training_info={"preset": "original", "num_parameters": 1})
+    files = {p.name for p in (tmp_path / "copy").iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "miditok.json", "README.md"} <= files
+    assert not {f for f in files if f.endswith((".bin", ".pt", ".pkl"))}
+    a = MelodyPipeline.from_pretrained(tiny_bundle)(seed=5, max_new_notes=10)[0]
+    b = MelodyPipeline.from_pretrained(tmp_path / "copy")(seed=5, max_new_notes=10)[0]
+    assert a.token_ids == b.token_ids
+
+
+def test_bundle_loads_by_hub_id_from_the_offline_cache(tiny_bundle):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    _hub_cache_snapshot(tiny_bundle, "hf-melody-tests/tiny")
+    pipe = MelodyPipeline.from_pretrained("hf-melody-tests/tiny")
+    local = MelodyPipeline.from_pretrained(tiny_bundle)
+    assert pipe(seed=1, max_new_notes=6)[0].token_ids == local(seed=1, max_new_notes=6)[0].token_ids
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE is set"):
+        MelodyPipeline.from_pretrained("hf-melody-tests/absent")
+
+
+def test_model_card_has_hub_metadata_and_a_runnable_quick_start(tiny_bundle):
+    card = (tiny_bundle / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: hf_melody\npipeline_tag: melody-generation\n")
+    info = json.loads((tiny_bundle / "training_info.json").read_text())
+    assert f"{info['final_eval_loss']:.4f}" in card and "essen/kinder0" in card
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    snippet = snippet.replace(f'"{tiny_bundle.name}"', repr(str(tiny_bundle)))
+    cwd = os.getcwd()
+    os.chdir(tiny_bundle.parent)
+    try:
+        exec(compile(snippet, "card-snippet", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    assert (tiny_bundle.parent / "melody.mid").read_bytes()[:4] == b"MThd"
+
+
+def test_push_to_hub_fails_clearly_offline_and_uploads_the_bundle(tiny_bundle, tmp_path, monkeypatch):
+    with pytest.raises(HFMelodyError, match="HF_HUB_OFFLINE is set"):
+        push_bundle_to_hub(tiny_bundle, "me/melody")
+    with pytest.raises(HFMelodyError, match="missing config.json; save the bundle"):
+        push_bundle_to_hub(tmp_path, "me/melody")
+    # online path, exercised up to the upload call (no network here): record what would be sent
+    import huggingface_hub
+
+    calls = {}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo",
+                        lambda self, repo_id, private=False, exist_ok=False: calls.update(repo=repo_id,
+                                                                                         private=private))
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder",
+                        lambda self, **kw: calls.update(kw) or type("Info", (), {"commit_url": "url"})())
+    assert push_bundle_to_hub(tiny_bundle, "me/melody", private=True) == "url"
+    assert calls["repo"] == "me/melody" and calls["private"] is True
+    assert calls["folder_path"] == str(tiny_bundle) and "*.safetensors" in calls["allow_patterns"]
+    assert not any(p.endswith(".bin") for p in calls["allow_patterns"])
