@@ -4,7 +4,7 @@ Example:
     >>> from hf_melody import MelodyTokenizer
     >>> tok = MelodyTokenizer()
     >>> tok.vocab_size, tok.bos_token_id
-    (178, 1)
+    (176, 1)
 """
 
 from __future__ import annotations

@@ -1,0 +1,58 @@
+"""The `hf-melody` command and the bundled checkpoints (loaded offline by name)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_melody.cli import main
+from hf_melody.hub import CHECKPOINTS_DIR, bundled_checkpoints
+
+BUNDLED = ["folk-base", "original", "deeper-thinner", "wider-shallower"]
+
+
+def test_generate_writes_midi_wav_and_png(tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "--model", str(tiny_bundle), "--num", "2", "--out", str(out), "--seed", "0",
+                 "--max-new-notes", "12"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["melody_0.mid", "melody_0.png", "melody_0.wav", "melody_1.mid", "melody_1.png", "melody_1.wav"]
+    assert "wrote 6 files" in capsys.readouterr().out
+    again = tmp_path / "again"
+    main(["generate", "--model", str(tiny_bundle), "--num", "2", "--out", str(again), "--seed", "0",
+          "--max-new-notes", "12", "--formats", "mid"])
+    assert (again / "melody_1.mid").read_bytes() == (out / "melody_1.mid").read_bytes()
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hf_melody.cli", "generate", "--model", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hf-melody: error: ") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_help_explains_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("generate", "prepare", "train", "evaluate", "models", "cards"):
+        assert command in text
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_checkpoint_loads_offline_and_generates(name):
+    from hf_melody import MelodyPipeline
+
+    assert name in bundled_checkpoints()
+    info = json.loads((CHECKPOINTS_DIR / name / "training_info.json").read_text())
+    assert "essen/kinder0" in info["exclude"], "the Kinderlieder benchmark must stay held out"
+    log = json.loads((CHECKPOINTS_DIR / name / "training_log.json").read_text())
+    assert log["eval"][-1]["eval_loss"] < log["eval"][0]["eval_loss"]
+    [melody] = MelodyPipeline.from_pretrained(name)(seed=0, max_new_notes=24)
+    assert 12 <= melody.num_notes <= 24
+    assert not any(Path(CHECKPOINTS_DIR / name).glob("*.bin"))
