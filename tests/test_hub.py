@@ -84,3 +84,23 @@ def test_push_to_hub_fails_clearly_offline_and_uploads_the_bundle(tiny_bundle, t
     assert calls["repo"] == "me/melody" and calls["private"] is True
     assert calls["folder_path"] == str(tiny_bundle) and "*.safetensors" in calls["allow_patterns"]
     assert not any(p.endswith(".bin") for p in calls["allow_patterns"])
+
+
+@pytest.mark.parametrize("name", ["folk-base", "original", "deeper-thinner", "wider-shallower"])
+def test_bundled_cards_match_results_and_their_snippet_runs(name, tmp_path):
+    root = Path(__file__).parents[1]
+    card = (root / "model_cards" / f"{name}.md").read_text()
+    results = json.loads((root / "model_cards" / "eval" / "results.json").read_text())["models"][name]
+    for metric in ("bits_per_note", "pitch_bits_per_note", "token_perplexity"):
+        assert f"- type: {metric}\n      value: {round(results[metric], 4)}\n" in card
+    from hf_melody.hub import CHECKPOINTS_DIR
+
+    assert (CHECKPOINTS_DIR / name / "README.md").read_text() == card
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(snippet, f"{name}-card", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "melody.mid").read_bytes()[:4] == b"MThd"
