@@ -5,6 +5,9 @@ Example:
     >>> pipe = MelodyPipeline.from_pretrained("folk-base")
     >>> melodies = pipe(num_return_sequences=2, max_new_notes=32, seed=0)
     >>> melodies[0].save_midi("out/melody.mid")                       # doctest: +SKIP
+    >>> pipe(key="D minor", pitch_range=(60, 81), num_bars=8, end_on_tonic=True, seed=1)   # doctest: +SKIP
+    >>> for note in pipe.stream(seed=2, tempo_qpm=100):                  # doctest: +SKIP
+    ...     print(note.pitch, note.onset_seconds)
 
     >>> import transformers, hf_melody
     >>> pipe = transformers.pipeline("melody-generation", model="path/to/bundle")   # doctest: +SKIP
@@ -12,7 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +27,18 @@ from transformers import AutoModelForCausalLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .errors import ConfigError, HFMelodyError, MidiReadError
-from .generation import MusicalLengthCriteria, token_counts
+from .generation import (
+    MelodyConstraints,
+    MusicalLengthCriteria,
+    NoteStreamer,
+    StreamedNote,
+    melody_logits_processors,
+    token_counts,
+)
 from .hub import DEFAULT_MODEL, load_model, load_tokenizer
 from .tokenizer import STYLES, MelodyTokenizer
+
+logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("melody", "score", "ids", "midi")
 
@@ -38,7 +52,9 @@ class GeneratedMelody:
         token_ids: all token ids (prompt + generated), BOS first.
         prompt_length: how many of `token_ids` came from the prompt.
         num_prompt_notes: how many of the score's notes came from the prompt.
-        settings: the generation settings, for reproducibility.
+        settings: the generation settings, for reproducibility: `seed` is the call's seed and `melody_seed` the
+            seed of this melody (`seed + i` for the i-th melody), so `pipe(seed=m.settings["melody_seed"], ...)`
+            regenerates it alone with the same other settings.
     """
 
     score: Any
@@ -76,8 +92,9 @@ class GeneratedMelody:
         """Draw a piano-roll PNG (prompt notes in grey)."""
         from .render import save_piano_roll
 
-        shown = {k: v for k, v in self.settings.items() if k in ("model", "seed", "temperature", "top_k", "top_p",
-                                                                  "style", "time_signature")}
+        shown = {k: v for k, v in self.settings.items() if k in ("model", "melody_seed", "temperature", "top_k",
+                                                                  "top_p", "style", "time_signature", "key",
+                                                                  "num_bars") and v is not None}
         return save_piano_roll(self.score, path, title=title, settings=shown, prompt_notes=self.num_prompt_notes)
 
 
@@ -109,11 +126,11 @@ class MelodyPipeline(Pipeline):
 
     def __init__(self, model, melody_tokenizer: MelodyTokenizer | None = None, **kwargs):
         kwargs.setdefault("task", "melody-generation")
-        super().__init__(model=model, **kwargs)
         if melody_tokenizer is None:
             source = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
             melody_tokenizer = load_tokenizer(source)
-        self.melody_tokenizer = melody_tokenizer
+        self.melody_tokenizer = melody_tokenizer  # before super().__init__, which validates default options
+        super().__init__(model=model, **kwargs)
         self.model.eval()
 
     @classmethod
@@ -131,7 +148,10 @@ class MelodyPipeline(Pipeline):
                              max_bars: int | None = None, max_new_tokens: int | None = None,
                              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                              seed: int | None = None, time_signature: str | None = None, style: str | None = None,
-                             output_type: str | None = None, **kwargs):
+                             output_type: str | None = None, constrained: bool | None = None, key: str | None = None,
+                             scale: list[int] | None = None, key_strictness: str | float | None = None,
+                             pitch_range: tuple[int, int] | None = None, num_bars: int | None = None,
+                             end_on_tonic: bool | None = None, **kwargs):
         if kwargs:
             raise ConfigError(f"unknown generation option(s) {sorted(kwargs)}; see help(MelodyPipeline.__call__)")
         pre, fwd, post = {}, {}, {}
@@ -144,7 +164,7 @@ class MelodyPipeline(Pipeline):
         for name, value in (("num_return_sequences", num_return_sequences), ("max_new_notes", max_new_notes),
                             ("max_bars", max_bars), ("max_new_tokens", max_new_tokens), ("top_k", top_k)):
             if value is not None:
-                if int(value) != value or value < (0 if name == "top_k" else 1):
+                if isinstance(value, bool) or int(value) != value or value < (0 if name == "top_k" else 1):
                     raise ConfigError(f"{name}={value} must be a positive integer")
                 fwd[name] = int(value)
         if temperature is not None:
@@ -157,7 +177,23 @@ class MelodyPipeline(Pipeline):
                 raise ConfigError(f"top_p={top_p} must be in (0, 1]")
             fwd["top_p"] = float(top_p)
         if seed is not None:
+            if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+                raise ConfigError(f"seed={seed!r} must be an integer >= 0")
             fwd["seed"] = int(seed)
+        if constrained is not None:
+            fwd["constrained"] = bool(constrained)
+        constraints = MelodyConstraints.build(
+            self.melody_tokenizer, key=key, scale=scale,
+            key_strictness="hard" if key_strictness is None else key_strictness, pitch_range=pitch_range,
+            num_bars=num_bars, end_on_tonic=bool(end_on_tonic))
+        if constraints != MelodyConstraints(key_strictness=constraints.key_strictness):
+            fwd["constraints"] = constraints
+        if constraints.num_bars is not None and (max_bars is not None or max_new_notes is not None):
+            raise ConfigError("num_bars fixes the length exactly; drop max_bars / max_new_notes")
+        if constraints.needs_grammar and constrained is False:
+            raise ConfigError("num_bars and end_on_tonic need the grammar; drop constrained=False")
+        if key_strictness is not None and constraints.pitch_classes is None:
+            raise ConfigError("key_strictness applies to a key: add key='D minor' (or scale=[...])")
         if output_type is not None:
             if output_type not in OUTPUT_TYPES:
                 raise ConfigError(f"output_type={output_type!r}; choose one of {OUTPUT_TYPES}")
@@ -171,20 +207,80 @@ class MelodyPipeline(Pipeline):
             inputs: None (unconditional), a prompt (MIDI path, `symusic.Score`, token ids) or a list of prompts.
             num_return_sequences: melodies per prompt (default 1).
             max_new_notes: stop after this many new notes.
-            max_bars: stop after this many new bars.
+            max_bars: stop after this many new bars (the prompt's unfinished last bar counts as the first).
             max_new_tokens: hard cap on new tokens (default: the model's remaining context).
             temperature, top_k, top_p: sampling settings (defaults from the bundle's generation config).
-            seed: makes the output reproducible (same seed and settings -> identical bytes).
+            seed: makes the output reproducible. Melody i of a call uses seed `seed + i` and is generated on its
+                own, so `pipe(seed=s, num_return_sequences=n)[i]` is byte-identical to `pipe(seed=s + i)[0]`.
+                Without a seed one is drawn from torch's global RNG and recorded in `settings["seed"]`.
             time_signature: e.g. "3/4", for unconditional starts.
-            style: style token to start with (one of `hf_melody.tokenizer.STYLES`).
+            style: style token to start with (one of `hf_melody.tokenizer.STYLES`); without it the model picks one.
+            constrained: only sample tokens that are legal REMI for a one-voice melody (default True), so every
+                melody decodes without token errors; False samples freely (as the raw model would).
+            key: keep notes in a key, e.g. "D minor", "F# major", "Bb dorian" (see `hf_melody.generation.MODES`).
+            scale: or give the allowed pitch classes directly (0 = C; the first one is the tonic).
+            key_strictness: "hard" (default: only in-key notes) or a float penalty per out-of-key note (e.g. 3.0).
+            pitch_range: (low, high) MIDI pitches, inclusive, e.g. (60, 79).
+            num_bars: the generated part fills exactly this many bars (the prompt's unfinished last bar counts as
+                the first) and ends on the bar line. When the tokens (`max_new_tokens` or the model's context) run
+                short, the grammar closes the melody with the shortest legal ending (long notes or rests); if even
+                that cannot fit, the melody comes back shorter, with a warning.
+            end_on_tonic: the last note is the tonic of `key` (or the first degree of `scale`).
             output_type: "melody" (default, `GeneratedMelody`), "score" (`symusic.Score`), "ids" or "midi" (bytes).
 
         Returns:
             A list with one result per melody; for a list of prompts, a list of such lists.
+
+        Example:
+            >>> pipe(num_return_sequences=2, key="D minor", pitch_range=(60, 81), num_bars=8, end_on_tonic=True,
+            ...      seed=0)                                                                  # doctest: +SKIP
         """
         if isinstance(inputs, list | tuple) and not _is_token_ids(inputs):
             return super().__call__([{"prompt": p} for p in inputs], **kwargs)
         return super().__call__({"prompt": inputs}, **kwargs)
+
+    def stream(self, prompt: Any = None, tempo_qpm: float = 120.0, **kwargs) -> Iterator[StreamedNote]:
+        """Yield the notes of one melody as soon as each is generated (a transformers streamer; generation runs in
+        a background thread once iteration starts).
+
+        Takes the options of `__call__` (one melody: no `num_return_sequences` > 1, no `output_type`); bad options
+        raise here, before anything runs. With the same seed and options the notes are exactly those of
+        `pipe(prompt, ...)` after its prompt notes. Leaving the loop early stops the generation.
+
+        Args:
+            prompt: as `inputs` of `__call__` (one prompt).
+            tempo_qpm: quarter notes per minute, for the notes' times in seconds.
+
+        Example:
+            >>> for note in pipe.stream(seed=0, key="G major", num_bars=8, tempo_qpm=100):    # doctest: +SKIP
+            ...     print(note.pitch, note.onset_seconds, note.duration_seconds)
+        """
+        if isinstance(prompt, list | tuple) and prompt and not _is_token_ids(prompt):
+            raise ConfigError("stream() takes one prompt; loop over your prompts")
+        pre, fwd, post = self._sanitize_parameters(**kwargs)
+        if fwd.get("num_return_sequences", 1) != 1 or post:
+            raise ConfigError("stream() yields the notes of one melody: drop num_return_sequences / output_type")
+        streamer = NoteStreamer(self.melody_tokenizer, tempo_qpm=tempo_qpm)
+        model_inputs = self._ensure_tensor_on_device(self.preprocess({"prompt": prompt}, **pre), device=self.device)
+        return self._stream(streamer, model_inputs, fwd)
+
+    def _stream(self, streamer: NoteStreamer, model_inputs: dict[str, Any], fwd: dict[str, Any]):
+        import threading
+
+        def work():
+            try:
+                with torch.no_grad():
+                    self._forward(model_inputs, streamer=streamer, **fwd)
+            except BaseException as e:  # re-raised in the consuming thread
+                streamer.fail(e)
+
+        thread = threading.Thread(target=work, name="hf_melody-stream", daemon=True)
+        thread.start()
+        try:
+            yield from streamer
+        finally:
+            streamer.cancel()
+            thread.join()
 
     # ---- steps ---------------------------------------------------------------------------------------------------
     def _prompt_ids(self, prompt: Any) -> list[int]:
@@ -230,10 +326,32 @@ class MelodyPipeline(Pipeline):
         return {"input_ids": torch.tensor([ids]), "num_prompt_notes": num_prompt_notes,
                 "time_signature": time_signature, "style": style}
 
+    def _settings(self, model_inputs: dict[str, Any], **options) -> dict[str, Any]:
+        gen = self.model.generation_config
+        constraints = options.get("constraints") or MelodyConstraints()
+        return {
+            "model": getattr(self, "model_name", self.model.name_or_path),
+            "seed": options.get("seed"),
+            "temperature": options["temperature"] if options.get("temperature") is not None else gen.temperature,
+            "top_k": options["top_k"] if options.get("top_k") is not None else gen.top_k,
+            "top_p": options["top_p"] if options.get("top_p") is not None else gen.top_p,
+            "max_new_notes": options.get("max_new_notes"),
+            "max_bars": options.get("max_bars"),
+            "style": model_inputs["style"],
+            "time_signature": model_inputs["time_signature"],
+            "constrained": options.get("constrained", True),
+            "key": constraints.key_name,
+            "key_strictness": constraints.key_strictness if constraints.pitch_classes is not None else None,
+            "pitch_range": constraints.pitch_range,
+            "num_bars": constraints.num_bars,
+            "end_on_tonic": constraints.end_on_tonic,
+        }
+
     def _forward(self, model_inputs: dict[str, Any], num_return_sequences: int = 1,
                  max_new_notes: int | None = None, max_bars: int | None = None, max_new_tokens: int | None = None,
                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, constrained: bool = True, constraints: MelodyConstraints | None = None,
+                 streamer: NoteStreamer | None = None):
         from transformers import StoppingCriteriaList
 
         tok = self.melody_tokenizer
@@ -241,36 +359,42 @@ class MelodyPipeline(Pipeline):
         prompt_length = input_ids.shape[1]
         room = self.model.config.n_positions - prompt_length
         max_new_tokens = min(max_new_tokens or room, room)
-        gen = self.model.generation_config
-        settings = {
-            "model": getattr(self, "model_name", self.model.name_or_path),
-            "seed": seed,
-            "temperature": temperature if temperature is not None else gen.temperature,
-            "top_k": top_k if top_k is not None else gen.top_k,
-            "top_p": top_p if top_p is not None else gen.top_p,
-            "max_new_notes": max_new_notes,
-            "max_bars": max_bars,
-            "style": model_inputs["style"],
-            "time_signature": model_inputs["time_signature"],
-        }
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        settings = self._settings(model_inputs, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  max_new_notes=max_new_notes, max_bars=max_bars, constrained=constrained,
+                                  constraints=constraints)
         criteria = StoppingCriteriaList()
-        if max_new_notes is not None or max_bars is not None:
+        if streamer is not None:
+            criteria.append(streamer.stopping_criteria())
+        if not constrained and (max_new_notes is not None or max_bars is not None):
             criteria.append(MusicalLengthCriteria(tok, prompt_length, max_new_notes, max_bars))
-        if seed is not None:
-            torch.manual_seed(seed)
-        output = self.model.generate(
-            input_ids=input_ids.repeat(num_return_sequences, 1),
-            attention_mask=torch.ones_like(input_ids).repeat(num_return_sequences, 1),
-            do_sample=True,
-            temperature=settings["temperature"],
-            top_k=settings["top_k"],
-            top_p=settings["top_p"],
-            max_new_tokens=max_new_tokens,
-            stopping_criteria=criteria,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-        return {"sequences": output, "prompt_length": prompt_length, "settings": settings,
+        # 1. one melody at a time, melody i seeded with seed + i: a batch equals the single calls it stands for
+        sequences = []
+        for i in range(num_return_sequences):
+            processors = melody_logits_processors(
+                tok, constraints=constraints, constrained=constrained, max_new_notes=max_new_notes,
+                max_bars=max_bars, temperature=settings["temperature"], top_k=settings["top_k"],
+                top_p=settings["top_p"], seed=seed + i, allow_style=model_inputs["style"] is None,
+                max_length=prompt_length + max_new_tokens)
+            # 2. greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                logits_processor=processors,
+                stopping_criteria=criteria,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+                streamer=streamer,
+            )
+            sequences.append(output[0].tolist())
+            if (settings["num_bars"] or settings["end_on_tonic"]) and not processors[0].ended_properly(output)[0]:
+                logger.warning("melody %d: max_new_tokens=%d (or the model's context) ran out before the asked-for "
+                               "ending (num_bars=%s, end_on_tonic=%s) could be reached; it ends early", i,
+                               max_new_tokens, settings["num_bars"], settings["end_on_tonic"])
+        return {"sequences": sequences, "prompt_length": prompt_length, "settings": settings,
                 "num_prompt_notes": model_inputs["num_prompt_notes"]}
 
     def _trim(self, ids: list[int], prompt_length: int, max_new_notes: int | None, max_bars: int | None) -> list[int]:
@@ -293,8 +417,10 @@ class MelodyPipeline(Pipeline):
         tok = self.melody_tokenizer
         settings = model_outputs["settings"]
         results = []
-        for seq in model_outputs["sequences"].tolist():
-            ids = self._trim(seq, model_outputs["prompt_length"], settings["max_new_notes"], settings["max_bars"])
+        for i, seq in enumerate(model_outputs["sequences"]):
+            # the grammar enforces the limits itself; the unconstrained path stops one note or bar late
+            limits = (None, None) if settings["constrained"] else (settings["max_new_notes"], settings["max_bars"])
+            ids = self._trim(seq, model_outputs["prompt_length"], *limits)
             if output_type == "ids":
                 results.append(ids)
                 continue
@@ -310,7 +436,8 @@ class MelodyPipeline(Pipeline):
                 results.append(score.dumps_midi())
             else:
                 results.append(GeneratedMelody(score, ids, model_outputs["prompt_length"],
-                                               model_outputs["num_prompt_notes"], dict(settings)))
+                                               model_outputs["num_prompt_notes"],
+                                               {**settings, "melody_seed": settings["seed"] + i}))
         return results
 
 

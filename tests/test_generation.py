@@ -1,0 +1,375 @@
+"""Controlled and real-time generation: REMI grammar, key/range/bars/tonic constraints, seeding, streaming."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_melody import ConfigError, MelodyPipeline, MelodyTokenizer, build_model, read_midi
+from hf_melody.generation import MODES, MelodyConstraints, melody_logits_processors, parse_key
+from hf_melody.grammar import GrammarRules, REMIGrammar
+
+ROOT = Path(__file__).parents[1]
+D_MINOR = parse_key("D minor").pitch_classes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and two threads fighting a busy CPU make generation 10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_bundle) -> MelodyPipeline:
+    return MelodyPipeline.from_pretrained(tiny_bundle)
+
+
+@pytest.fixture(scope="module")
+def bpe_tokenizer(kinder_melodies) -> MelodyTokenizer:
+    tok = MelodyTokenizer()
+    tok.train_bpe(300, kinder_melodies)
+    assert tok.is_bpe
+    return tok
+
+
+def sample_batch(model, tok: MelodyTokenizer, n: int, first_seed: int = 0, constrained: bool = True) -> list[list[int]]:
+    """`n` unconditional samples in one batched `generate` (one seeded generator per row)."""
+    ids = torch.full((n, 1), tok.bos_token_id)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                         max_new_tokens=model.config.n_positions - 1, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id,
+                         logits_processor=melody_logits_processors(tok, constrained=constrained,
+                                                                   seed=range(first_seed, first_seed + n)))
+    return out.tolist()
+
+
+def assert_valid(tok: MelodyTokenizer, sequences: list[list[int]]) -> None:
+    """0 miditok token errors, legal under the strict grammar, and the grammar's notes are the decoder's notes."""
+    grammar = REMIGrammar.for_tokenizer(tok)
+    for seq in sequences:
+        body = [i for i in seq if i != tok.pad_token_id]
+        assert tok.tokens_errors(body) == 0.0, tok.to_base_tokens(body)
+        state = grammar.initial_state()
+        grammar.feed(state, body[:1])
+        tracked = grammar.feed(state, body[1:], GrammarRules())  # raises on an illegal token
+        decoded = tok.decode(body)
+        notes = sorted((n.time, n.duration, n.pitch) for t in decoded.tracks for n in t.notes)
+        scale = 480 // grammar.ticks_per_quarter
+        assert notes == [(n.onset * scale, n.duration * scale, n.pitch) for n in tracked]
+
+
+def bar_ticks(melody) -> int:
+    ts = melody.score.time_signatures[0]
+    return ts.numerator * 480 * 4 // ts.denominator
+
+
+# ---- the grammar ----------------------------------------------------------------------------------------------------
+
+
+def test_grammar_follows_real_melodies_and_the_decoder(tokenizer, kinder_melodies):
+    """Every Kinderlied is legal except at meter changes (never generated), and the tracker's notes are exactly
+    what miditok decodes, meter changes included."""
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    illegal = []
+    for m in kinder_melodies:
+        ids = tokenizer.encode(m, bos=True, eos=True, style="german-folk")
+        state = grammar.initial_state()
+        grammar.feed(state, ids[:1])
+        try:
+            grammar.feed(state, ids[1:], GrammarRules())
+        except ValueError as e:
+            illegal.append(str(e))
+        tracked = grammar.feed(grammar.initial_state(), ids)
+        decoded = sorted((n.time, n.duration, n.pitch) for n in tokenizer.decode(ids).tracks[0].notes)
+        assert decoded == [(n.onset * 30, n.duration * 30, n.pitch) for n in tracked], m.id
+    assert len(illegal) < 10 and all("'TimeSig_" in e for e in illegal), illegal
+
+
+def test_grammar_masks_after_a_time_signature(tokenizer):
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    state = grammar.initial_state()
+    grammar.feed(state, tokenizer.encode_base_tokens(["Bar_None", "TimeSig_3/4", "Position_0", "Pitch_60",
+                                                      "Duration_2.0.4"]))
+    allowed = {tokenizer.miditok[i] for i in grammar.allowed_ids(state, GrammarRules())}
+    assert "Position_8" in allowed and "EOS_None" in allowed and "Rest_12.0.1" in allowed
+    assert {"Position_4", "Position_12", "Bar_None", "Pitch_62"}.isdisjoint(allowed)
+    grammar.feed(state, tokenizer.encode_base_tokens(["Rest_1.0.2"]))  # a run of rests shrinks, as the encoder's
+    allowed = {tokenizer.miditok[i] for i in grammar.allowed_ids(state, GrammarRules())}
+    assert {"Position_0", "Rest_0.3.4"} <= allowed and {"Rest_1.0.2", "Rest_2.0.1", "EOS_None"}.isdisjoint(allowed)
+
+
+def test_grammar_gives_zero_errors_on_100_samples(pipe):
+    tok = pipe.melody_tokenizer
+    assert_valid(tok, sample_batch(pipe.model, tok, 100))
+
+
+def test_unconstrained_samples_do_have_errors(pipe):
+    """The check above has teeth: the same model without the grammar makes syntax errors."""
+    tok = pipe.melody_tokenizer
+    errors = [tok.tokens_errors([i for i in s if i != tok.pad_token_id]) for s in sample_batch(
+        pipe.model, tok, 30, constrained=False)]
+    assert sum(e > 0 for e in errors) > 0
+
+
+def test_bpe_grammar_gives_zero_errors_with_an_untrained_model(bpe_tokenizer):
+    model = build_model("original", bpe_tokenizer, n_positions=96, dropout=0.0, seed=0).eval()
+    sequences = sample_batch(model, bpe_tokenizer, 100)
+    assert_valid(bpe_tokenizer, sequences)
+    grammar = REMIGrammar.for_tokenizer(bpe_tokenizer)
+    merged = {i for s in sequences for i in s if len(grammar.expansions[i]) > 1}
+    assert len(merged) > 20  # merged tokens were actually sampled, not masked away
+
+
+@pytest.mark.slow
+def test_grammar_gives_zero_errors_on_1000_samples(pipe):
+    tok = pipe.melody_tokenizer
+    for start in range(0, 1000, 200):
+        assert_valid(tok, sample_batch(pipe.model, tok, 200, first_seed=start))
+
+
+@pytest.mark.slow
+def test_bpe_grammar_gives_zero_errors_on_1000_samples(bpe_tokenizer):
+    model = build_model("original", bpe_tokenizer, n_positions=128, dropout=0.0, seed=1).eval()
+    for start in range(0, 1000, 200):
+        assert_valid(bpe_tokenizer, sample_batch(model, bpe_tokenizer, 200, first_seed=start))
+
+
+# ---- the pipeline: validity and constraints -------------------------------------------------------------------------
+
+
+def test_pipeline_is_constrained_by_default(pipe):
+    melodies = pipe(seed=0, num_return_sequences=6)
+    assert all(m.settings["constrained"] for m in melodies)
+    assert all(m.num_notes > 0 for m in melodies)
+    assert_valid(pipe.melody_tokenizer, [m.token_ids for m in melodies])
+
+
+def test_unconstrained_path_keeps_working(pipe):
+    melodies = pipe(seed=0, num_return_sequences=3, constrained=False, max_new_notes=8)
+    assert all(m.num_notes <= 8 for m in melodies)
+    again = pipe(seed=0, num_return_sequences=3, constrained=False, max_new_notes=8)
+    assert [m.token_ids for m in melodies] == [m.token_ids for m in again]
+
+
+def test_hard_key_and_range_are_always_kept(pipe):
+    melodies = pipe(seed=1, num_return_sequences=6, key="D minor", pitch_range=(60, 72))
+    pitches = [p for m in melodies for _, _, p in m.notes]
+    assert len(pitches) >= 10
+    assert all(p % 12 in D_MINOR and 60 <= p <= 72 for p in pitches)
+
+
+def test_scale_option(pipe):
+    melodies = pipe(seed=2, num_return_sequences=4, scale=[0, 2, 4, 7, 9])
+    assert all(p % 12 in {0, 2, 4, 7, 9} for m in melodies for _, _, p in m.notes)
+
+
+def test_soft_key_penalty(pipe):
+    free = pipe(seed=0, num_return_sequences=5)
+    zero = pipe(seed=0, num_return_sequences=5, key="D minor", key_strictness=0.0)
+    assert [m.token_ids for m in zero] == [m.token_ids for m in free]  # penalty 0 changes nothing
+    soft = pipe(seed=0, num_return_sequences=5, key="D minor", key_strictness=6.0)
+
+    def ratio(melodies):
+        pitches = [p for m in melodies for _, _, p in m.notes]
+        return sum(p % 12 in D_MINOR for p in pitches) / len(pitches)
+
+    assert ratio(soft) > ratio(free)
+
+
+@pytest.mark.parametrize("time_signature", ["4/4", "3/4", "6/8", None])
+def test_num_bars_is_exact(pipe, time_signature):
+    melodies = pipe(seed=4, num_return_sequences=3, num_bars=2, time_signature=time_signature)
+    for m in melodies:
+        assert m.score.end() == 2 * bar_ticks(m)
+        assert max(t + d for t, d, _ in m.notes) == 2 * bar_ticks(m)
+
+
+def test_num_bars_counts_from_the_end_of_the_prompt(pipe):
+    prompt = pipe(seed=0, num_bars=1, time_signature="4/4", output_type="ids")[0]
+    [m] = pipe(prompt, num_bars=2, seed=1)
+    assert m.num_prompt_notes > 0 and m.num_notes > m.num_prompt_notes
+    assert m.score.end() == 3 * bar_ticks(m)
+
+
+def test_end_on_tonic(pipe):
+    for m in pipe(seed=5, num_return_sequences=4, key="G major", end_on_tonic=True):
+        assert m.notes[-1][2] % 12 == 7
+    for m in pipe(seed=6, num_return_sequences=3, key="A minor", end_on_tonic=True, num_bars=2):
+        assert m.notes[-1][2] % 12 == 9 and m.score.end() == 2 * bar_ticks(m)
+
+
+def test_endings_are_reached_before_the_tokens_run_out(pipe, caplog):
+    """With few tokens left the grammar steers to the asked-for ending; if even that cannot fit, it warns."""
+    for m in pipe(seed=0, num_return_sequences=3, num_bars=4, max_new_tokens=16, time_signature="3/4",
+                  key="C major", end_on_tonic=True):
+        assert m.score.end() == 4 * bar_ticks(m) and m.notes[-1][2] % 12 == 0
+    with caplog.at_level("WARNING", logger="hf_melody"):
+        [m] = pipe(seed=0, num_bars=60, max_new_tokens=6, time_signature="4/4")
+    assert "ends early" in caplog.text and m.score.end() < 60 * bar_ticks(m)
+
+
+def test_note_and_bar_limits_under_the_grammar(pipe):
+    for m in pipe(seed=7, num_return_sequences=4, max_new_notes=5, key="C major", end_on_tonic=True):
+        assert 1 <= m.num_notes <= 5 and m.notes[-1][2] % 12 == 0
+    for m in pipe(seed=8, num_return_sequences=4, max_bars=1, time_signature="3/4"):
+        assert max(t + d for t, d, _ in m.notes) <= bar_ticks(m)
+
+
+# ---- seeding --------------------------------------------------------------------------------------------------------
+
+
+def test_batch_equals_single_calls_and_runs_repeat(pipe):
+    options = {"key": "D minor", "num_bars": 2}
+    batch = pipe(seed=10, num_return_sequences=3, **options)
+    torch.manual_seed(1234)  # the global RNG plays no part
+    singles = [pipe(seed=10 + i, **options)[0] for i in range(3)]
+    assert [m.to_midi_bytes() for m in batch] == [m.to_midi_bytes() for m in singles]
+    assert [m.token_ids for m in batch] == [m.token_ids for m in singles]
+    assert pipe(seed=10, num_return_sequences=3, output_type="midi", **options) == [m.to_midi_bytes() for m in batch]
+    assert [m.settings["melody_seed"] for m in batch] == [10, 11, 12]
+
+
+def test_unseeded_call_records_a_reproducible_seed(pipe):
+    [m] = pipe()
+    assert isinstance(m.settings["seed"], int)
+    assert pipe(seed=m.settings["melody_seed"])[0].token_ids == m.token_ids
+
+
+# ---- streaming ------------------------------------------------------------------------------------------------------
+
+
+def test_stream_yields_the_same_notes_as_a_call(pipe):
+    options = {"seed": 3, "key": "A minor", "num_bars": 3}
+    notes = list(pipe.stream(tempo_qpm=90, **options))
+    [m] = pipe(**options)
+    assert [(round(n.onset * 480), round(n.duration * 480), n.pitch) for n in notes] == m.notes
+    assert [n.index for n in notes] == list(range(len(notes)))
+    assert all(n.onset_seconds == pytest.approx(n.onset * 60 / 90) for n in notes)
+    ts = m.score.time_signatures[0]
+    assert all(n.time_signature == f"{ts.numerator}/{ts.denominator}" for n in notes)
+
+
+def test_stream_continues_a_prompt(pipe, fixtures_dir):
+    # 40 tokens of a Kinderlied: the cut may fall inside a note, which the model then completes
+    prompt = pipe.melody_tokenizer.encode(read_midi(fixtures_dir / "kinder0_0.mid"))[:40]
+    notes = list(pipe.stream(prompt, seed=2, max_new_notes=12))
+    [m] = pipe(prompt, seed=2, max_new_notes=12)
+    assert 0 < len(notes) <= 12
+    assert [(round(n.onset * 480), round(n.duration * 480), n.pitch) for n in notes] == m.notes[m.num_prompt_notes:]
+
+
+def test_stream_checks_options_at_once_and_stops_when_left(pipe):
+    with pytest.raises(ConfigError, match="one melody"):
+        pipe.stream(num_return_sequences=2)
+    with pytest.raises(ConfigError, match="tempo_qpm"):
+        pipe.stream(tempo_qpm=0)
+    notes = pipe.stream(seed=0, key="C major")
+    first = next(notes)
+    notes.close()  # leaving the loop cancels the generation thread
+    assert first.index == 0 and next(pipe.stream(seed=0, key="C major")) == first
+
+
+# ---- options that teach ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"key": "H major"}, "note name"),
+    ({"key": "D blues"}, "unknown mode"),
+    ({"key": "D minor", "scale": [2]}, "not both"),
+    ({"scale": [0, 12]}, "pitch classes"),
+    ({"pitch_range": (72, 60)}, "low > high"),
+    ({"pitch_range": (30, 60)}, "outside the tokenizer"),
+    ({"pitch_range": (60, 100)}, "outside the tokenizer"),
+    ({"pitch_range": 60}, "two MIDI pitches"),
+    ({"key": "C major", "pitch_range": (61, 61)}, "no pitch"),
+    ({"key_strictness": "soft"}, "key_strictness"),
+    ({"key_strictness": -1.0}, "key_strictness"),
+    ({"key_strictness": 2.0}, "applies to a key"),
+    ({"num_bars": 0}, "num_bars"),
+    ({"num_bars": 4, "max_bars": 2}, "num_bars fixes"),
+    ({"end_on_tonic": True}, "needs a key"),
+    ({"key": "C major", "end_on_tonic": True, "pitch_range": (61, 71)}, "holds no C"),
+    ({"num_bars": 4, "constrained": False}, "need the grammar"),
+    ({"seed": -1}, "seed"),
+], ids=lambda x: "-".join(map(str, x)) if isinstance(x, dict) else None)
+def test_bad_options_raise_config_error(pipe, options, match):
+    with pytest.raises(ConfigError, match=match):
+        pipe(**options)
+
+
+@pytest.mark.parametrize(("name", "tonic", "pcs"), [
+    ("D minor", 2, {2, 4, 5, 7, 9, 10, 0}),
+    ("Am", 9, {9, 11, 0, 2, 4, 5, 7}),
+    ("F# major", 6, {6, 8, 10, 11, 1, 3, 5}),
+    ("Bb dorian", 10, {10, 0, 1, 3, 5, 7, 8}),
+    ("G", 7, {7, 9, 11, 0, 2, 4, 6}),
+    ("e harmonic minor", 4, {4, 6, 7, 9, 11, 0, 3}),
+])
+def test_parse_key(name, tonic, pcs):
+    key = parse_key(name)
+    assert key.tonic == tonic and key.pitch_classes == pcs
+
+
+def test_constraints_build_validates_against_the_vocabulary(tokenizer):
+    c = MelodyConstraints.build(tokenizer, key="C major", pitch_range=(60, 72), num_bars=4, end_on_tonic=True)
+    assert c.tonic == 0 and c.needs_grammar and c.limits_pitches
+    assert set(MODES) >= {"major", "minor", "dorian"}
+
+
+# ---- examples and the fine-tuning recipe ----------------------------------------------------------------------------
+
+
+def run_example(name: str, argv: list[str]) -> str:
+    main = runpy.run_path(str(ROOT / "examples" / name), run_name="example")["main"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    return out.getvalue()
+
+
+def test_examples_stream_against_a_bundle(tiny_bundle, tmp_path):
+    text = run_example("stream_notes.py", ["--model", str(tiny_bundle), "--seed", "0", "--num-bars", "2",
+                                           "--no-wait", "--key", "D minor"])
+    assert "first note after" in text and "bar   1" in text
+    out = tmp_path / "live.mid"
+    text = run_example("stream_to_midi.py", ["--model", str(tiny_bundle), "--seed", "0", "--num-bars", "2",
+                                             "--out", str(out)])
+    from symusic import Score
+
+    score = Score(str(out))
+    assert len(score.tracks[0].notes) == len(text.strip().splitlines()) > 0
+
+
+def test_finetune_style_recipe_parses(tmp_path):
+    from hf_melody.training import parse_args
+
+    model_args, data_args, training_args = parse_args(["--config", str(ROOT / "recipes" / "finetune_style.yaml"),
+                                                       "--dataset", str(tmp_path)])
+    assert model_args.init_from == "folk-base" and data_args.use_style_tokens
+    assert training_args.learning_rate < 0.002
+
+
+@pytest.mark.slow
+def test_finetune_style_recipe_runs(tiny_bundle, kinder_melodies, tmp_path):
+    """The recipe end to end on a MIDI folder, starting from the tiny bundle (folk-base may not be there)."""
+    from hf_melody.training import parse_args, train
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for m in kinder_melodies[:30]:
+        m.to_score().dump_midi(str(folder / f"{m.id.split('/')[-1]}.mid"))
+    out = tmp_path / "styled"
+    train(*parse_args(["--config", str(ROOT / "recipes" / "finetune_style.yaml"), "--dataset", str(folder),
+                       "--init_from", str(tiny_bundle), "--max_length", "128", "--output_dir", str(out),
+                       "--max_steps", "10", "--eval_steps", "5", "--save_strategy", "no", "--disable_tqdm", "true"]))
+    styled = MelodyPipeline.from_pretrained(out)
+    [m] = styled(style="other", seed=0)
+    assert m.token_ids[1] == styled.melody_tokenizer.style_token_id("other") and m.num_notes > 0
