@@ -28,6 +28,19 @@ def test_generate_writes_midi_wav_and_png(tiny_bundle, tmp_path, capsys):
     assert (again / "melody_1.mid").read_bytes() == (out / "melody_1.mid").read_bytes()
 
 
+def test_constraint_flags(tiny_bundle, tmp_path):
+    from symusic import Score
+
+    out = tmp_path / "dminor"
+    assert main(["generate", "--model", str(tiny_bundle), "--num", "2", "--out", str(out), "--seed", "0",
+                 "--key", "D minor", "--pitch-range", "60", "72", "--num-bars", "4", "--formats", "mid"]) == 0
+    d_minor = {2, 4, 5, 7, 9, 10, 0}  # D natural minor
+    for f in out.glob("*.mid"):
+        pitches = [n.pitch for n in Score(str(f)).tracks[0].notes]
+        assert pitches and all(60 <= p <= 72 for p in pitches)
+        assert all(p % 12 in d_minor for p in pitches)
+
+
 def test_errors_are_one_line_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hf_melody.cli", "generate", "--model", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=120)

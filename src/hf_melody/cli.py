@@ -74,7 +74,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     kwargs = {"num_return_sequences": args.num, "seed": args.seed, "temperature": args.temperature,
               "top_k": args.top_k, "top_p": args.top_p, "max_new_notes": args.max_new_notes,
-              "max_bars": args.max_bars, "time_signature": args.time_signature, "style": args.style}
+              "max_bars": args.max_bars, "time_signature": args.time_signature, "style": args.style,
+              "key": args.key, "key_strictness": args.key_strictness, "num_bars": args.num_bars,
+              "end_on_tonic": args.end_on_tonic or None, "constrained": False if args.no_grammar else None,
+              "pitch_range": tuple(args.pitch_range) if args.pitch_range else None}
     melodies = pipe(args.prompt, **{k: v for k, v in kwargs.items() if v is not None})
     out = Path(args.out)
     formats = [f.strip() for f in args.formats.split(",")]
@@ -146,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-new-notes", dest="max_new_notes", type=int, default=None,
                    help="stop after this many new notes (default: 64 when neither this nor --max-bars is given)")
     g.add_argument("--max-bars", dest="max_bars", type=int, default=None, help="stop after this many new bars")
+    g.add_argument("--num-bars", dest="num_bars", type=int, default=None,
+                   help="exactly this many new bars, ending on the bar line")
+    g.add_argument("--key", default=None, help='keep to a key, e.g. "D minor" or "G mixolydian"')
+    g.add_argument("--key-strictness", dest="key_strictness", default=None,
+                   help='"hard" (default with --key: only in-key pitches) or a number (a soft penalty in logits)')
+    g.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="keep pitches within LO..HI (MIDI numbers, within 48..85)")
+    g.add_argument("--end-on-tonic", dest="end_on_tonic", action="store_true", help="end on the key's tonic")
+    g.add_argument("--no-grammar", dest="no_grammar", action="store_true",
+                   help="turn off the REMI grammar that keeps every output valid (for comparisons)")
     g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 1.0)")
     g.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample among the k likeliest tokens")
     g.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling threshold")
@@ -206,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "generate" and args.max_new_notes is None and args.max_bars is None:
+    if args.command == "generate" and args.key_strictness not in (None, "hard"):
+        try:
+            args.key_strictness = float(args.key_strictness)
+        except ValueError:
+            parser.error(f'--key-strictness must be "hard" or a number, got {args.key_strictness!r}')
+    if args.command == "generate" and args.max_new_notes is None and args.max_bars is None and args.num_bars is None:
         args.max_new_notes = 64
     commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
                 "cards": cmd_cards}
