@@ -104,3 +104,12 @@ def test_bundled_cards_match_results_and_their_snippet_runs(name, tmp_path):
     finally:
         os.chdir(cwd)
     assert (tmp_path / "melody.mid").read_bytes()[:4] == b"MThd"
+
+
+def test_a_tokenizer_of_another_model_is_refused(tiny_bundle, kinder_melodies):
+    from hf_melody import MelodyTokenizer
+
+    tok = MelodyTokenizer()
+    tok.train_bpe(250, kinder_melodies[:40])
+    with pytest.raises(ModelLoadError, match="does not belong to this model"):
+        MelodyPipeline(load_model(tiny_bundle), melody_tokenizer=tok)

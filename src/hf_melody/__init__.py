@@ -21,6 +21,7 @@ from .errors import (
     NoMelodyError,
     SoundfontNotFoundError,
 )
+from .generation import StreamedNote
 from .hub import bundled_checkpoints, load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .modeling import PRESETS, build_model
 from .pipeline import GeneratedMelody, MelodyPipeline
@@ -43,6 +44,7 @@ __all__ = [
     "NoMelodyError",
     "SkipReport",
     "SoundfontNotFoundError",
+    "StreamedNote",
     "build_dataset",
     "build_model",
     "bundled_checkpoints",

@@ -26,7 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .errors import ConfigError, HFMelodyError, MidiReadError
+from .errors import ConfigError, HFMelodyError, MidiReadError, ModelLoadError
 from .generation import (
     MelodyConstraints,
     MusicalLengthCriteria,
@@ -129,6 +129,9 @@ class MelodyPipeline(Pipeline):
         if melody_tokenizer is None:
             source = getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "")
             melody_tokenizer = load_tokenizer(source)
+        if melody_tokenizer.vocab_size != model.config.vocab_size:
+            raise ModelLoadError(f"the tokenizer has {melody_tokenizer.vocab_size} tokens but the model expects "
+                                 f"{model.config.vocab_size}; miditok.json does not belong to this model")
         self.melody_tokenizer = melody_tokenizer  # before super().__init__, which validates default options
         super().__init__(model=model, **kwargs)
         self.model.eval()
