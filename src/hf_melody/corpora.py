@@ -560,8 +560,8 @@ def _convert_music21_file(args: tuple[str, str, str]) -> tuple[list[dict], list[
 
 def cache_dir() -> Path:
     """Cache folder for converted corpora and prepared datasets (`$HF_MELODY_CACHE`, else ~/.cache/hf_melody)."""
-    root = os.environ.get("HF_MELODY_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    path = Path(root) / "hf_melody" if "HF_MELODY_CACHE" not in os.environ else Path(root)
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_melody"
+    path = Path(os.environ.get("HF_MELODY_CACHE") or default)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

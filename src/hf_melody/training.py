@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from .errors import ConfigError
 
@@ -302,18 +302,12 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
                           "automatically from the last checkpoint in output_dir")
 
 
-class _JsonLogCallback:
+class JsonLogCallback(TrainerCallback):
     """Writes the Trainer's log history (train loss, validation loss) to `training_log.json` as it grows."""
 
-    def __new__(cls, *a, **k):
-        from transformers import TrainerCallback
-
-        class JsonLog(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if state.is_world_process_zero:
-                    write_training_log(args.output_dir, state.log_history)
-
-        return JsonLog()
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            write_training_log(args.output_dir, state.log_history)
 
 
 def write_training_log(output_dir: str | os.PathLike, history: list[dict]) -> Path:
@@ -421,7 +415,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if eval_ds is None and training_args.eval_strategy != "no":
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
     trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                      data_collator=default_data_collator, callbacks=[_JsonLogCallback()])
+                      data_collator=default_data_collator, callbacks=[JsonLogCallback()])
 
     # 6. train
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint
