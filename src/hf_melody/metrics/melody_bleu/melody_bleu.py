@@ -3,6 +3,7 @@
 import datasets
 import evaluate
 
+from hf_melody.metrics import metric_info
 from hf_melody.similarity import corpus_bleu, self_bleu
 
 _DESCRIPTION = """
@@ -58,13 +59,8 @@ def _features(token):
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MelodyBleu(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=_features(datasets.Value("string")) + _features(datasets.Value("int64")),
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
+                           _features(datasets.Value("string")) + _features(datasets.Value("int64")))
 
     def _compute(self, predictions, references, max_order=4, smooth="floor", self_bleu=False):
         result = corpus_bleu(predictions, references, max_order=max_order, smooth=smooth)

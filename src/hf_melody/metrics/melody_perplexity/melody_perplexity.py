@@ -1,10 +1,10 @@
 """Melody perplexity: how well a melody model predicts real melodies (token perplexity, bits per note, pitch bits)."""
 
-import datasets
 import evaluate
 
 from hf_melody.hub import load_model, load_tokenizer
 from hf_melody.likelihood import melodies_from_notes, score_melodies
+from hf_melody.metrics import metric_info
 
 _DESCRIPTION = """
 Likelihood of real melodies under a hf_melody model bundle.
@@ -56,13 +56,7 @@ _CITATION = """
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MelodyPerplexity(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Sequence(datasets.Value("int64")))}),
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, model_id, time_signatures=None, styles=None, use_style_tokens=True,
                  pitch_bits=True, stride=None, batch_size=16, device=None, per_melody=False):

@@ -1,8 +1,8 @@
 """Music statistics of generated melodies and their overlap with a reference set (Yang & Lerch 2020)."""
 
-import datasets
 import evaluate
 
+from hf_melody.metrics import metric_info
 from hf_melody.music_stats import FEATURES, compare_sets, melody_statistics, summarize
 
 _DESCRIPTION = """
@@ -43,13 +43,7 @@ _CITATION = """
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MusicStatistics(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Sequence(datasets.Value("int64")))}),
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, time_signatures=None, reference_notes=None, reference_time_signatures=None,
                  per_melody=False):

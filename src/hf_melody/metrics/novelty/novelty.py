@@ -1,8 +1,8 @@
 """Novelty: do generated melodies copy the training data? Longest shared note n-gram and the copy rate."""
 
-import datasets
 import evaluate
 
+from hf_melody.metrics import metric_info
 from hf_melody.similarity import novelty
 
 _DESCRIPTION = """
@@ -37,13 +37,7 @@ _CITATION = ""
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Novelty(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            module_type="metric",
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Sequence(datasets.Value("int64")))}),
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, training_notes=None, training_dataset=None, time_signatures=None, min_bars=8,
                  transposition_invariant=False):
