@@ -9,143 +9,35 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import CorpusError, MidiReadError, NoMelodyError
+from .melody import (  # noqa: F401 - re-exported: the record and its helpers have always been importable from here
+    Melody,
+    SkipReport,
+    _bar_start,
+    _clean_time_signatures,
+    _one_line,
+    fit_pitch_range,
+    skyline,
+)
+from .music import GRID, PITCH_RANGE, PLACEMENT_RANGE, TPQ  # noqa: F401 - re-exported
+from .music21_corpora import (  # noqa: F401 - re-exported
+    FOLK_CORPORA,
+    MUSIC21_CORPORA,
+    _convert_music21_file,
+    cache_dir,
+    corpus_names,
+    load_music21_corpus,
+    music21_files,
+)
 
 logger = logging.getLogger(__name__)
 
-TPQ = 480
-"""Ticks per quarter note of every melody record and of every score we build."""
-GRID = TPQ // 4
-"""Onsets are quantized to sixteenth notes, the finest position of the tokenizer."""
-PITCH_RANGE = (48, 84)
-"""Inclusive MIDI pitch range of the melody tokenizer (C3..C6)."""
 MIDI_SUFFIXES = (".mid", ".midi")
-CONVERTER_VERSION = "1"
-"""Bump when the music21 conversion changes, so cached corpora are rebuilt."""
-
-# name -> (music21 corpus sub-folder, style label). `bach-chorales` is handled on its own.
-MUSIC21_CORPORA: dict[str, tuple[str, str]] = {
-    "essen": ("essenFolksong", "german-folk"),
-    "oneills1850": ("oneills1850", "irish"),
-    "ryansMammoth": ("ryansMammoth", "american-fiddle"),
-    "airdsAirs": ("airdsAirs", "scottish-airs"),
-    "bach-chorales": ("bach", "chorale"),
-}
-FOLK_CORPORA = ("essen", "oneills1850", "ryansMammoth", "airdsAirs")
-"""The corpora of the bundled checkpoints (minus the held-out benchmark `essen/kinder0`)."""
-
-
-@dataclass
-class Melody:
-    """One monophonic melody.
-
-    Args:
-        id: stable identifier, e.g. `essen/kinder0/12` or `midi/<relative path>`.
-        source: corpus name or folder it came from.
-        notes: `[onset, duration, pitch]` triples in ticks at `TPQ` (480 per quarter), sorted, non-overlapping.
-        time_signatures: `[tick, numerator, denominator]` triples; the first one at tick 0.
-        title, key, style: metadata (may be empty).
-    """
-
-    id: str
-    source: str
-    notes: list[list[int]]
-    time_signatures: list[list[int]] = field(default_factory=lambda: [[0, 4, 4]])
-    title: str = ""
-    key: str = ""
-    style: str = ""
-
-    @property
-    def meter(self) -> str:
-        num, den = self.time_signatures[0][1:] if self.time_signatures else (4, 4)
-        return f"{num}/{den}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Melody:
-        keys = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in keys})
-
-    def transposed(self, semitones: int) -> Melody | None:
-        """The melody shifted by `semitones`, or None when that leaves the pitch range."""
-        pitches = [n[2] + semitones for n in self.notes]
-        if min(pitches) < PITCH_RANGE[0] or max(pitches) > PITCH_RANGE[1]:
-            return None
-        notes = [[o, d, p] for (o, d, _), p in zip(self.notes, pitches, strict=True)]
-        return Melody(self.id, self.source, notes, self.time_signatures, self.title, self.key, self.style)
-
-    def to_score(self, tempo_qpm: float = 120.0):
-        """A one-track `symusic.Score` (piano, 480 ticks per quarter) of this melody."""
-        from symusic import Note, Score, Tempo, TimeSignature, Track
-
-        score = Score(TPQ)
-        for tick, num, den in self.time_signatures:
-            score.time_signatures.append(TimeSignature(tick, num, den))
-        score.tempos.append(Tempo(0, tempo_qpm))
-        track = Track(name=self.title or "melody", program=0, is_drum=False)
-        for onset, dur, pitch in self.notes:
-            track.notes.append(Note(onset, dur, pitch, 90))
-        score.tracks.append(track)
-        return score
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Melody extraction from notes
-# --------------------------------------------------------------------------------------------------------------
-def skyline(notes: Iterable[tuple[int, int, int]], grid: int = GRID) -> list[list[int]]:
-    """Reduce possibly polyphonic `(onset, duration, pitch)` notes (ticks at TPQ) to one line.
-
-    Onsets are quantized to `grid`; of notes starting together the highest wins; a note is cut where the next
-    one starts; zero-length notes are dropped.
-    """
-    by_onset: dict[int, tuple[int, int]] = {}
-    for onset, dur, pitch in notes:
-        if dur <= 0:
-            continue
-        q = round(onset / grid) * grid
-        end = max(q + grid, round((onset + dur) / grid) * grid)
-        if q not in by_onset or pitch > by_onset[q][1]:
-            by_onset[q] = (end - q, pitch)
-    onsets = sorted(by_onset)
-    line = []
-    for i, q in enumerate(onsets):
-        dur, pitch = by_onset[q]
-        if i + 1 < len(onsets):
-            dur = min(dur, onsets[i + 1] - q)
-        line.append([q, dur, pitch])
-    return line
-
-
-def fit_pitch_range(notes: list[list[int]], where: str) -> list[list[int]]:
-    """Shift a melody by whole octaves into `PITCH_RANGE`, or raise `NoMelodyError` if its span is too wide."""
-    lo, hi = min(n[2] for n in notes), max(n[2] for n in notes)
-    if hi - lo > PITCH_RANGE[1] - PITCH_RANGE[0]:
-        raise NoMelodyError(
-            f"{where}: melody spans pitches {lo}-{hi}, wider than the tokenizer range {PITCH_RANGE}; "
-            "split or simplify the melody"
-        )
-    shift = 0
-    while lo + shift < PITCH_RANGE[0]:
-        shift += 12
-    while hi + shift > PITCH_RANGE[1]:
-        shift -= 12
-    if lo + shift < PITCH_RANGE[0]:
-        raise NoMelodyError(f"{where}: melody pitches {lo}-{hi} cannot be shifted by octaves into {PITCH_RANGE}; "
-                            "transpose it so that it fits, or drop its extreme notes")
-    return [[o, d, p + shift] for o, d, p in notes] if shift else notes
-
 
 # --------------------------------------------------------------------------------------------------------------
 # MIDI files
@@ -168,7 +60,7 @@ def _track_score(track, span: int | None = None) -> float:
     continuity = min(1.0, covered / max(1, span or end - start))
     variety = min(1.0, (len({p for _, _, p in line}) - 1) / 6)
     polyphony = 1.0 - len(line) / len(notes)
-    register = min(float(pitches.mean()), float(PITCH_RANGE[1]))
+    register = min(float(pitches.mean()), float(PLACEMENT_RANGE[1]))
     return register + 24.0 * continuity + 12.0 * variety - 12.0 * polyphony
 
 
@@ -215,36 +107,6 @@ def melody_from_score(score, melody_id: str, source: str, where: str | None = No
     current = [[n, d] for t, n, d in tss if t <= bar0][-1:] or [[4, 4]]  # 4/4 until the first (MIDI default)
     tss = [[0, *current[0]]] + [[t - bar0, n, d] for t, n, d in tss if t > bar0]
     return Melody(melody_id, source, line, tss, title=str(best.name or Path(where).stem))
-
-
-def _clean_time_signatures(tss: list[list[int]], where: str) -> list[list[int]]:
-    """Drop absurd time signatures (the tokenizer would reject them) and keep one per tick."""
-    from .tokenizer import TIME_SIGNATURE_RANGE
-
-    out: dict[int, list[int]] = {}
-    for t, num, den in sorted(tss):
-        if den in TIME_SIGNATURE_RANGE and num in TIME_SIGNATURE_RANGE[den]:
-            out[t] = [t, num, den]
-        else:
-            logger.debug("%s: time signature %d/%d at tick %d is not supported; ignored", where, num, den, t)
-    return list(out.values()) or [[0, 4, 4]]
-
-
-def _bar_start(tick: int, tss: list[list[int]]) -> int:
-    """Tick of the start of the bar that contains `tick`."""
-    start, num, den = 0, 4, 4
-    for t, n, d in tss:
-        if t > tick:
-            break
-        start, num, den = t, n, d
-    bar = num * TPQ * 4 // den
-    return start + (tick - start) // bar * bar
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    """`text` on one line (whitespace collapsed), cut to `limit` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _read_varlen(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
@@ -389,44 +251,15 @@ def midi_files(folder: str | os.PathLike) -> list[Path]:
     """All `.mid`/`.midi` files below `folder`, sorted, or a `CorpusError` naming what is wrong."""
     folder = Path(folder)
     if not folder.exists():
-        raise CorpusError(f"{folder}: no such folder; give a folder of .mid files or a corpus name ({_names()})")
+        raise CorpusError(f"{folder}: no such folder; give a folder of .mid files or a corpus name ({corpus_names()})")
     if not folder.is_dir():
-        raise CorpusError(f"{folder}: not a folder; give a folder of .mid files or a corpus name ({_names()})")
+        raise CorpusError(f"{folder}: not a folder; give a folder of .mid files or a corpus name ({corpus_names()})")
     # broken links are kept so that the folder job reports them instead of silently dropping them
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES
                    and (p.is_file() or (p.is_symlink() and not p.exists())))
     if not files:
         raise CorpusError(f"{folder}: no .mid/.midi files found (searched recursively); add MIDI files to it")
     return files
-
-
-@dataclass
-class SkipReport:
-    """What a batch job skipped, and why. Written as JSON beside the output by `save`."""
-
-    total: int = 0
-    kept: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    def add(self, item: str, error: Exception) -> None:
-        self.skipped.append({"item": item, "error": type(error).__name__, "reason": str(error)})
-        logger.warning("skipped %s", error)
-
-    def reasons(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for s in self.skipped:
-            counts[s["error"]] = counts.get(s["error"], 0) + 1
-        return counts
-
-    def summary(self) -> str:
-        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.reasons().items()))
-        return f"{self.kept} of {self.total} kept, {len(self.skipped)} skipped" + (f" ({reasons})" if reasons else "")
-
-    def save(self, path: str | os.PathLike) -> Path:
-        from .utils import atomic_write_text
-
-        body = {"total": self.total, "kept": self.kept, "reasons": self.reasons(), "skipped": self.skipped}
-        return atomic_write_text(path, json.dumps(body, indent=2))
 
 
 def iter_midi_folder(folder: str | os.PathLike, report: SkipReport | None = None, progress: bool = True
@@ -449,187 +282,16 @@ def iter_midi_folder(folder: str | os.PathLike, report: SkipReport | None = None
         yield melody
 
 
-# --------------------------------------------------------------------------------------------------------------
-# music21 corpora
-# --------------------------------------------------------------------------------------------------------------
-def _names() -> str:
-    return ", ".join([*MUSIC21_CORPORA, "essen/<file> e.g. essen/kinder0", "a MIDI folder"])
-
-
-def _music21_root() -> Path:
-    try:
-        import music21
-    except ImportError as e:
-        raise CorpusError(
-            "the built-in corpora need music21; install it with `pip install 'hf_melody[corpus]'`"
-        ) from e
-    return Path(music21.__file__).parent / "corpus"
-
-
-def music21_files(name: str) -> list[Path]:
-    """The files of a music21 corpus spec such as `essen`, `essen/kinder0` or `oneills1850`."""
-    base, _, sub = name.partition("/")
-    if base not in MUSIC21_CORPORA:
-        raise CorpusError(f"unknown corpus {name!r}; choose one of: {_names()}")
-    folder = _music21_root() / MUSIC21_CORPORA[base][0]
-    pattern = "*.mxl" if base == "bach-chorales" else "*.abc"
-    files = sorted(folder.glob(pattern))
-    if sub:
-        files = [f for f in files if f.stem == sub]
-        if not files:
-            stems = ", ".join(sorted(f.stem for f in folder.glob(pattern))[:12])
-            raise CorpusError(f"corpus {base!r} has no file {sub!r}; files include: {stems}, ...")
-    return files
-
-
-def _m21_melody(score, melody_id: str, source: str, style: str, where: str | None = None) -> Melody:
-    """Convert one music21 score (its first part) straight to a `Melody`, without writing MIDI.
-
-    `where` names the tune in error messages (default: `melody_id`).
-    """
-    from music21 import key as m21key
-    from music21 import meter
-
-    where = where or melody_id
-    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
-    part = parts[0]
-    measures = list(part.getElementsByClass("Measure"))
-    shift = float(measures[0].paddingLeft) if measures else 0.0  # anacrusis: align bars properly
-    flat = part.stripTies().flatten()
-    raw = []
-    for n in flat.notes:
-        if n.duration.isGrace or n.quarterLength <= 0:
-            continue
-        pitch = n.pitch.midi if n.isNote else max(p.midi for p in n.pitches)
-        onset = round((float(n.offset) + shift) * TPQ)
-        raw.append((onset, round(float(n.quarterLength) * TPQ), pitch))
-    line = skyline(raw)
-    if len(line) < 2:
-        raise NoMelodyError(f"{where}: the tune has {len(line)} note(s); at least 2 are needed (fix or remove it)")
-    tss = []
-    for ts in flat.getElementsByClass(meter.TimeSignature):
-        tick = round((float(ts.offset) + shift) * TPQ) if ts.offset > 0 else 0
-        tss.append([tick, int(ts.numerator), int(ts.denominator)])
-    tss = _clean_time_signatures(tss, where)
-    if tss[0][0] != 0:
-        tss.insert(0, [0, *tss[0][1:]])
-    keys = list(flat.getElementsByClass(m21key.KeySignature))
-    key = ""
-    if keys:
-        k = keys[0]
-        key = str(k) if isinstance(k, m21key.Key) else str(k.asKey())
-    md = score.metadata
-    title = (md.title or "") if md is not None else ""
-    line = fit_pitch_range(line, where)
-    return Melody(melody_id, source, line, tss, title=title, key=key, style=style)
-
-
-def _convert_music21_file(args: tuple[str, str, str]) -> tuple[list[dict], list[tuple[str, str, str]]]:
-    """Worker: parse one corpus file (possibly many tunes). Returns melodies and (item, error, reason) skips."""
-    path, source, style = args
-    import copy
-
-    from music21 import converter, meter
-
-    stem = Path(path).stem
-    base = source.split("/")[0]
-    melodies, skips = [], []
-    try:
-        parsed = converter.parse(path)
-    except Exception as e:  # music21 raises many unrelated types for bad ABC
-        reason = f"{path}: music21 could not parse it ({type(e).__name__}: {_one_line(e, 120)}); fix or remove the file"
-        return [], [(f"{base}/{stem}", "ParseError", reason)]
-    scores = list(parsed.scores) if hasattr(parsed, "scores") and len(parsed.scores) else [parsed]
-    for i, score in enumerate(scores):
-        mid = f"{base}/{stem}/{i}"
-        try:
-            # meter changes may reuse one TimeSignature object (see STACK-NOTES): copy duplicates
-            seen = set()
-            for ts in score.recurse().getElementsByClass(meter.TimeSignature):
-                if id(ts) in seen:
-                    ts.activeSite.replace(ts, copy.deepcopy(ts))
-                seen.add(id(ts))
-            melodies.append(_m21_melody(score, mid, base, style, where=f"{path} tune {i} ({mid})").to_dict())
-        except NoMelodyError as e:
-            skips.append((mid, "NoMelodyError", _one_line(e, 300)))
-        except Exception as e:  # noqa: BLE001 - one broken tune must not stop a corpus
-            skips.append((mid, type(e).__name__, f"{path} tune {i} ({mid}): conversion failed ({type(e).__name__}: "
-                                                 f"{_one_line(e, 120)}); fix or remove the tune"))
-    return melodies, skips
-
-
-def cache_dir() -> Path:
-    """Cache folder for converted corpora and prepared datasets (`$HF_MELODY_CACHE`, else ~/.cache/hf_melody)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_melody"
-    path = Path(os.environ.get("HF_MELODY_CACHE") or default)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def load_music21_corpus(name: str, num_proc: int | None = None, progress: bool = True,
-                        report: SkipReport | None = None) -> list[Melody]:
-    """Melodies of a music21 corpus spec (`essen`, `essen/kinder0`, `oneills1850`, ...), cached per file.
-
-    The first conversion parses ABC/MusicXML with music21 (about 0.03-0.1 s a tune, in `num_proc` processes); the
-    result is cached as JSON keyed by the file's content hash, so later runs load in well under a second.
-    """
-    import music21
-    from tqdm.auto import tqdm
-
-    base = name.split("/")[0]
-    files = music21_files(name)
-    style = MUSIC21_CORPORA[base][1]
-    report = report if report is not None else SkipReport()
-    out_dir = cache_dir() / "corpora" / f"music21-{music21.__version__}-v{CONVERTER_VERSION}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def cache_path(f: Path) -> Path:
-        digest = hashlib.sha1(f.read_bytes()).hexdigest()[:16]
-        return out_dir / f"{base}-{f.stem}-{digest}.json"
-
-    todo = [f for f in files if not cache_path(f).exists()]
-    if todo:
-        jobs = [(str(f), name, style) for f in todo]
-        num_proc = num_proc or min(len(todo), os.cpu_count() or 1)
-        bar = tqdm(total=len(todo), desc=f"converting {name} (music21, cached after)", unit="file",
-                   disable=not progress)
-        results: Iterable
-        if num_proc > 1:
-            pool = ProcessPoolExecutor(num_proc)
-            results = pool.map(_convert_music21_file, jobs)
-        else:
-            pool, results = None, map(_convert_music21_file, jobs)
-        from .utils import atomic_write_text
-
-        for f, (mels, skips) in zip(todo, results, strict=True):
-            atomic_write_text(cache_path(f), json.dumps({"melodies": mels, "skipped": skips}))
-            bar.update()
-        bar.close()
-        if pool is not None:
-            pool.shutdown()
-    melodies: list[Melody] = []
-    for f in files:
-        body = json.loads(cache_path(f).read_text())
-        for item, err, reason in body["skipped"]:
-            report.total += 1
-            report.skipped.append({"item": item, "error": err, "reason": reason})
-        for d in body["melodies"]:
-            report.total += 1
-            report.kept += 1
-            melodies.append(Melody.from_dict(d))
-    return melodies
-
-
 def load_melodies(spec: str | os.PathLike | list[str], progress: bool = True, num_proc: int | None = None,
                   exclude: Iterable[str] = ()) -> tuple[list[Melody], SkipReport]:
     """Melodies of a dataset spec: a corpus name, `corpus/file`, a MIDI folder, or a list of these.
 
-    `exclude` drops melodies whose id starts with any of the given prefixes (e.g. `essen/kinder0/` to hold the
+    `exclude` drops melodies whose id is, or starts with, any of the given prefixes (e.g. `essen/kinder0` to hold the
     benchmark out). Returns the melodies and a `SkipReport` of what was skipped and why.
     """
     specs = [spec] if isinstance(spec, str | os.PathLike) else list(spec)
     if not specs:
-        raise CorpusError(f"empty dataset list; give a corpus name ({_names()})")
+        raise CorpusError(f"empty dataset list; give a corpus name ({corpus_names()})")
     report = SkipReport()
     melodies: list[Melody] = []
     for s in specs:
@@ -639,10 +301,11 @@ def load_melodies(spec: str | os.PathLike | list[str], progress: bool = True, nu
         elif Path(s).exists() or "/" in s or os.sep in s:
             melodies += list(iter_midi_folder(s, report, progress=progress))
         else:
-            raise CorpusError(f"unknown corpus {s!r}; choose one of: {_names()}")
-    excl = tuple(f"{e.rstrip('/')}/" for e in exclude)
-    if excl:
-        melodies = [m for m in melodies if not m.id.startswith(excl)]
+            raise CorpusError(f"unknown corpus {s!r}; choose one of: {corpus_names()}")
+    exact = {e.rstrip("/") for e in exclude}
+    excl = tuple(f"{e}/" for e in exact)
+    if excl:  # a prefix drops a whole file or folder (`essen/kinder0`), an id drops one tune (`essen/erk10/21`)
+        melodies = [m for m in melodies if m.id not in exact and not m.id.startswith(excl)]
     if not melodies:
         raise CorpusError(f"{specs}: no usable melodies ({report.summary()})")
     return melodies, report

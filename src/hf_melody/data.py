@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .corpora import Melody
+from .infill import random_infill_example
+from .melody import Melody
+from .music import PITCH_RANGE
 from .tokenizer import STYLES, MelodyTokenizer
 
 logger = logging.getLogger(__name__)
@@ -68,12 +70,35 @@ def melody_style(m: Melody) -> str:
     return m.style if m.style in STYLES else "other"
 
 
-def _tokenize_batch(batch: dict[str, list], tokenizer: MelodyTokenizer, use_style: bool) -> dict[str, list]:
-    ids = []
-    for notes, tss, style in zip(batch["notes"], batch["time_signatures"], batch["style"], strict=True):
+def _tokenize_batch(batch: dict[str, list], tokenizer: MelodyTokenizer, use_style: bool,
+                    infill_ratio: float = 0.0, shifts: Sequence[int] = (0,)) -> dict[str, list]:
+    """Tokenize each melody once and emit one row per transposition in `shifts` that stays in the pitch range.
+
+    A transposition only renames `Pitch` tokens, so it is done on the ids (exact, and 10x faster than encoding
+    every transposed melody); with BPE, whose merges hold pitches, each transposed melody is encoded instead.
+    """
+    ids, num_notes = [], []
+    lo_range, hi_range = PITCH_RANGE
+    for mid, notes, tss, style in zip(batch["id"], batch["notes"], batch["time_signatures"], batch["style"],
+                                      strict=True):
         m = Melody("", "", notes, tss, style=style)
-        ids.append(tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style else None))
-    return {"input_ids": ids, "num_notes": [len(n) for n in batch["notes"]]}
+        style_name = melody_style(m) if use_style else None
+        seq = tokenizer.encode(m, bos=True, eos=True, style=style_name)
+        pitches = [n[2] for n in notes] or [lo_range]
+        for shift in shifts:
+            if shift and not (lo_range <= min(pitches) + shift and max(pitches) + shift <= hi_range):
+                continue
+            if shift == 0:
+                out = seq
+            elif tokenizer.is_bpe:
+                out = tokenizer.encode(m.transposed(shift), bos=True, eos=True, style=style_name)
+            else:
+                out = tokenizer.transpose_ids(seq, shift)
+            if infill_ratio > 0:  # keyed by id and shift: each transposition draws its own gap
+                out = random_infill_example(out, tokenizer, f"{mid}:{shift}", infill_ratio)
+            ids.append(out)
+            num_notes.append(len(notes))
+    return {"input_ids": ids, "num_notes": num_notes}
 
 
 def _pack_batch(batch: dict[str, list], block_size: int, pad_id: int) -> dict[str, list]:
@@ -107,6 +132,7 @@ class DataConfig:
     test_ratio: float = 0.05
     seed: int = 0
     use_style_tokens: bool = True
+    infill_ratio: float = 0.0
 
     def fingerprint(self, melodies: Sequence[Melody], tokenizer: MelodyTokenizer) -> str:
         h = hashlib.sha256()
@@ -123,14 +149,23 @@ class DataConfig:
 
 
 def tokenize_melodies(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, use_style_tokens: bool = True,
-                      num_proc: int | None = None, desc: str = "tokenizing"):
-    """A `datasets.Dataset` of one row per melody: metadata, `input_ids` (BOS [style] ... EOS), `num_notes`."""
+                      num_proc: int | None = None, desc: str = "tokenizing", infill_ratio: float = 0.0,
+                      shifts: Sequence[int] = (0,)):
+    """A `datasets.Dataset` of one row per melody: metadata, `input_ids` (BOS [style] ... EOS), `num_notes`.
+
+    With `shifts` (semitones, e.g. `semitone_shifts(5)`), one row per transposition that fits the pitch range, and
+    no metadata columns. With `infill_ratio`, that share of the rows is written in the fill-in-the-middle form
+    (`hf_melody.infill`).
+    """
     from datasets import Dataset
 
     ds = Dataset.from_list(list(_records(melodies)))
     num_proc = num_proc if num_proc and len(ds) >= 200 else None
-    return ds.map(_tokenize_batch, batched=True, batch_size=200, num_proc=num_proc, desc=desc,
-                  fn_kwargs={"tokenizer": tokenizer, "use_style": use_style_tokens})
+    shifts = list(shifts)
+    remove = ds.column_names if shifts != [0] else None
+    return ds.map(_tokenize_batch, batched=True, batch_size=200, num_proc=num_proc, desc=desc, remove_columns=remove,
+                  fn_kwargs={"tokenizer": tokenizer, "use_style": use_style_tokens, "infill_ratio": infill_ratio,
+                             "shifts": shifts})
 
 
 def pack(ds, block_size: int, pad_id: int, num_proc: int | None = None):
@@ -164,11 +199,13 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
     shifts = semitone_shifts(config.augment_semitones)
     out = {}
     for split in SPLITS:
-        mels = list(augment(parts[split], shifts)) if split == "train" else parts[split]
+        mels = parts[split]
         if not mels:
             logger.warning("split %s is empty (%d melodies in all)", split, len(melodies))
             continue
-        tok = tokenize_melodies(mels, tokenizer, config.use_style_tokens, num_proc, desc=f"tokenizing {split}")
+        train = split == "train"
+        tok = tokenize_melodies(mels, tokenizer, config.use_style_tokens, num_proc, desc=f"tokenizing {split}",
+                                infill_ratio=config.infill_ratio if train else 0.0, shifts=shifts if train else [0])
         out[split] = pack(tok, config.max_length, tokenizer.pad_token_id, num_proc)
     dsd = DatasetDict(out)
     if cache:
@@ -203,13 +240,15 @@ def build_streaming_dataset(melodies: Iterable[Melody] | Callable[[], Iterable[M
         for m in source():
             if split_of(m.id, config.validation_ratio, config.test_ratio, config.seed) != split:
                 continue
-            yield from _records(augment([m], shifts) if split == "train" else [m])
+            yield from _records([m])
 
     out = {}
     for split in SPLITS:
         ds = IterableDataset.from_generator(gen, gen_kwargs={"split": split})
         ds = ds.map(_tokenize_batch, batched=True, batch_size=64,
-                    fn_kwargs={"tokenizer": tokenizer, "use_style": config.use_style_tokens},
+                    fn_kwargs={"tokenizer": tokenizer, "use_style": config.use_style_tokens,
+                               "infill_ratio": config.infill_ratio if split == "train" else 0.0,
+                               "shifts": shifts if split == "train" else [0]},
                     remove_columns=["id", "source", "title", "key", "style", "notes", "time_signatures"])
         ds = ds.map(_pack_batch, batched=True, batch_size=256, remove_columns=["input_ids", "num_notes"],
                     fn_kwargs={"block_size": config.max_length, "pad_id": tokenizer.pad_token_id})

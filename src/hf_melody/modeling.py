@@ -23,8 +23,13 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-def preset_config(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 256, dropout: float = 0.1):
-    """A `GPT2Config` for `preset`, with vocabulary size and special ids from `tokenizer`."""
+def preset_config(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 512, dropout: float = 0.1,
+                  activation_function: str = "gelu"):
+    """A `GPT2Config` for `preset`, with vocabulary size and special ids from `tokenizer`.
+
+    `activation_function` defaults to the exact `gelu`: the same function as GPT-2's tanh approximation `gelu_new`
+    to within 1e-3, and one fused kernel on CPU instead of four.
+    """
     from transformers import GPT2Config
 
     if preset not in PRESETS:
@@ -41,19 +46,20 @@ def preset_config(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 25
         embd_pdrop=dropout,
         attn_pdrop=dropout,
         tie_word_embeddings=True,
+        activation_function=activation_function,
         **PRESETS[preset],
     )
 
 
-def build_model(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 256, dropout: float = 0.1,
-                seed: int | None = None):
+def build_model(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 512, dropout: float = 0.1,
+                seed: int | None = None, activation_function: str = "gelu"):
     """A freshly initialised `GPT2LMHeadModel` of a preset (seeded when `seed` is given)."""
     import torch
     from transformers import GPT2LMHeadModel
 
     if seed is not None:
         torch.manual_seed(seed)
-    model = GPT2LMHeadModel(preset_config(preset, tokenizer, n_positions, dropout))
+    model = GPT2LMHeadModel(preset_config(preset, tokenizer, n_positions, dropout, activation_function))
     model.config.hf_melody_preset = preset
     return model
 

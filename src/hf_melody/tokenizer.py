@@ -4,7 +4,7 @@ Example:
     >>> from hf_melody import MelodyTokenizer
     >>> tok = MelodyTokenizer()
     >>> tok.vocab_size, tok.bos_token_id
-    (176, 1)
+    (174, 1)
 """
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ModelLoadError
+from .music import PITCH_RANGE, TIME_SIGNATURE_RANGE  # noqa: F401 - PITCH_RANGE re-exported
 
 TOKENIZER_FILE = "miditok.json"
 """miditok's own `tokenizer.json` would clash with transformers' fast-tokenizer file of the same name."""
 
-# Wider than miditok's default: music21's folk corpora use 3/2, 4/2, 6/4, 3/1 ... (see STACK-NOTES).
-TIME_SIGNATURE_RANGE: dict[int, list[int]] = {
-    1: [3, 4],
-    2: [2, 3, 4, 6],
-    4: list(range(1, 13)),
-    8: list(range(1, 13)),
-    16: [3, 5, 6, 7, 9, 12],
-}
 STYLES: tuple[str, ...] = ("german-folk", "irish", "american-fiddle", "scottish-airs", "chorale", "other")
 """Style control tokens (`Style-<name>_None`), placed right after BOS; `other` is for user folders."""
+
+
+INFILL_TOKENS: tuple[str, ...] = ("Infill", "InfillSuffix", "InfillMiddle")
+"""Fill-in-the-middle markers: `BOS Style Infill <prefix bars> InfillSuffix <suffix bars> InfillMiddle <middle bars>
+EOS` teaches the same causal model to regenerate bars between a given prefix and suffix (see `hf_melody.infill`)."""
 
 
 def style_token(style: str) -> str:
@@ -35,21 +33,22 @@ def style_token(style: str) -> str:
 
 
 def melody_tokenizer_config(bpe_vocab_size: int | None = None):
-    """The REMI `TokenizerConfig` for monophonic melodies: 16th-note grid, rests, time signatures, styles."""
+    """The REMI `TokenizerConfig` for monophonic melodies: 16th-note grid, time signatures, styles, infill markers."""
     from miditok import TokenizerConfig
 
     return TokenizerConfig(
-        pitch_range=(48, 85),
+        pitch_range=PITCH_RANGE,  # inclusive in miditok 3
         beat_res={(0, 4): 4, (4, 16): 1},
-        beat_res_rest={(0, 1): 4, (1, 2): 2, (2, 12): 1},
         use_velocities=False,
         use_programs=False,
         use_chords=False,
         use_pitchdrum_tokens=False,
-        use_rests=True,
+        # No Rest tokens: with them miditok drops the Bar token of every bar a rest runs into, so bars become
+        # implicit; without them every bar opens with Bar + TimeSig and a rest is the gap before the next Position.
+        use_rests=False,
         use_time_signatures=True,
         use_tempos=False,
-        special_tokens=["PAD", "BOS", "EOS", *(f"Style-{s}" for s in STYLES)],
+        special_tokens=["PAD", "BOS", "EOS", *(f"Style-{s}" for s in STYLES), *INFILL_TOKENS],
         time_signature_range=TIME_SIGNATURE_RANGE,
     )
 
@@ -86,6 +85,24 @@ class MelodyTokenizer:
     @property
     def eos_token_id(self) -> int:
         return self.miditok["EOS_None"]
+
+    @property
+    def bar_token_id(self) -> int:
+        """Id of `Bar_None`, which opens every bar (no BPE merges cross it in our melodies)."""
+        return self.miditok["Bar_None"]
+
+    @property
+    def style_token_ids(self) -> list[int]:
+        return [self.miditok[style_token(s)] for s in STYLES]
+
+    @property
+    def infill_token_ids(self) -> dict[str, int]:
+        """`{"Infill": id, "InfillSuffix": id, "InfillMiddle": id}`; a `ModelLoadError` for an older vocabulary."""
+        try:
+            return {name: self.miditok[f"{name}_None"] for name in INFILL_TOKENS}
+        except KeyError as e:
+            raise ModelLoadError("this tokenizer has no infill tokens (a bundle made before hf_melody 0.2); "
+                                 "use a bundled checkpoint or retrain to infill") from e
 
     @property
     def is_bpe(self) -> bool:
@@ -156,6 +173,28 @@ class MelodyTokenizer:
             self.miditok.decode_token_ids(seq)
         self.miditok.complete_sequence(seq)
         return float(self.miditok.tokens_errors(seq))
+
+    def transpose_ids(self, ids: Sequence[int], semitones: int) -> list[int]:
+        """`ids` with every `Pitch` token moved by `semitones` (plain REMI ids only; the caller keeps the range)."""
+        table = self._pitch_shift_table()
+        return [table[int(i)] + semitones if table[int(i)] >= 0 else int(i) for i in ids]
+
+    def _pitch_shift_table(self) -> list[int]:
+        """Per id: for a pitch token, the id of `Pitch_<lowest>` plus the offset rebased so that adding semitones
+        gives the id of the shifted pitch; -1 for other tokens. Pitch ids are consecutive in miditok."""
+        if getattr(self, "_shift_table", None) is None:
+            if self.is_bpe:
+                raise ValueError("transpose_ids works on plain REMI ids, not BPE ids; transpose the melody instead")
+            vocab = self.miditok.vocab
+            table = [-1] * len(vocab)
+            for token, i in vocab.items():
+                if token.startswith("Pitch_"):
+                    table[i] = i
+            pitch_ids = sorted(vocab[f"Pitch_{p}"] for p in range(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+            if pitch_ids != list(range(pitch_ids[0], pitch_ids[0] + len(pitch_ids))):
+                raise ValueError("miditok's Pitch ids are not consecutive; transpose the melody instead")
+            self._shift_table = table
+        return self._shift_table
 
     # ---- BPE -------------------------------------------------------------------------------------------------
     def train_bpe(self, vocab_size: int, melodies: Sequence) -> None:

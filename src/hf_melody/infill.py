@@ -1,0 +1,160 @@
+"""Fill-in-the-middle for melodies: the training format, and regenerating chosen bars of a tune.
+
+A training melody `BOS Style <bar 1> ... <bar n> EOS` is sometimes (`DataConfig.infill_ratio`) rewritten as
+
+    BOS Style Infill <bars before> InfillSuffix <bars after> InfillMiddle <the missing bars> EOS
+
+so one causal GPT-2 learns both to continue and to fill a gap knowing what comes after it. Every REMI bar opens
+with `Bar TimeSig`, and positions count from the bar line, so the bars can be cut and moved as they are.
+
+Example:
+    >>> from hf_melody import MelodyTokenizer
+    >>> from hf_melody.infill import infill_example, split_bars
+    >>> tok = MelodyTokenizer()
+    >>> ids = tok.encode(melody, bos=True, eos=True, style="german-folk")    # doctest: +SKIP
+    >>> infill_example(ids, tok, start=2, stop=4)                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from .tokenizer import MelodyTokenizer
+
+MAX_INFILL_BARS = 4
+"""The longest gap of the training format (the model can still be asked for more, with less skill)."""
+
+
+def split_bars(body: Sequence[int], bar_id: int) -> list[list[int]]:
+    """Cut token ids (no BOS/style/EOS) into bars, each starting at a `Bar` token; tokens before the first bar line
+    (none in our REMI) are kept with the first bar."""
+    bars: list[list[int]] = []
+    for t in body:
+        if t == bar_id or not bars:
+            bars.append([])
+        bars[-1].append(int(t))
+    return bars
+
+
+def head_length(ids: Sequence[int], tokenizer: MelodyTokenizer) -> int:
+    """How many leading ids are BOS and style tokens."""
+    n = 0
+    specials = {tokenizer.bos_token_id, *tokenizer.style_token_ids}
+    while n < len(ids) and ids[n] in specials:
+        n += 1
+    return n
+
+
+def infill_example(ids: Sequence[int], tokenizer: MelodyTokenizer, start: int, stop: int) -> list[int]:
+    """The fill-in-the-middle form of a framed melody `ids` (BOS [style] bars EOS) with bars `start..stop-1`
+    (0-based) as the missing middle."""
+    ids = list(ids)
+    head = head_length(ids, tokenizer)
+    end = len(ids) - 1 if ids and ids[-1] == tokenizer.eos_token_id else len(ids)
+    bars = split_bars(ids[head:end], tokenizer.bar_token_id)
+    if not 0 <= start < stop <= len(bars):
+        raise ValueError(f"bars {start}..{stop - 1} are not inside a melody of {len(bars)} bars")
+    flat = [t for bar in bars[:start] for t in bar]
+    suffix = [t for bar in bars[stop:] for t in bar]
+    middle = [t for bar in bars[start:stop] for t in bar]
+    t = tokenizer.infill_token_ids
+    return ids[:head] + [t["Infill"], *flat, t["InfillSuffix"], *suffix, t["InfillMiddle"], *middle,
+                         tokenizer.eos_token_id]
+
+
+def random_infill_example(ids: Sequence[int], tokenizer: MelodyTokenizer, key: str, ratio: float,
+                          max_bars: int = MAX_INFILL_BARS) -> list[int]:
+    """With probability `ratio` (decided by a hash of `key`, so it is the same on every run), the infill form of
+    `ids` with a random gap of 1..`max_bars` bars anywhere in the tune (first and last bars included); else `ids`.
+
+    Melodies of fewer than two bars stay as they are.
+    """
+    if ratio <= 0 or tokenizer.is_bpe:  # BPE may merge the Bar token away: bars cannot be cut reliably
+        return list(ids)
+    h = hashlib.sha1(key.encode("utf-8", "surrogateescape")).digest()
+    if int.from_bytes(h[:4], "big") / 2**32 >= ratio:
+        return list(ids)
+    head = head_length(ids, tokenizer)
+    n_bars = sum(1 for t in ids[head:] if t == tokenizer.bar_token_id)
+    if n_bars < 2:
+        return list(ids)
+    width = 1 + int.from_bytes(h[4:8], "big") % min(max_bars, n_bars - 1)
+    start = int.from_bytes(h[8:12], "big") % (n_bars - width + 1)
+    return infill_example(ids, tokenizer, start, start + width)
+
+
+def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tuple[int, int]:
+    """`bars` (1-based, inclusive: `(5, 6)` or `5`) checked against a melody of `n_bars` bars; 0-based `(start, stop)`.
+
+    Raises:
+        ConfigError: not two increasing bar numbers inside the melody.
+    """
+    from .errors import ConfigError
+
+    if isinstance(bars, int) and not isinstance(bars, bool):
+        bars = (bars, bars)
+    try:
+        first, last = (int(b) for b in bars)
+        if any(isinstance(b, bool) or int(b) != b for b in bars):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"bars={bars!r}: give the first and last bar to regenerate, e.g. bars=(5, 6)") from None
+    if not 1 <= first <= last <= n_bars:
+        raise ConfigError(f"bars={first}-{last} is not inside this {n_bars}-bar melody; choose bars within 1..{n_bars} "
+                          "(first <= last)")
+    return first - 1, last
+
+
+def bar_start_ticks(score, n_bars: int) -> list[int]:
+    """Tick of the start of bars 0..n_bars (the last one is the end of bar n_bars-1), following the score's meters."""
+    from .music import bar_ticks
+
+    tss = sorted((int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures) or [(0, 4, 4)]
+    tpq = score.ticks_per_quarter
+    starts, tick, k = [0], 0, 0
+    for _ in range(n_bars):
+        while k + 1 < len(tss) and tss[k + 1][0] <= tick:
+            k += 1
+        tick += bar_ticks(tss[k][1], tss[k][2], tpq)
+        starts.append(tick)
+    return starts
+
+
+def infill_ids(model, tokenizer: MelodyTokenizer, ids: Sequence[int], bars, *, seed: int | None = None,
+               **options) -> tuple[list[int], tuple[int, int]]:
+    """Token ids of the melody `ids` (BOS [style] bars [EOS]) with `bars` (1-based, inclusive) regenerated.
+
+    The model sees the bars before and after the gap (`Infill ... InfillSuffix ... InfillMiddle`) and writes exactly
+    the missing number of bars (`exact_bars`), then the pieces are put back in order. `options` are those of
+    `hf_melody.decoding.generate_ids` (temperature, top_k, top_p, key, pitch_range, constrained, ...). Returns the new
+    ids and the 0-based `(start, stop)` bar span.
+    """
+    from .decoding import generate_ids
+
+    ids = [int(i) for i in ids if int(i) != tokenizer.pad_token_id]
+    head_n = head_length(ids, tokenizer)
+    head = ids[:head_n] or [tokenizer.bos_token_id]
+    if head[0] != tokenizer.bos_token_id:
+        head = [tokenizer.bos_token_id, *head]
+    end = len(ids) - 1 if ids and ids[-1] == tokenizer.eos_token_id else len(ids)
+    bars_ids = split_bars(ids[head_n:end], tokenizer.bar_token_id)
+    start, stop = check_bars(bars, len(bars_ids))
+    marks = tokenizer.infill_token_ids
+    prefix = [t for bar in bars_ids[:start] for t in bar]
+    suffix = [t for bar in bars_ids[stop:] for t in bar]
+    prompt = [*head, marks["Infill"], *prefix, marks["InfillSuffix"], *suffix, marks["InfillMiddle"]]
+    new = generate_ids(model, tokenizer, prompt, seed=seed, exact_bars=stop - start, **options)
+    middle = [t for t in new if t not in (tokenizer.eos_token_id, tokenizer.pad_token_id)]
+    return [*head, *prefix, *middle, *suffix, tokenizer.eos_token_id], (start, stop)
+
+
+def clip_to_bars(score, start: int, stop: int, n_bars: int):
+    """Cut notes that start in bars `start..stop-1` so they end by the start of bar `stop` (no spill into the rest)."""
+    edges = bar_start_ticks(score, n_bars)
+    lo, hi = edges[start], edges[stop]
+    for track in score.tracks:
+        for note in track.notes:
+            if lo <= note.time < hi and note.time + note.duration > hi:
+                note.duration = hi - note.time
+    return score
