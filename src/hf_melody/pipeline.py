@@ -35,7 +35,7 @@ from .generation import (
     melody_logits_processors,
     token_counts,
 )
-from .hub import DEFAULT_MODEL, load_model, load_tokenizer
+from .hub import CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints, bundled_name, load_model, load_tokenizer
 from .tokenizer import STYLES, MelodyTokenizer
 
 logger = logging.getLogger(__name__)
@@ -135,16 +135,79 @@ class MelodyPipeline(Pipeline):
         self.melody_tokenizer = melody_tokenizer  # before super().__init__, which validates default options
         super().__init__(model=model, **kwargs)
         self.model.eval()
+        self.model_name = bundled_name(getattr(model, "name_or_path", "")) or getattr(model, "name_or_path", "")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, device: int | str | None = None,
-                        allow_pickle: bool = False, **kwargs) -> MelodyPipeline:
-        """Load a bundle by bundled name (`folk-base`, `original`, ...), local folder or Hub id (HF cache)."""
-        model = load_model(name_or_path, allow_pickle=allow_pickle)
-        tokenizer = load_tokenizer(name_or_path)
+                        allow_pickle: bool = False, revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                        **kwargs) -> MelodyPipeline:
+        """Load a bundle by bundled name (`folk-base`, `original`, ...), local folder or Hub id (HF cache).
+
+        `revision`, `token`, `cache_dir` and `local_files_only` mean what they mean in transformers; other keyword
+        arguments go to the pipeline (e.g. default generation options).
+
+        Example:
+            >>> pipe = MelodyPipeline.from_pretrained("user/my-melody-model", revision="v1.0")   # doctest: +SKIP
+        """
+        hub_kwargs = {k: v for k, v in (("revision", revision), ("token", token), ("cache_dir", cache_dir),
+                                        ("local_files_only", local_files_only)) if v}
+        model = load_model(name_or_path, allow_pickle=allow_pickle, **hub_kwargs)
+        tokenizer = load_tokenizer(name_or_path, **hub_kwargs)
         pipe = cls(model=model, melody_tokenizer=tokenizer, device=device if device is not None else -1, **kwargs)
         pipe.model_name = str(name_or_path)
         return pipe
+
+    # ---- saving --------------------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> Path:
+        """Write the same bundle as training does: safetensors weights, config, generation config, `miditok.json`,
+        `training_info.json` (carried over from the loaded bundle) and a model card; no code is copied, so
+        `MelodyPipeline.from_pretrained(d)` and `transformers.pipeline("melody-generation", model=d)` reload it
+        without `trust_remote_code`.
+
+        Example:
+            >>> pipe.save_pretrained("out/my-bundle")                                         # doctest: +SKIP
+        """
+        from .hub import save_bundle
+
+        if kwargs:
+            raise ConfigError(f"save_pretrained() takes no option(s) {sorted(kwargs)}; it writes the whole bundle")
+        if Path(save_directory).is_file():
+            raise ConfigError(f"{save_directory}: is a file; give a folder to save the bundle into")
+        self.model.config.__dict__.pop("custom_pipelines", None)
+        return save_bundle(self.model, self.melody_tokenizer, save_directory, training_info=self._training_info(),
+                           generation_config=self.model.generation_config)
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, **kwargs) -> str:
+        """Save the bundle (as `save_pretrained`) and upload it to the Hub repo `repo_id`; returns the commit URL.
+
+        Example:
+            >>> pipe.push_to_hub("me/folk-melodies", private=True)                            # doctest: +SKIP
+        """
+        import tempfile
+
+        from .hub import push_bundle_to_hub
+
+        if kwargs:
+            raise ConfigError(f"push_to_hub() does not take {sorted(kwargs)}; it accepts commit_message, private "
+                              "and token")
+        with tempfile.TemporaryDirectory(prefix="hf_melody-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "bundle")
+            return push_bundle_to_hub(folder, repo_id, private=bool(private), token=token,
+                                      commit_message=commit_message or "Upload hf_melody bundle")
+
+    def _training_info(self) -> dict[str, Any] | None:
+        """The loaded bundle's `training_info.json` (so a re-saved card stays truthful), if it has one."""
+        import json
+
+        from .hub import TRAINING_INFO, resolve_bundle
+
+        source = resolve_bundle(getattr(self.model, "name_or_path", "") or ".")
+        path = Path(source) / TRAINING_INFO
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
 
     # ---- parameters ----------------------------------------------------------------------------------------------
     def _sanitize_parameters(self, num_return_sequences: int | None = None, max_new_notes: int | None = None,
@@ -444,9 +507,43 @@ class MelodyPipeline(Pipeline):
         return results
 
 
+TASK = "melody-generation"
 PIPELINE_REGISTRY.register_pipeline(
-    "melody-generation",
+    TASK,
     pipeline_class=MelodyPipeline,
     pt_model=AutoModelForCausalLM,
+    # `pipeline("melody-generation")` loads the bundled folk-base: a local folder, so no network is needed
+    default={"model": (str(CHECKPOINTS_DIR / DEFAULT_MODEL), None)},
     type="multimodal",
 )
+
+
+def _with_bundled_names(factory):
+    """Wrap `transformers.pipeline` so that bundled names (`"folk-base"`) load the packaged checkpoint offline
+    instead of being looked up on the Hub; everything else is passed through untouched."""
+    import functools
+
+    if getattr(factory, "_hf_melody_wrapped", False):
+        return factory
+
+    @functools.wraps(factory)
+    def pipeline(task: str | None = None, model: Any = None, *args, **kwargs):
+        if (isinstance(model, str) and task in (None, TASK) and model in bundled_checkpoints()
+                and not Path(model).exists()):
+            task, model = TASK, str(CHECKPOINTS_DIR / model)
+        return factory(task, model, *args, **kwargs)
+
+    pipeline._hf_melody_wrapped = True
+    return pipeline
+
+
+def _install_bundled_names() -> None:
+    import transformers
+    import transformers.pipelines
+
+    wrapped = _with_bundled_names(transformers.pipelines.pipeline)
+    transformers.pipelines.pipeline = wrapped
+    transformers.pipeline = wrapped
+
+
+_install_bundled_names()
