@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,66 +35,13 @@ from .generation import (
     token_counts,
 )
 from .hub import CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints, bundled_name, load_model, load_tokenizer
+from .melody import GeneratedMelody
+from .render import with_metadata
 from .tokenizer import STYLES, MelodyTokenizer
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("melody", "score", "ids", "midi")
-
-
-@dataclass
-class GeneratedMelody:
-    """One generated melody.
-
-    Attributes:
-        score: the melody as a one-track `symusic.Score` (480 ticks per quarter), prompt included.
-        token_ids: all token ids (prompt + generated), BOS first.
-        prompt_length: how many of `token_ids` came from the prompt.
-        num_prompt_notes: how many of the score's notes came from the prompt.
-        settings: the generation settings, for reproducibility: `seed` is the call's seed and `melody_seed` the
-            seed of this melody (`seed + i` for the i-th melody), so `pipe(seed=m.settings["melody_seed"], ...)`
-            regenerates it alone with the same other settings.
-    """
-
-    score: Any
-    token_ids: list[int]
-    prompt_length: int = 0
-    num_prompt_notes: int = 0
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def notes(self) -> list[tuple[int, int, int]]:
-        """`(onset, duration, pitch)` in ticks (480 per quarter)."""
-        return [(n.time, n.duration, n.pitch) for t in self.score.tracks for n in t.notes]
-
-    @property
-    def num_notes(self) -> int:
-        return len(self.notes)
-
-    def to_midi_bytes(self) -> bytes:
-        return self.score.dumps_midi()
-
-    def save_midi(self, path: str | os.PathLike) -> Path:
-        """Write a Standard MIDI File."""
-        from .render import save_midi
-
-        return save_midi(self.score, path)
-
-    def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                 sample_rate: int = 22050) -> Path:
-        """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT)."""
-        from .render import save_wav
-
-        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
-
-    def save_piano_roll(self, path: str | os.PathLike, title: str = "") -> Path:
-        """Draw a piano-roll PNG (prompt notes in grey)."""
-        from .render import save_piano_roll
-
-        shown = {k: v for k, v in self.settings.items() if k in ("model", "melody_seed", "temperature", "top_k",
-                                                                  "top_p", "style", "time_signature", "key",
-                                                                  "num_bars") and v is not None}
-        return save_piano_roll(self.score, path, title=title, settings=shown, prompt_notes=self.num_prompt_notes)
 
 
 def _is_token_ids(x: Any) -> bool:
@@ -494,16 +440,16 @@ class MelodyPipeline(Pipeline):
                 score = tok.decode(ids)
             except Exception as e:  # miditok raises on some malformed sequences
                 raise HFMelodyError(f"could not decode the generated tokens ({e})") from e
-            if score.tracks:
-                score.tracks[0].name = "hf_melody"
+            melody = GeneratedMelody(score, ids, model_outputs["prompt_length"], model_outputs["num_prompt_notes"],
+                                     {**settings, "melody_seed": settings["seed"] + i})
+            # key/time signature, tempo and title as meta events, so every file made from the score carries them
+            melody.score = with_metadata(score, key=melody.key, title=melody.title)
             if output_type == "score":
-                results.append(score)
+                results.append(melody.score)
             elif output_type == "midi":
-                results.append(score.dumps_midi())
+                results.append(melody.to_midi_bytes())
             else:
-                results.append(GeneratedMelody(score, ids, model_outputs["prompt_length"],
-                                               model_outputs["num_prompt_notes"],
-                                               {**settings, "melody_seed": settings["seed"] + i}))
+                results.append(melody)
         return results
 
 
