@@ -4,6 +4,7 @@
     hf-melody prepare --dataset path/to/midi --out out/data
     hf-melody train --config recipes/original.yaml --max_steps 300
     hf-melody evaluate --models original folk-base --dataset essen/kinder0 --out out/eval
+    hf-melody demo                      # a local web app: generate, listen, download
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
         _echo(f"  {p}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import launch
+
+    _echo(f"starting the demo on http://{args.host}:{args.port} (Ctrl+C to stop)")
+    launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont)
     return 0
 
 
@@ -196,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-melodies", dest="max_melodies", type=int, default=None, help="quick runs: cap melodies")
     e.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
 
+    d = sub.add_parser("demo", help="start the local web demo (Gradio): generate, listen, download",
+                       description="Serve a Gradio app to pick a model, key, meter, bars, style, temperature, seed "
+                                   "and a MIDI prompt, then listen and download MIDI/MusicXML. Needs the demo extra.")
+    d.add_argument("--models", nargs="+", default=None, help="models to offer (default: the bundled checkpoints)")
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    d.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    d.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the network)")
+    d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
+
     sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
                    add_help=False)
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
@@ -228,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate" and args.max_new_notes is None and args.max_bars is None and args.num_bars is None:
         args.max_new_notes = 64
     commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
-                "cards": cmd_cards}
+                "cards": cmd_cards, "demo": cmd_demo}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:
