@@ -373,8 +373,16 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     config = DataConfig(max_length=data_args.max_length, augment_semitones=data_args.augment_semitones,
                         validation_ratio=data_args.validation_ratio, test_ratio=data_args.test_ratio,
                         seed=training_args.data_seed or 0, use_style_tokens=data_args.use_style_tokens)
+    from .prepared import block_length, find_prepared, load_prepared
+
+    prepared = find_prepared(data_args.dataset_list())
     with training_args.main_process_first(desc="dataset preparation"):
-        if data_args.streaming:
+        if prepared is not None:  # a folder written by `hf-melody prepare`: its blocks and its tokenizer
+            dsd, tokenizer = load_prepared(prepared, tokenizer if model_args.init_from else None,
+                                           data_args.bpe_vocab_size, data_args.streaming)
+            data_args.max_length = block_length(dsd)
+            report_summary = f"prepared dataset {prepared}"
+        elif data_args.streaming:
             from .corpora import iter_midi_folder
 
             sources = data_args.dataset_list()
