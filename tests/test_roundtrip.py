@@ -88,3 +88,17 @@ def test_from_pretrained_takes_hub_options(tiny_bundle, tmp_path):
         MelodyPipeline.from_pretrained("hf-melody-tests/rev", cache_dir=tmp_path / "empty-cache")
     # bundled names ignore Hub options that do not apply to a local folder
     assert MelodyPipeline.from_pretrained(DEFAULT_MODEL, revision="main").model_name == DEFAULT_MODEL
+
+
+def test_every_checkpoint_is_a_loadable_bundle(tmp_path):
+    from hf_melody.training import parse_args, train
+
+    config = str(Path(__file__).parents[1] / "recipes" / "tiny-debug.yaml")
+    train(*parse_args(["--config", config, "--output_dir", str(tmp_path), "--max_steps", "4", "--save_steps", "2",
+                       "--eval_steps", "2", "--disable_tqdm", "true"]))
+    checkpoints = sorted(tmp_path.glob("checkpoint-*"))
+    assert [c.name for c in checkpoints] == ["checkpoint-2", "checkpoint-4"]
+    for checkpoint in checkpoints:
+        assert {"miditok.json", "generation_config.json", "config.json"} <= {p.name for p in checkpoint.iterdir()}
+        assert MelodyPipeline.from_pretrained(checkpoint)(seed=0, max_new_notes=3)[0].num_notes <= 3
+        assert isinstance(transformers.pipeline("melody-generation", model=str(checkpoint)), MelodyPipeline)

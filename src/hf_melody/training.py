@@ -310,6 +310,25 @@ class JsonLogCallback(TrainerCallback):
             write_training_log(args.output_dir, state.log_history)
 
 
+class BundleCheckpointCallback(TrainerCallback):
+    """Makes every `checkpoint-N/` a loadable bundle: adds the music tokenizer (`miditok.json`) and the sampling
+    defaults (`generation_config.json`) beside the weights the Trainer saved."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        from .hub import default_generation_config
+
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            self.tokenizer.save_pretrained(folder)
+            if not (folder / "generation_config.json").is_file():
+                default_generation_config(self.tokenizer).save_pretrained(folder)
+
+
 def write_training_log(output_dir: str | os.PathLike, history: list[dict]) -> Path:
     """Save `history` split into train and eval records (atomically)."""
     from .utils import atomic_write_text
@@ -423,7 +442,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if eval_ds is None and training_args.eval_strategy != "no":
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
     trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                      data_collator=default_data_collator, callbacks=[JsonLogCallback()])
+                      data_collator=default_data_collator,
+                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer)])
 
     # 6. train
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint
