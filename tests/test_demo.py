@@ -123,3 +123,12 @@ def test_space_app_builds_the_demo_with_the_bundled_models():
     assert isinstance(app["demo"], gr.Blocks)
     dropdown = next(b for b in app["demo"].blocks.values() if getattr(b, "label", None) == "model")
     assert [c[0] for c in dropdown.choices] == bundled_checkpoints()
+
+
+def test_cli_lists_the_demo_command(capsys):
+    from hf_melody.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = capsys.readouterr().out
+    assert "--models" in text and "--port" in text and "Gradio" in text
