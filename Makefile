@@ -9,13 +9,13 @@ export TOKENIZERS_PARALLELISM = false
 export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND = Agg
 
-.PHONY: setup test test-slow lint demo soundfont bench cards clean
+.PHONY: setup test test-slow lint demo web-demo soundfont browser bench cards clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard]"
+	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard,audio,demo]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -32,17 +32,31 @@ soundfont:
 	  echo "no soundfont found: install one (sudo apt-get install timgm6mb-soundfont) or set HF_MELODY_SOUNDFONT"; \
 	fi
 
-test: setup soundfont
+# Debian's chromium and its driver for the demo's browser test (the test is skipped where they are missing).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null && apt-get install -y -qq chromium chromium-driver >/dev/null)) && echo "installed chromium"; \
+	else \
+	  echo "no chromium found: the browser test will be skipped (sudo apt-get install chromium chromium-driver)"; \
+	fi
+
+test: setup soundfont browser
 	$(BIN)/python -m pytest -q
 
 test-slow: setup soundfont
 	$(BIN)/python -m pytest -q -m slow
 
 lint: setup
-	$(BIN)/ruff check src tests recipes benchmarks examples
+	$(BIN)/ruff check src tests recipes benchmarks examples app.py
 
 demo: setup soundfont
 	$(BIN)/hf-melody generate --model folk-base --num 4 --seed 0 --out out/demo
+
+web-demo: setup soundfont
+	$(BIN)/hf-melody demo
 
 bench: setup
 	$(BIN)/python benchmarks/data_throughput.py

@@ -4,6 +4,7 @@
     hf-melody prepare --dataset path/to/midi --out out/data
     hf-melody train --config recipes/original.yaml --max_steps 300
     hf-melody evaluate --models original folk-base --dataset essen/kinder0 --out out/eval
+    hf-melody demo                      # a local web app: generate, listen, download
 """
 
 from __future__ import annotations
@@ -67,34 +68,42 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    import random
+
     from tqdm.auto import tqdm
 
     from .pipeline import MelodyPipeline
+    from .render import check_formats
 
+    formats = check_formats(args.formats.split(","))  # before loading anything: a typo fails at once
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
-    kwargs = {"num_return_sequences": args.num, "seed": args.seed, "temperature": args.temperature,
+    kwargs = {"temperature": args.temperature,
               "top_k": args.top_k, "top_p": args.top_p, "max_new_notes": args.max_new_notes,
               "max_bars": args.max_bars, "time_signature": args.time_signature, "style": args.style,
               "key": args.key, "key_strictness": args.key_strictness, "num_bars": args.num_bars,
               "end_on_tonic": args.end_on_tonic or None, "constrained": False if args.no_grammar else None,
               "pitch_range": tuple(args.pitch_range) if args.pitch_range else None}
-    melodies = pipe(args.prompt, **{k: v for k, v in kwargs.items() if v is not None})
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives the
+    # same files and lets one progress bar cover the whole job (generation and rendering)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31 - 1 - args.num)
     out = Path(args.out)
-    formats = [f.strip() for f in args.formats.split(",")]
     written = []
-    for i, m in enumerate(tqdm(melodies, desc="rendering", unit="melody", disable=len(melodies) < 2)):
-        stem = out / f"melody_{i}"
-        title = f"{args.model} — melody {i}" + (f" (continuing {Path(args.prompt).name})" if args.prompt else "")
-        if "mid" in formats:
-            written.append(m.save_midi(stem.with_suffix(".mid")))
-        if "wav" in formats:
-            written.append(m.save_wav(stem.with_suffix(".wav"), soundfont=args.soundfont))
-        if "png" in formats:
-            written.append(m.save_piano_roll(stem.with_suffix(".png"), title=title))
-        _echo(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)")
+    for i in tqdm(range(args.num), desc="generating", unit="melody", disable=args.num < 2):
+        [m] = pipe(args.prompt, seed=seed + i, **kwargs)
+        written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont)
+        tqdm.write(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
         _echo(f"  {p}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import launch
+
+    _echo(f"starting the demo on http://{args.host}:{args.port} (Ctrl+C to stop)")
+    launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont)
     return 0
 
 
@@ -165,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--time-signature", dest="time_signature", default=None, help="meter to start in, e.g. 3/4")
     g.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
                    "scottish-airs, chorale, other")
-    g.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of mid,wav,png")
+    g.add_argument("--formats", default="mid,wav,png",
+                   help="comma-separated subset of mid, wav, flac, ogg, mp3, png, musicxml, abc (default: mid,wav,png)")
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
 
@@ -194,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ngram-order", dest="ngram_order", type=int, default=None, help="n-gram context (default: 2)")
     e.add_argument("--max-melodies", dest="max_melodies", type=int, default=None, help="quick runs: cap melodies")
     e.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
+
+    d = sub.add_parser("demo", help="start the local web demo (Gradio): generate, listen, download",
+                       description="Serve a Gradio app to pick a model, key, meter, bars, style, temperature, seed "
+                                   "and a MIDI prompt, then listen and download MIDI/MusicXML. Needs the demo extra.")
+    d.add_argument("--models", nargs="+", default=None, help="models to offer (default: the bundled checkpoints)")
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    d.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    d.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the network)")
+    d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
 
     sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
                    add_help=False)
@@ -227,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate" and args.max_new_notes is None and args.max_bars is None and args.num_bars is None:
         args.max_new_notes = 64
     commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
-                "cards": cmd_cards}
+                "cards": cmd_cards, "demo": cmd_demo}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

@@ -29,3 +29,7 @@ class SoundfontNotFoundError(HFMelodyError, FileNotFoundError):
 
 class ModelLoadError(HFMelodyError, OSError):
     """A model bundle could not be found or loaded."""
+
+
+class MissingDependencyError(HFMelodyError, ImportError):
+    """An optional package (an extra such as `corpus` or `audio`) is needed for this feature and not installed."""

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
 TRAINING_INFO = "training_info.json"
 DEFAULT_MODEL = "folk-base"
+# what `from_pretrained` passes on to the HF cache, as in transformers
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
 
 
 def bundled_checkpoints() -> list[str]:
@@ -28,6 +30,18 @@ def bundled_checkpoints() -> list[str]:
     if not CHECKPOINTS_DIR.is_dir():
         return []
     return sorted(p.name for p in CHECKPOINTS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def bundled_name(path: str | os.PathLike) -> str | None:
+    """`"folk-base"` for the folder of the bundled checkpoint folk-base (or the name itself), else None."""
+    p = Path(path) if path else None
+    if p is None:
+        return None
+    if str(path) in bundled_checkpoints():
+        return str(path)
+    if p.is_dir() and p.resolve().parent == CHECKPOINTS_DIR.resolve():
+        return p.name
+    return None
 
 
 def resolve_bundle(name_or_path: str | os.PathLike) -> str:
@@ -79,7 +93,8 @@ def load_model(name_or_path: str | os.PathLike, allow_pickle: bool = False, trus
     from transformers import AutoModelForCausalLM
 
     where = resolve_bundle(name_or_path)
-    resolve_file(name_or_path, "config.json")  # a clear error before transformers' long one
+    hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+    resolve_file(name_or_path, "config.json", **hub_kwargs)  # a clear error before transformers' long one
     from safetensors import SafetensorError
 
     try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,67 +34,14 @@ from .generation import (
     melody_logits_processors,
     token_counts,
 )
-from .hub import DEFAULT_MODEL, load_model, load_tokenizer
+from .hub import CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints, bundled_name, load_model, load_tokenizer
+from .output import GeneratedMelody
+from .render import with_metadata
 from .tokenizer import STYLES, MelodyTokenizer
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_TYPES = ("melody", "score", "ids", "midi")
-
-
-@dataclass
-class GeneratedMelody:
-    """One generated melody.
-
-    Attributes:
-        score: the melody as a one-track `symusic.Score` (480 ticks per quarter), prompt included.
-        token_ids: all token ids (prompt + generated), BOS first.
-        prompt_length: how many of `token_ids` came from the prompt.
-        num_prompt_notes: how many of the score's notes came from the prompt.
-        settings: the generation settings, for reproducibility: `seed` is the call's seed and `melody_seed` the
-            seed of this melody (`seed + i` for the i-th melody), so `pipe(seed=m.settings["melody_seed"], ...)`
-            regenerates it alone with the same other settings.
-    """
-
-    score: Any
-    token_ids: list[int]
-    prompt_length: int = 0
-    num_prompt_notes: int = 0
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def notes(self) -> list[tuple[int, int, int]]:
-        """`(onset, duration, pitch)` in ticks (480 per quarter)."""
-        return [(n.time, n.duration, n.pitch) for t in self.score.tracks for n in t.notes]
-
-    @property
-    def num_notes(self) -> int:
-        return len(self.notes)
-
-    def to_midi_bytes(self) -> bytes:
-        return self.score.dumps_midi()
-
-    def save_midi(self, path: str | os.PathLike) -> Path:
-        """Write a Standard MIDI File."""
-        from .render import save_midi
-
-        return save_midi(self.score, path)
-
-    def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                 sample_rate: int = 22050) -> Path:
-        """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT)."""
-        from .render import save_wav
-
-        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
-
-    def save_piano_roll(self, path: str | os.PathLike, title: str = "") -> Path:
-        """Draw a piano-roll PNG (prompt notes in grey)."""
-        from .render import save_piano_roll
-
-        shown = {k: v for k, v in self.settings.items() if k in ("model", "melody_seed", "temperature", "top_k",
-                                                                  "top_p", "style", "time_signature", "key",
-                                                                  "num_bars") and v is not None}
-        return save_piano_roll(self.score, path, title=title, settings=shown, prompt_notes=self.num_prompt_notes)
 
 
 def _is_token_ids(x: Any) -> bool:
@@ -135,16 +81,79 @@ class MelodyPipeline(Pipeline):
         self.melody_tokenizer = melody_tokenizer  # before super().__init__, which validates default options
         super().__init__(model=model, **kwargs)
         self.model.eval()
+        self.model_name = bundled_name(getattr(model, "name_or_path", "")) or getattr(model, "name_or_path", "")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = DEFAULT_MODEL, device: int | str | None = None,
-                        allow_pickle: bool = False, **kwargs) -> MelodyPipeline:
-        """Load a bundle by bundled name (`folk-base`, `original`, ...), local folder or Hub id (HF cache)."""
-        model = load_model(name_or_path, allow_pickle=allow_pickle)
-        tokenizer = load_tokenizer(name_or_path)
+                        allow_pickle: bool = False, revision: str | None = None, token: str | bool | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                        **kwargs) -> MelodyPipeline:
+        """Load a bundle by bundled name (`folk-base`, `original`, ...), local folder or Hub id (HF cache).
+
+        `revision`, `token`, `cache_dir` and `local_files_only` mean what they mean in transformers; other keyword
+        arguments go to the pipeline (e.g. default generation options).
+
+        Example:
+            >>> pipe = MelodyPipeline.from_pretrained("user/my-melody-model", revision="v1.0")   # doctest: +SKIP
+        """
+        hub_kwargs = {k: v for k, v in (("revision", revision), ("token", token), ("cache_dir", cache_dir),
+                                        ("local_files_only", local_files_only)) if v}
+        model = load_model(name_or_path, allow_pickle=allow_pickle, **hub_kwargs)
+        tokenizer = load_tokenizer(name_or_path, **hub_kwargs)
         pipe = cls(model=model, melody_tokenizer=tokenizer, device=device if device is not None else -1, **kwargs)
         pipe.model_name = str(name_or_path)
         return pipe
+
+    # ---- saving --------------------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> Path:
+        """Write the same bundle as training does: safetensors weights, config, generation config, `miditok.json`,
+        `training_info.json` (carried over from the loaded bundle) and a model card; no code is copied, so
+        `MelodyPipeline.from_pretrained(d)` and `transformers.pipeline("melody-generation", model=d)` reload it
+        without `trust_remote_code`.
+
+        Example:
+            >>> pipe.save_pretrained("out/my-bundle")                                         # doctest: +SKIP
+        """
+        from .hub import save_bundle
+
+        if kwargs:
+            raise ConfigError(f"save_pretrained() takes no option(s) {sorted(kwargs)}; it writes the whole bundle")
+        if Path(save_directory).is_file():
+            raise ConfigError(f"{save_directory}: is a file; give a folder to save the bundle into")
+        self.model.config.__dict__.pop("custom_pipelines", None)
+        return save_bundle(self.model, self.melody_tokenizer, save_directory, training_info=self._training_info(),
+                           generation_config=self.model.generation_config)
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, **kwargs) -> str:
+        """Save the bundle (as `save_pretrained`) and upload it to the Hub repo `repo_id`; returns the commit URL.
+
+        Example:
+            >>> pipe.push_to_hub("me/folk-melodies", private=True)                            # doctest: +SKIP
+        """
+        import tempfile
+
+        from .hub import push_bundle_to_hub
+
+        if kwargs:
+            raise ConfigError(f"push_to_hub() does not take {sorted(kwargs)}; it accepts commit_message, private "
+                              "and token")
+        with tempfile.TemporaryDirectory(prefix="hf_melody-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "bundle")
+            return push_bundle_to_hub(folder, repo_id, private=bool(private), token=token,
+                                      commit_message=commit_message or "Upload hf_melody bundle")
+
+    def _training_info(self) -> dict[str, Any] | None:
+        """The loaded bundle's `training_info.json` (so a re-saved card stays truthful), if it has one."""
+        import json
+
+        from .hub import TRAINING_INFO, resolve_bundle
+
+        source = resolve_bundle(getattr(self.model, "name_or_path", "") or ".")
+        path = Path(source) / TRAINING_INFO
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text())
 
     # ---- parameters ----------------------------------------------------------------------------------------------
     def _sanitize_parameters(self, num_return_sequences: int | None = None, max_new_notes: int | None = None,
@@ -431,22 +440,56 @@ class MelodyPipeline(Pipeline):
                 score = tok.decode(ids)
             except Exception as e:  # miditok raises on some malformed sequences
                 raise HFMelodyError(f"could not decode the generated tokens ({e})") from e
-            if score.tracks:
-                score.tracks[0].name = "hf_melody"
+            melody = GeneratedMelody(score, ids, model_outputs["prompt_length"], model_outputs["num_prompt_notes"],
+                                     {**settings, "melody_seed": settings["seed"] + i})
+            # key/time signature, tempo and title as meta events, so every file made from the score carries them
+            melody.score = with_metadata(score, key=melody.key, title=melody.title)
             if output_type == "score":
-                results.append(score)
+                results.append(melody.score)
             elif output_type == "midi":
-                results.append(score.dumps_midi())
+                results.append(melody.to_midi_bytes())
             else:
-                results.append(GeneratedMelody(score, ids, model_outputs["prompt_length"],
-                                               model_outputs["num_prompt_notes"],
-                                               {**settings, "melody_seed": settings["seed"] + i}))
+                results.append(melody)
         return results
 
 
+TASK = "melody-generation"
 PIPELINE_REGISTRY.register_pipeline(
-    "melody-generation",
+    TASK,
     pipeline_class=MelodyPipeline,
     pt_model=AutoModelForCausalLM,
+    # `pipeline("melody-generation")` loads the bundled folk-base: a local folder, so no network is needed
+    default={"model": (str(CHECKPOINTS_DIR / DEFAULT_MODEL), None)},
     type="multimodal",
 )
+
+
+def _with_bundled_names(factory):
+    """Wrap `transformers.pipeline` so that bundled names (`"folk-base"`) load the packaged checkpoint offline
+    instead of being looked up on the Hub; everything else is passed through untouched."""
+    import functools
+
+    if getattr(factory, "_hf_melody_wrapped", False):
+        return factory
+
+    @functools.wraps(factory)
+    def pipeline(task: str | None = None, model: Any = None, *args, **kwargs):
+        if (isinstance(model, str) and task in (None, TASK) and model in bundled_checkpoints()
+                and not Path(model).exists()):
+            task, model = TASK, str(CHECKPOINTS_DIR / model)
+        return factory(task, model, *args, **kwargs)
+
+    pipeline._hf_melody_wrapped = True
+    return pipeline
+
+
+def _install_bundled_names() -> None:
+    import transformers
+    import transformers.pipelines
+
+    wrapped = _with_bundled_names(transformers.pipelines.pipeline)
+    transformers.pipelines.pipeline = wrapped
+    transformers.pipeline = wrapped
+
+
+_install_bundled_names()

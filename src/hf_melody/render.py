@@ -1,8 +1,11 @@
-"""Score -> MIDI file, WAV audio (General MIDI soundfont) and a piano-roll PNG. All writes are atomic.
+"""Score -> MIDI file (with key/time signature, tempo, title), audio (WAV, FLAC, OGG, MP3) and a piano-roll PNG.
+
+All writes are atomic. Notation (MusicXML, ABC) lives in `hf_melody.notation`.
 
 Example:
-    >>> from hf_melody.render import save_midi, save_wav, save_piano_roll
-    >>> save_wav(score, "melody.wav")                     # doctest: +SKIP
+    >>> from hf_melody.render import save_midi, save_audio, save_piano_roll
+    >>> save_midi(score, "melody.mid", key="D minor", title="My tune")    # doctest: +SKIP
+    >>> save_audio(score, "melody.flac")                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import SoundfontNotFoundError
+from .errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
 from .utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,15 @@ SOUNDFONT_CANDIDATES = (
     "/opt/homebrew/share/soundfonts/default.sf2",
 )
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
+                 "mp3": ("MP3", "MPEG_LAYER_III")}
+"""Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
+FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
+"""Every file format `save_all` and `hf-melody generate --formats` write."""
+DEFAULT_TEMPO_QPM = 120.0
+# semitones from a mode's tonic down to the tonic of the major scale with the same notes
+_MODE_OFFSETS = {"major": 0, "minor": 9, "harmonic minor": 9, "melodic minor": 9, "dorian": 2, "phrygian": 4,
+                 "lydian": 5, "mixolydian": 7, "locrian": 11, "major pentatonic": 0, "minor pentatonic": 9}
 
 
 def pitch_name(pitch: int) -> str:
@@ -60,9 +72,53 @@ def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
     )
 
 
-def save_midi(score, path: str | os.PathLike) -> Path:
-    """Write a `symusic.Score` as a Standard MIDI File."""
-    return atomic_write_bytes(path, score.dumps_midi())
+def key_signature(key: str) -> tuple[int, int]:
+    """`(sharps, tonality)` of a key name for a MIDI key signature: flats are negative, tonality 1 is minor.
+
+    Example:
+        >>> key_signature("D minor"), key_signature("Bb major"), key_signature("G mixolydian")
+        ((-1, 1), (-2, 0), (0, 0))
+    """
+    from .generation import parse_key
+
+    parsed = parse_key(key)
+    mode = parsed.name.split(" ", 1)[1]
+    major_pc = (parsed.tonic - _MODE_OFFSETS[mode]) % 12
+    sharps = (major_pc * 7) % 12
+    if sharps > 6 or (sharps == 6 and "b" in parsed.name.split(" ")[0][1:]):
+        sharps -= 12
+    return sharps, int(mode.endswith("minor"))
+
+
+def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
+    """A copy of `score` with the meta events notation and DAW software read: key signature (from `key`, when
+    given), a time signature (4/4 if the score has none), a tempo (`tempo_qpm`, else the score's, else 120) and the
+    track name (`title`).
+
+    Example:
+        >>> with_metadata(score, key="D minor", title="hf_melody seed 3").key_signatures    # doctest: +SKIP
+    """
+    from symusic import KeySignature, Tempo, TimeSignature
+
+    out = score.copy()
+    if key is not None:
+        sharps, tonality = key_signature(key)
+        out.key_signatures = [KeySignature(0, sharps, tonality)]
+    if not len(out.time_signatures):
+        out.time_signatures.append(TimeSignature(0, 4, 4))
+    if tempo_qpm is not None or not len(out.tempos):
+        out.tempos = [Tempo(0, qpm=float(tempo_qpm or DEFAULT_TEMPO_QPM))]
+    if title is not None:
+        for track in out.tracks:
+            track.name = title
+    return out
+
+
+def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+              tempo_qpm: float | None = None) -> Path:
+    """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo and track name (see
+    `with_metadata`)."""
+    return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
 
 
 def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate: int = 22050):
@@ -73,25 +129,51 @@ def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate:
     return Synthesizer(sf_path=str(sf), sample_rate=sample_rate).render(score, stereo=True)
 
 
+def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = None,
+                sample_rate: int = 22050) -> bytes:
+    """The score rendered to an audio file's bytes: "wav" (16-bit PCM), "flac", "ogg" (Vorbis) or "mp3".
+
+    WAV is written by symusic; FLAC, OGG and MP3 by soundfile (libsndfile), the `audio` extra.
+    """
+    import io
+
+    if fmt not in AUDIO_FORMATS:
+        raise ConfigError(f"unknown audio format {fmt!r}; choose one of {', '.join(AUDIO_FORMATS)}")
+    audio = render_audio(score, soundfont, sample_rate)
+    if fmt == "wav":
+        import tempfile
+
+        from symusic import dump_wav
+
+        with tempfile.TemporaryDirectory(prefix="hf_melody-wav-") as tmp:
+            dump_wav(f"{tmp}/a.wav", audio, sample_rate, use_int16=True)
+            return Path(f"{tmp}/a.wav").read_bytes()
+    try:
+        import soundfile
+    except ImportError as e:
+        raise MissingDependencyError(f"writing .{fmt} needs soundfile: pip install 'hf_melody[audio]' "
+                                     "(or write .wav)") from e
+    import numpy as np
+
+    buf = io.BytesIO()
+    container, subtype = AUDIO_FORMATS[fmt]
+    soundfile.write(buf, np.ascontiguousarray(np.asarray(audio).T), sample_rate, format=container, subtype=subtype)
+    return buf.getvalue()
+
+
+def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+               sample_rate: int = 22050) -> Path:
+    """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in AUDIO_FORMATS:
+        raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
+    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate))
+
+
 def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
              sample_rate: int = 22050) -> Path:
     """Render a score to a 16-bit stereo WAV file (see `find_soundfont` for where the soundfont comes from)."""
-    import tempfile
-
-    from symusic import dump_wav
-
-    audio = render_audio(score, soundfont, sample_rate)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".wav")
-    os.close(fd)
-    try:
-        dump_wav(tmp, audio, sample_rate, use_int16=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate))
 
 
 def bar_ticks(score) -> list[int]:
@@ -116,6 +198,12 @@ def bar_ticks(score) -> list[int]:
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
                     prompt_notes: int = 0, dpi: int = 120) -> Path:
     """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey."""
+    return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi))
+
+
+def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = None, prompt_notes: int = 0,
+                   dpi: int = 120) -> bytes:
+    """The piano roll of `save_piano_roll` as PNG bytes."""
     import io
 
     import matplotlib
@@ -162,18 +250,42 @@ def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: d
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def check_formats(formats: Sequence[str]) -> list[str]:
+    """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`."""
+    aliases = {"midi": "mid", "xml": "musicxml", "mxl": "musicxml"}
+    out = [aliases.get(f.strip().lower().lstrip("."), f.strip().lower().lstrip(".")) for f in formats if f.strip()]
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise ConfigError(f"unknown file format(s) {bad or formats!r}; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(out))
 
 
 def save_all(score, stem: str | os.PathLike, formats: Sequence[str] = ("mid", "wav", "png"), **kwargs) -> list[Path]:
-    """Write `stem.mid`, `stem.wav`, `stem.png` (those in `formats`); kwargs go to the piano roll / WAV."""
+    """Write `stem.<ext>` for each of `formats` (see `FORMATS`); kwargs: soundfont, title, key, tempo_qpm,
+    settings, prompt_notes.
+
+    Example:
+        >>> save_all(score, "out/tune", ["mid", "flac", "musicxml"], key="G major", title="Tune")   # doctest: +SKIP
+    """
     stem = Path(stem)
     out = []
-    if "mid" in formats:
-        out.append(save_midi(score, stem.with_suffix(".mid")))
-    if "wav" in formats:
-        out.append(save_wav(score, stem.with_suffix(".wav"), soundfont=kwargs.get("soundfont")))
-    if "png" in formats:
-        out.append(save_piano_roll(score, stem.with_suffix(".png"), title=kwargs.get("title", ""),
-                                   settings=kwargs.get("settings"), prompt_notes=kwargs.get("prompt_notes", 0)))
+    for fmt in check_formats(formats):
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        if fmt == "mid":
+            out.append(save_midi(score, path, key=kwargs.get("key"), title=kwargs.get("title"),
+                                 tempo_qpm=kwargs.get("tempo_qpm")))
+        elif fmt in AUDIO_FORMATS:
+            out.append(save_audio(score, path, soundfont=kwargs.get("soundfont")))
+        elif fmt == "png":
+            out.append(save_piano_roll(score, path, title=kwargs.get("title") or "", settings=kwargs.get("settings"),
+                                       prompt_notes=kwargs.get("prompt_notes", 0)))
+        else:
+            from .notation import save_abc, save_musicxml
+
+            save = save_musicxml if fmt == "musicxml" else save_abc
+            out.append(save(score, path, key=kwargs.get("key"), title=kwargs.get("title"),
+                            tempo_qpm=kwargs.get("tempo_qpm")))
     return out

@@ -343,6 +343,25 @@ class JsonLogCallback(TrainerCallback):
             write_training_log(args.output_dir, state.log_history)
 
 
+class BundleCheckpointCallback(TrainerCallback):
+    """Makes every `checkpoint-N/` a loadable bundle: adds the music tokenizer (`miditok.json`) and the sampling
+    defaults (`generation_config.json`) beside the weights the Trainer saved."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        from .hub import default_generation_config
+
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            self.tokenizer.save_pretrained(folder)
+            if not (folder / "generation_config.json").is_file():
+                default_generation_config(self.tokenizer).save_pretrained(folder)
+
+
 def write_training_log(output_dir: str | os.PathLike, history: list[dict]) -> Path:
     """Save `history` split into train and eval records (atomically)."""
     from .utils import atomic_write_text
@@ -407,8 +426,16 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
                         validation_ratio=data_args.validation_ratio, test_ratio=data_args.test_ratio,
                         seed=training_args.data_seed or 0, use_style_tokens=data_args.use_style_tokens,
                         infill_ratio=data_args.infill_ratio)
+    from .prepared import block_length, find_prepared, load_prepared
+
+    prepared = find_prepared(data_args.dataset_list())
     with training_args.main_process_first(desc="dataset preparation"):
-        if data_args.streaming:
+        if prepared is not None:  # a folder written by `hf-melody prepare`: its blocks and its tokenizer
+            dsd, tokenizer = load_prepared(prepared, tokenizer if model_args.init_from else None,
+                                           data_args.bpe_vocab_size, data_args.streaming)
+            data_args.max_length = block_length(dsd)
+            report_summary = f"prepared dataset {prepared}"
+        elif data_args.streaming:
             from .corpora import iter_midi_folder
 
             sources = data_args.dataset_list()
@@ -450,7 +477,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if eval_ds is None and training_args.eval_strategy != "no":
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
     trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                      data_collator=default_data_collator, callbacks=[JsonLogCallback()])
+                      data_collator=default_data_collator,
+                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer)])
 
     # 6. train
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint

@@ -60,7 +60,8 @@ def _features(token):
 class MelodyBleu(evaluate.Metric):
     def _info(self):
         return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION,
-                           _features(datasets.Value("string")) + _features(datasets.Value("int64")))
+                           _features(datasets.Value("string")) + _features(datasets.Value("int64")),
+                           reference_urls=("https://aclanthology.org/P02-1040/",))
 
     def _compute(self, predictions, references, max_order=4, smooth="floor", self_bleu=False):
         result = corpus_bleu(predictions, references, max_order=max_order, smooth=smooth)

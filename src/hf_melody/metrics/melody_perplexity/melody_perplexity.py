@@ -56,7 +56,7 @@ _CITATION = """
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MelodyPerplexity(evaluate.Metric):
     def _info(self):
-        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION)
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, reference_urls=("https://openaccess.city.ac.uk/id/eprint/8459/",))
 
     def _compute(self, predictions, model_id, time_signatures=None, styles=None, use_style_tokens=True,
                  pitch_bits=True, stride=None, batch_size=16, device=None, per_melody=False):

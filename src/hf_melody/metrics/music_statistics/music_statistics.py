@@ -43,7 +43,7 @@ _CITATION = """
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MusicStatistics(evaluate.Metric):
     def _info(self):
-        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION)
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, reference_urls=("https://doi.org/10.1007/s00521-018-3849-7",))
 
     def _compute(self, predictions, time_signatures=None, reference_notes=None, reference_time_signatures=None,
                  per_melody=False):

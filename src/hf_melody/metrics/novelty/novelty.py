@@ -31,13 +31,17 @@ Examples:
     0.0
 """
 
-_CITATION = ""
+_CITATION = """
+@article{yin2023shallow, title={Deep learning's shallow gains: a comparative evaluation of algorithms for automatic
+  music generation}, author={Yin, Zongyu and Reuben, Federico and Stepney, Susan and Collins, Tom},
+  journal={Machine Learning}, volume={112}, pages={1785--1822}, year={2023}}
+"""
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Novelty(evaluate.Metric):
     def _info(self):
-        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION)
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, reference_urls=("https://doi.org/10.1007/s10994-023-06309-w",))
 
     def _compute(self, predictions, training_notes=None, training_dataset=None, time_signatures=None, min_bars=8,
                  transposition_invariant=False):
