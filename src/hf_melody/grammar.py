@@ -154,7 +154,7 @@ class REMIGrammar:
         self._pos_per_beat = int(mt.config.max_num_pos_per_beat)
         self._dur_ticks = {int(tpb): dict(table) for tpb, table in mt._tpb_tokens_to_ticks.items()}
         self._rest_ticks = {int(tpb): dict(table) for tpb, table in mt._tpb_rests_to_ticks.items()}
-        self._max_rest = {tpb: max(table.values()) for tpb, table in self._rest_ticks.items()}
+        self._max_rest = {tpb: max(table.values(), default=0) for tpb, table in self._rest_ticks.items()}
         base = {tok_str: self._parse(tok_str) for tok_str in mt.vocab}
         self.expansions: list[tuple[tuple[int, object], ...]] = []
         for i in range(self.vocab_size):
@@ -169,6 +169,9 @@ class REMIGrammar:
         self._pitches = sorted(kinds_of[K_PITCH])
         self._durations = kinds_of[K_DURATION]
         self._rests = kinds_of[K_REST]
+        # Without Rest tokens (our REMI since 0.2) a silence is a gap: a Position may lie after the cursor, and a Bar
+        # may follow a note that ends before the bar line (empty bars are `Bar TimeSig` alone).
+        self.gaps = not self._rests
         self._finish_cache: dict[tuple, bool] = {}
         self.max_notes_per_token = max(sum(k == K_DURATION for k, _ in exp) for exp in self.expansions)
         self.pitch_of = {i: [v for k, v in exp if k == K_PITCH] for i, exp in enumerate(self.expansions)}
@@ -273,7 +276,7 @@ class REMIGrammar:
                 return True
             length = self.ticks_per_bar(s.ts)
             if check:
-                if s.phase not in (TIMESIG, DURATION) or s.cursor < length:
+                if s.phase not in (TIMESIG, DURATION) or (s.cursor < length and not self.gaps):
                     return False
                 if s.end_bar is not None and s.bar + 1 >= s.end_bar:
                     return False
@@ -296,7 +299,7 @@ class REMIGrammar:
             if check:
                 if s.phase not in (TIMESIG, DURATION, REST):
                     return False
-                if tick != s.cursor or tick >= self.ticks_per_bar(s.ts):
+                if (tick < s.cursor if self.gaps else tick != s.cursor) or tick >= self.ticks_per_bar(s.ts):
                     return False
                 if s.max_notes is not None and s.notes >= s.max_notes:
                     return False
@@ -393,7 +396,7 @@ class REMIGrammar:
         if s.end_bar is not None and s.ts is not None:
             start = s.t if s.phase in (POSITION, PITCH) else s.cursor
             span = self._max_span(tpb) + (budget or 0) * max(max(self._dur_ticks[tpb].values()),
-                                                             max(self._rest_ticks[tpb].values()))
+                                                             max(self._rest_ticks[tpb].values(), default=0))
             cap = span + 2 * self.ticks_per_bar(s.ts) + 2 * self.ticks_per_position(s.ts)
             room = min(self.room(s, start), cap)
         notes_left = None
@@ -428,6 +431,8 @@ class REMIGrammar:
         tpp = self.ticks_per_position(s.ts)
         if s.cursor % tpp == 0:
             moves.append((K_POSITION, s.cursor // tpp))
+        elif self.gaps and -(-s.cursor // tpp) * tpp < self.ticks_per_bar(s.ts):
+            moves.append((K_POSITION, -(-s.cursor // tpp)))
         tpb = self.ticks_per_beat(s.ts)
         moves += [(K_REST, r) for r in sorted(self._rests, key=lambda r: -self._rest_ticks[tpb][r])]
         return [*moves, (K_BAR, None)]
