@@ -24,12 +24,41 @@ def _echo(msg: str) -> None:
     sys.stdout.flush()
 
 
+FORMATS = ("mid", "wav", "png")
+"""What `hf-melody generate --formats` can write."""
+
+
+def check_out_folder(flag: str, path: str) -> Path:
+    """`ConfigError` (before any work) if `path`, or a folder above it, is an existing file."""
+    from .errors import ConfigError
+
+    out = Path(path)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"{flag} {path}: {p} is a file, not a folder; give a folder path")
+            break
+    return out
+
+
+def parse_formats(text: str) -> list[str]:
+    """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format."""
+    from .errors import ConfigError
+
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        what = f"unknown format(s) {', '.join(map(repr, unknown))}" if unknown else "no format given"
+        raise ConfigError(f"--formats {text!r}: {what}; choose a comma-separated subset of {','.join(FORMATS)}")
+    return formats
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .corpora import load_melodies
     from .data import DataConfig, build_dataset, dataset_stats
     from .tokenizer import MelodyTokenizer
 
-    out = Path(args.out)
+    out = check_out_folder("--out", args.out)
     specs = [s.strip() for s in args.dataset.split(",") if s.strip()]
     melodies, report = load_melodies(specs, num_proc=args.num_proc,
                                      exclude=[e for e in (args.exclude or "").split(",") if e])
@@ -69,8 +98,11 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from .corpora import display_path
     from .pipeline import MelodyPipeline
 
+    parse_formats(args.formats)  # refuse bad options before loading the model
+    check_out_folder("--out", args.out)
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     kwargs = {"num_return_sequences": args.num, "seed": args.seed, "temperature": args.temperature,
               "top_k": args.top_k, "top_p": args.top_p, "max_new_notes": args.max_new_notes,
@@ -80,11 +112,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
               "pitch_range": tuple(args.pitch_range) if args.pitch_range else None}
     melodies = pipe(args.prompt, **{k: v for k, v in kwargs.items() if v is not None})
     out = Path(args.out)
-    formats = [f.strip() for f in args.formats.split(",")]
+    formats = parse_formats(args.formats)
     written = []
     for i, m in enumerate(tqdm(melodies, desc="rendering", unit="melody", disable=len(melodies) < 2)):
         stem = out / f"melody_{i}"
-        title = f"{args.model} — melody {i}" + (f" (continuing {Path(args.prompt).name})" if args.prompt else "")
+        title = f"{args.model} — melody {i}" + (f" (continuing {display_path(Path(args.prompt).name)})"
+                                                if args.prompt else "")
         if "mid" in formats:
             written.append(m.save_midi(stem.with_suffix(".mid")))
         if "wav" in formats:
@@ -165,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--time-signature", dest="time_signature", default=None, help="meter to start in, e.g. 3/4")
     g.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
                    "scottish-airs, chorale, other")
-    g.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of mid,wav,png")
+    g.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
 

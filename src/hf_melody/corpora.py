@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CorpusError, MidiReadError, NoMelodyError
+from .errors import CorpusError, ImplausibleMelodyError, MidiReadError, NoMelodyError
 
 logger = logging.getLogger(__name__)
 
@@ -212,9 +212,35 @@ def melody_from_score(score, melody_id: str, source: str, where: str | None = No
     # start at the bar that holds the first note
     bar0 = _bar_start(first, tss)
     line = [[o - bar0, d, p] for o, d, p in line]
+    check_plausible(line, where)
     current = [[n, d] for t, n, d in tss if t <= bar0][-1:] or [[4, 4]]  # 4/4 until the first (MIDI default)
     tss = [[0, *current[0]]] + [[t - bar0, n, d] for t, n, d in tss if t > bar0]
     return Melody(melody_id, source, line, tss, title=str(best.name or Path(where).stem))
+
+
+MAX_SPAN_QUARTERS = 128
+"""The longest note or rest inside a melody, in quarter notes (32 bars of 4/4); longer is an encoding accident."""
+MIN_SOUNDING = 0.2
+"""The smallest share of a melody's length that its notes must sound; below it the melody is mostly silence."""
+
+
+def check_plausible(line: list[list[int]], where: str) -> None:
+    """`ImplausibleMelodyError` for a line (onset, duration, pitch at `TPQ`) with an absurd note or rest, or one that
+    is mostly rests: such files (huge delta times, a 10-hour note) would become thousands of `Rest` tokens."""
+    limit = MAX_SPAN_QUARTERS * TPQ
+    for i, (onset, dur, _) in enumerate(line):
+        gap = line[i + 1][0] - onset - dur if i + 1 < len(line) else 0
+        if dur > limit or gap > limit:
+            what, length = ("note", dur) if dur > limit else ("rest", gap)
+            raise ImplausibleMelodyError(
+                f"{where}: implausible MIDI: a {what} of {length / TPQ:,.0f} quarter notes after note {i + 1} "
+                f"(the limit is {MAX_SPAN_QUARTERS}); fix the delta times or note lengths, or drop the file")
+    span = line[-1][0] + line[-1][1] - line[0][0]
+    sounding = sum(d for _, d, _ in line)
+    if span > 0 and sounding / span < MIN_SOUNDING:
+        raise ImplausibleMelodyError(
+            f"{where}: implausible MIDI: notes sound {sounding / span:.0%} of the time, rests fill the rest (at "
+            f"least {MIN_SOUNDING:.0%} expected); remove the long silences, or drop the file")
 
 
 def _clean_time_signatures(tss: list[list[int]], where: str) -> list[list[int]]:
@@ -346,6 +372,12 @@ def _check_midi_structure(data: bytes, where: str) -> None:
                             f"{found} found); {fix}")
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """`path` as printable text: bytes that are not UTF-8 (e.g. `bad\\xff.mid` from another system) are shown as
+    `\\xff` escapes, so melody ids, reports and messages never hold unencodable characters."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str = "midi") -> Melody:
     """Read one MIDI file and extract its melody.
 
@@ -356,32 +388,34 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
     from symusic import Score
 
     path = Path(path)
+    shown = display_path(path)
     if not path.is_file():
         if path.is_dir():
-            raise MidiReadError(f"{path}: is a folder, not a MIDI file; give a .mid file (or read the folder with "
+            raise MidiReadError(f"{shown}: is a folder, not a MIDI file; give a .mid file (or read the folder with "
                                 "iter_midi_folder / load_melodies)")
         if path.is_symlink():
-            raise MidiReadError(f"{path}: broken symbolic link to {os.readlink(path)}; fix or remove the link")
+            raise MidiReadError(f"{shown}: broken symbolic link to {display_path(os.readlink(path))}; fix or remove "
+                                "the link")
         if path.exists():
-            raise MidiReadError(f"{path}: not a regular file; give a .mid file")
-        raise MidiReadError(f"{path}: no such file; check the path")
+            raise MidiReadError(f"{shown}: not a regular file; give a .mid file")
+        raise MidiReadError(f"{shown}: no such file; check the path")
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise MidiReadError(f"{path}: cannot be read ({e.strerror}); check its permissions") from e
+        raise MidiReadError(f"{shown}: cannot be read ({e.strerror}); check its permissions") from e
     if not data.startswith(b"MThd"):
-        raise MidiReadError(f"{path}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
-    _check_midi_structure(data, str(path))
+        raise MidiReadError(f"{shown}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
+    _check_midi_structure(data, shown)
     try:
         score = Score.from_midi(data)
     except Exception as e:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MidiReadError(f"{path}: corrupt or truncated MIDI ({_one_line(e, 120)}); re-export it") from e
+        raise MidiReadError(f"{shown}: corrupt or truncated MIDI ({_one_line(e, 120)}); re-export it") from e
     try:
-        return melody_from_score(score, melody_id or f"midi/{path.name}", source, where=str(path))
+        return melody_from_score(score, melody_id or f"midi/{display_path(path.name)}", source, where=shown)
     except (MidiReadError, NoMelodyError):
         raise
     except Exception as e:  # absurd values that parsed (e.g. times beyond int32 after resampling)
-        raise MidiReadError(f"{path}: corrupt MIDI data ({type(e).__name__}: {_one_line(e, 120)}); "
+        raise MidiReadError(f"{shown}: corrupt MIDI data ({type(e).__name__}: {_one_line(e, 120)}); "
                             "re-export it") from e
 
 
@@ -439,9 +473,9 @@ def iter_midi_folder(folder: str | os.PathLike, report: SkipReport | None = None
     report = report if report is not None else SkipReport()
     for path in tqdm(files, desc=f"reading {folder.name}", unit="file", disable=not progress):
         report.total += 1
-        rel = path.relative_to(folder).as_posix()
+        rel = display_path(path.relative_to(folder).as_posix())
         try:
-            melody = read_midi(path, melody_id=f"{folder.name}/{rel}", source=str(folder))
+            melody = read_midi(path, melody_id=f"{display_path(folder.name)}/{rel}", source=display_path(folder))
         except (MidiReadError, NoMelodyError) as e:
             report.add(rel, e)
             continue

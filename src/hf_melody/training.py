@@ -97,6 +97,8 @@ class MelodyTrainingArguments(TrainingArguments):
     warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps (a float < 1 is a ratio)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "DDP setting."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a different run found in "
+                                                               "output_dir instead of refusing to start."})
 
 
 def make_parser():
@@ -296,6 +298,7 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
         if data_args.bpe_vocab_size <= base:
             raise ConfigError(f"bpe_vocab_size={data_args.bpe_vocab_size} must be larger than the base vocabulary "
                               f"({base}); raise it (e.g. 500) or remove it to train without BPE")
+    check_output_dir(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
     if resume is not None and not Path(resume).is_dir():
         raise ConfigError(f"resume_from_checkpoint={resume!r}: no such checkpoint folder; omit it to resume "
@@ -341,6 +344,146 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """`ConfigError` if `output_dir` (or a parent of it) is an existing file rather than a folder."""
+    path = Path(output_dir)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"output_dir={str(output_dir)!r}: {p} is a file, not a folder; choose another "
+                              "--output_dir")
+        if p.exists():
+            return
+
+
+def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, training_args, tokenizer) -> dict:
+    """What makes two runs the same run: model, tokenizer and data settings (not the number of steps).
+
+    Recorded as `run` in `training_info.json` (of the bundle and of every checkpoint) and compared before resuming.
+    """
+    import hashlib
+
+    vocab = sorted(tokenizer.miditok.vocab.items()) if hasattr(tokenizer, "miditok") else []
+    return {
+        "model": model_args.init_from or model_args.preset,
+        "n_positions": model_args.n_positions or data_args.max_length,
+        "tokenizer": hashlib.sha1(json.dumps(vocab).encode()).hexdigest()[:16],
+        "bpe_vocab_size": data_args.bpe_vocab_size,
+        "dataset": data_args.dataset_list(),
+        "exclude": data_args.exclude_list(),
+        "max_length": data_args.max_length,
+        "augment_semitones": data_args.augment_semitones,
+        "validation_ratio": data_args.validation_ratio,
+        "test_ratio": data_args.test_ratio,
+        "use_style_tokens": data_args.use_style_tokens,
+        "data_seed": training_args.data_seed or 0,
+    }
+
+
+def _recorded_run(output_dir: Path, checkpoint: str | None) -> tuple[dict | None, Path | None]:
+    """The run fingerprint recorded in `output_dir` (bundle first, then its last checkpoint), with its file."""
+    from .hub import TRAINING_INFO
+
+    for folder in (output_dir, Path(checkpoint) if checkpoint else None):
+        path = folder / TRAINING_INFO if folder else None
+        if path is not None and path.is_file():
+            try:
+                info = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(info, dict):
+                return info, path
+    return None, None
+
+
+def check_same_run(output_dir: str | os.PathLike, run: dict, checkpoint: str | None) -> None:
+    """`ConfigError` if `output_dir` holds a run other than `run` (another preset, tokenizer, data or config).
+
+    Older folders without a recorded fingerprint are compared on what they do record: the preset and datasets of
+    `training_info.json`, and the model shape of the checkpoint's `config.json`.
+    """
+    output_dir = Path(output_dir)
+    info, path = _recorded_run(output_dir, checkpoint)
+    fix = "pass --overwrite_output_dir true to replace it, or choose another --output_dir"
+    if info is not None:
+        before = info.get("run") or {k: info[k] for k in ("dataset", "exclude") if k in info}
+        if "run" not in info and "preset" in info:
+            before["model"] = info["preset"]
+        for key, value in before.items():
+            if key in run and run[key] != value:
+                raise ConfigError(f"{output_dir} holds another run ({path.name} records {key}={value!r}, this run "
+                                  f"has {key}={run[key]!r}); {fix}")
+    if checkpoint and (Path(checkpoint) / "config.json").is_file() and not (info and "run" in info):
+        from .modeling import PRESETS
+
+        config = json.loads((Path(checkpoint) / "config.json").read_text())
+        want = {**PRESETS.get(run["model"], {}), "n_positions": run["n_positions"]}
+        for key, value in want.items():
+            if config.get(key) != value:
+                raise ConfigError(f"{output_dir} holds another run ({Path(checkpoint).name}/config.json has "
+                                  f"{key}={config.get(key)!r}, this run needs {value!r}); {fix}")
+
+
+def clear_output_dir(output_dir: str | os.PathLike) -> None:
+    """Remove the checkpoints, log and run record of a previous run (for `--overwrite_output_dir true`)."""
+    import shutil
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    from .hub import TRAINING_INFO
+
+    folder = Path(output_dir)
+    for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if p.is_dir():
+            shutil.rmtree(p)
+    for name in (TRAINING_LOG, TRAINING_INFO):
+        (folder / name).unlink(missing_ok=True)
+
+
+def whole_run_train_loss(history: list[dict]) -> float | None:
+    """Mean training loss over every step of the run (all sessions): logged losses weighted by the steps each
+    covers. `None` if nothing was logged."""
+    total, steps, last = 0.0, 0, 0
+    for h in sorted((h for h in history if "loss" in h and "step" in h), key=lambda h: h["step"]):
+        width = h["step"] - last
+        if width > 0:
+            total, steps, last = total + h["loss"] * width, steps + width, h["step"]
+    return total / steps if steps else None
+
+
+def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
+    """The step of `checkpoint` if it already reached the end of the run (`max_steps`, or the planned steps of an
+    epoch-based run), else None: resuming from it must not train a step past the end."""
+    state_path = Path(checkpoint) / "trainer_state.json" if checkpoint else None
+    if state_path is None or not state_path.is_file():
+        return None
+    state = json.loads(state_path.read_text())
+    step, planned = int(state.get("global_step", 0)), int(state.get("max_steps") or 0)
+    end = max_steps if max_steps > 0 else planned
+    return step if end > 0 and step >= end else None
+
+
+class BundleCheckpointCallback(TrainerCallback):
+    """Makes every `checkpoint-N` a loadable bundle: writes `miditok.json` and `training_info.json` beside the
+    weights, config and generation config that the Trainer saves."""
+
+    def __init__(self, tokenizer, info: dict[str, Any]):
+        self.tokenizer, self.info = tokenizer, info
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        from .hub import TRAINING_INFO
+        from .utils import atomic_write_text
+
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if folder.is_dir():
+            self.tokenizer.save_pretrained(folder)
+            info = {**self.info, "max_steps": state.global_step}
+            atomic_write_text(folder / TRAINING_INFO, json.dumps(info, indent=2, default=str))
+
+
 def train(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict[str, Any]:
     """Run one training job: data -> model -> Trainer -> bundle in `training_args.output_dir`.
 
@@ -359,17 +502,30 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
                         if training_args.should_log else logging.WARNING)
 
-    # 2. resume detection
+    # 2. output folder, Hub access and resume detection: refuse what would fail later, before any work
+    check_output_dir(training_args.output_dir)
+    tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
+    run = run_fingerprint(model_args, data_args, training_args, tokenizer)
+    hub_repo = None
+    if training_args.push_to_hub and training_args.should_save:
+        from .hub import check_hub_access
+
+        hub_repo = check_hub_access(training_args.hub_model_id or Path(training_args.output_dir).name,
+                                    token=training_args.hub_token)
     last_checkpoint = None
     if os.path.isdir(training_args.output_dir) and training_args.resume_from_checkpoint is None:
-        last_checkpoint = last_complete_checkpoint(training_args.output_dir)
-        if last_checkpoint:
-            logger.info("resuming from %s", last_checkpoint)
+        if training_args.overwrite_output_dir:
+            if training_args.should_save:
+                clear_output_dir(training_args.output_dir)
+        else:
+            last_checkpoint = last_complete_checkpoint(training_args.output_dir)
+            check_same_run(training_args.output_dir, run, last_checkpoint)
+            if last_checkpoint:
+                logger.info("resuming from %s", last_checkpoint)
 
     # 3. data (the main process converts and caches; the others then read the cache)
     from .corpora import load_melodies
 
-    tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
     config = DataConfig(max_length=data_args.max_length, augment_semitones=data_args.augment_semitones,
                         validation_ratio=data_args.validation_ratio, test_ratio=data_args.test_ratio,
                         seed=training_args.data_seed or 0, use_style_tokens=data_args.use_style_tokens)
@@ -408,19 +564,41 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     else:
         model = build_model(model_args.preset, tokenizer, model_args.n_positions or data_args.max_length,
                             model_args.dropout, seed=training_args.seed)
+    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+    finished = finished_step(checkpoint, training_args.max_steps)
+    if finished is not None:  # the run already reached its end: take the weights, train no further step
+        logger.info("%s is at step %d of %d: nothing left to train", checkpoint, finished, finished)
+        model = load_model(checkpoint)
+    from .hub import default_generation_config
+
+    model.generation_config = default_generation_config(tokenizer)  # so that every checkpoint-N carries it
+    model.config.hf_melody = {"library": "hf_melody", "task": "melody-generation", "tokenizer_file": "miditok.json"}
     logger.info("model: %s, %d parameters", model_args.init_from or model_args.preset, num_parameters(model))
 
     # 5. trainer
     eval_ds = dsd.get("validation")
     if eval_ds is None and training_args.eval_strategy != "no":
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
-    trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                      data_collator=default_data_collator, callbacks=[JsonLogCallback()])
+    import copy
 
-    # 6. train
-    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = dict(result.metrics)
+    trainer_args = copy.copy(training_args)
+    trainer_args.push_to_hub = False  # the finished bundle is pushed in step 9, after the check in step 2
+    info_so_far = {"preset": model_args.init_from or model_args.preset, "dataset": data_args.dataset_list(),
+                   "exclude": data_args.exclude_list(), "run": run}
+    trainer = Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
+                      data_collator=default_data_collator,
+                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info_so_far)])
+
+    # 6. train (on resume, the Trainer restores the log history of the checkpoint: losses cover the whole run)
+    if finished is None:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = dict(result.metrics)
+    else:
+        from transformers import TrainerState
+
+        trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        metrics = {}
+    metrics["train_loss"] = whole_run_train_loss(trainer.state.log_history) or metrics.get("train_loss")
 
     # 7. evaluate
     if eval_ds is not None:
@@ -432,9 +610,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if trainer.is_world_process_zero():
         write_training_log(training_args.output_dir, trainer.state.log_history)
         info = {
-            "preset": model_args.init_from or model_args.preset,
-            "dataset": data_args.dataset_list(),
-            "exclude": data_args.exclude_list(),
+            **info_so_far,
+            "load_name": hub_repo or str(training_args.output_dir),
             "max_steps": trainer.state.global_step,
             "data_report": report_summary,
             "command": " ".join(sys.argv) if sys.argv else "",
@@ -452,6 +629,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if training_args.push_to_hub and trainer.is_world_process_zero():
         from .hub import push_bundle_to_hub
 
-        push_bundle_to_hub(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
-                           private=bool(training_args.hub_private_repo))
+        push_bundle_to_hub(training_args.output_dir, hub_repo, private=bool(training_args.hub_private_repo),
+                           token=training_args.hub_token)
     return metrics
