@@ -33,6 +33,10 @@ def bundled_checkpoints() -> list[str]:
 def resolve_bundle(name_or_path: str | os.PathLike) -> str:
     """A local folder for bundled names and folders; Hub ids are returned unchanged (resolved by the HF cache)."""
     p = Path(name_or_path)
+    if not p.exists() and p.parent.is_dir() and any(p.parent.glob(f".{p.name}.*.old")):
+        from .utils import remove_stale_siblings
+
+        remove_stale_siblings(p)  # a save killed between its two renames (file systems without atomic exchange)
     if p.is_dir():
         return str(p)
     if str(name_or_path) in bundled_checkpoints():

@@ -104,7 +104,7 @@ def remove_stale_siblings(target: str | os.PathLike) -> None:
         return
     for p in sorted(target.parent.glob(f".{target.name}.*")):
         pid = p.name[len(target.name) + 2:].split(".")[0]
-        if not p.is_dir() or not pid.isdigit() or _pid_alive(int(pid)) and int(pid) != os.getpid():
+        if not p.is_dir() or not pid.isdigit() or _pid_alive(int(pid)):
             continue
         if p.name.endswith(".old") and not target.exists():
             os.rename(p, target)
