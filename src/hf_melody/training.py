@@ -180,14 +180,19 @@ def load_yaml_config(path: str | os.PathLike, parser=None) -> dict[str, Any]:
     parser = parser or make_parser()
     known = _field_names(parser)
     actions = {a.dest: a for a in parser._actions}
-    mappings = {name for dtype in parser.dataclass_types for cls in dtype.__mro__  # fields that accept a dict
-                for name, hint in vars(cls).get("__annotations__", {}).items() if "dict" in str(hint)}
+    hints: dict[str, str] = {}  # the declared types (the parser has rewritten `field.type` for argparse)
+    for dtype in parser.dataclass_types:
+        for cls in reversed(dtype.__mro__):
+            hints.update({name: str(hint) for name, hint in vars(cls).get("__annotations__", {}).items()})
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{path}: unknown key {key!r}{_did_you_mean(str(key), known)}")
-        if isinstance(value, dict) and key not in mappings:
+        if isinstance(value, dict) and "dict" not in hints.get(key, ""):
             raise ConfigError(f"{path}: {key}: got a mapping {_one_line(value, 60)}, expected a single value; write "
                               f"`{key}: <value>`")
+        if value is None and not any(t in hints.get(key, "None") for t in ("None", "Optional")):
+            raise ConfigError(f"{path}: {key}: got null (an empty value); give a value or remove the line to use "
+                              "the default")
         _check_yaml_value(path, key, value, actions.get(key))
     return values
 
