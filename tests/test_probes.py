@@ -317,6 +317,19 @@ def _(request, tmp_path):
     assert any((old[k] != new[k]).any() for k in old), "the weights must come from the new run"
 
 
+@probe("05-explicit-resume-is-the-users-choice")
+def _(request, tmp_path):
+    """`--resume_from_checkpoint` names the checkpoint to continue: no refusal, even with other data."""
+    from hf_melody.training import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    other = melody_folder(tmp_path / "other", n=24, seed=1)
+    train(*parse_args(run_args(other, run, "--resume_from_checkpoint", str(run / "checkpoint-2"), "--max_steps",
+                               "6")))
+    info = json.loads((run / "training_info.json").read_text())
+    assert info["max_steps"] == 6 and info["dataset"] == [str(other)]
+
+
 @probe("14-rerun-at-max-steps")
 def _(request, tmp_path):
     import transformers
