@@ -334,7 +334,8 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     import transformers
 
-    from hf_melody.training import parse_args, train, whole_run_train_loss
+    from hf_melody.runs import whole_run_train_loss
+    from hf_melody.training import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     before = json.loads((run / "training_info.json").read_text())
