@@ -179,6 +179,14 @@ def test_push_to_hub_after_training_uploads_a_truthful_bundle(tmp_path, monkeypa
         ("create_repo", self.token, repo_id, kw.get("private"))))
 
     def upload_folder(self, folder_path, repo_id, **kw):
+        from huggingface_hub.utils import filter_repo_objects
+
+        files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+        sent = set(filter_repo_objects(files, allow_patterns=kw["allow_patterns"],
+                                       ignore_patterns=kw["ignore_patterns"]))
+        assert {"model.safetensors", "config.json", "generation_config.json", "miditok.json", "README.md",
+                "training_info.json"} <= sent, sent
+        assert not [f for f in sent if f.startswith("checkpoint-")], sent
         calls.append(("upload_folder", self.token, repo_id))
         calls.append(("card", (Path(folder_path) / "README.md").read_text()))
         return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()

@@ -277,7 +277,8 @@ def push_bundle_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = 
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                                 allow_patterns=["*.json", "*.safetensors", "README.md", "*.png"])
+                                 allow_patterns=["*.json", "*.safetensors", "README.md", "*.png"],
+                                 ignore_patterns=["checkpoint-*", ".*"])  # the bundle, not the checkpoints
     except Exception as e:
         raise HFMelodyError(f"pushing {folder} to {repo_id} failed ({type(e).__name__}: {str(e)[:160]}); "
                             "check your network and `hf auth login`") from e

@@ -446,7 +446,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     checkpoint = training_args.resume_from_checkpoint or last_checkpoint
     finished = finished_step(checkpoint, training_args.max_steps)
     if finished is not None:  # the run already reached its end: take the weights, train no further step
-        logger.info("%s is at step %d of %d: nothing left to train", checkpoint, finished, finished)
+        logger.info("%s is at step %d, the end of the run: nothing left to train", checkpoint, finished)
         model = load_model(checkpoint)
     from .hub import default_generation_config
 
