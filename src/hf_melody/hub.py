@@ -166,11 +166,6 @@ def default_generation_config(tokenizer, max_new_tokens: int = 512):
                             pad_token_id=tokenizer.pad_token_id)
 
 
-BUNDLE_FILES = ("model.safetensors", "config.json", "generation_config.json", "miditok.json", TRAINING_INFO,
-                "README.md")
-"""The files `save_bundle` writes; everything else in the folder (checkpoints, logs) is carried over untouched."""
-
-
 def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_info: dict[str, Any] | None = None,
                 generation_config=None, card: bool = True) -> Path:
     """Write the whole bundle into `save_directory`, atomically: safetensors weights, config, generation config,
