@@ -485,3 +485,73 @@ def _(request, tmp_path):
 @pytest.mark.parametrize("name", list(PROBES))
 def test_probe(name, request, tmp_path):
     PROBES[name](request, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# categories that already passed in issue 13's probe run: kept here so that they cannot regress
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["file-loop", "folder-loop"])
+def test_passing_symlink_loops_are_reported_not_followed(tmp_path, case):
+    from hf_melody.corpora import SkipReport
+
+    folder = melody_folder(tmp_path / "midi", n=2)
+    if case == "file-loop":
+        (folder / "a.mid").symlink_to("b.mid")
+        (folder / "b.mid").symlink_to("a.mid")
+    else:
+        (folder / "sub").mkdir()
+        (folder / "sub" / "up").symlink_to("..")
+    report = SkipReport()
+    kept = list(iter_midi_folder(folder, report, progress=False))
+    assert len(kept) == 2
+    if case == "file-loop":
+        assert sorted(s["item"] for s in report.skipped) == ["a.mid", "b.mid"]
+        for s in report.skipped:
+            assert s["error"] == "MidiReadError" and "symbolic link loop" in s["reason"] and s["item"] in s["reason"]
+    else:
+        assert report.skipped == []
+
+
+def test_passing_five_thousand_tracks(tmp_path):
+    tracks = [("Melody", 73, False, tune_notes(TUNE))] + [(f"t{i}", 0, False, [(i % 16 * TPQ, TPQ, 48 + i % 12)])
+                                                          for i in range(4999)]
+    path = write_score(make_score(tracks), tmp_path / "tracks5000.mid")
+    melody = read_midi(path)
+    assert [p for _, _, p in melody.notes] == TUNE
+
+
+@pytest.mark.parametrize("name", ["../etc", "org/../x", "..", "a/b/c/..", "../../tmp"])
+def test_passing_hub_ids_with_dot_dot_are_refused(name):
+    from hf_melody import MelodyPipeline
+
+    with pytest.raises(ModelLoadError) as info:
+        MelodyPipeline.from_pretrained(name)
+    assert name in str(info.value) and "\n" not in str(info.value)
+
+
+def test_passing_same_seed_same_bytes(tmp_path, capsys):
+    for run in ("a", "b"):
+        code, _, err = cli(["generate", "--num", "2", "--seed", "7", "--max-new-notes", "12", "--formats", "mid",
+                            "--out", str(tmp_path / run)], capsys)
+        assert code == 0, err
+    for i in range(2):
+        assert (tmp_path / "a" / f"melody_{i}.mid").read_bytes() == (tmp_path / "b" / f"melody_{i}.mid").read_bytes()
+
+
+def test_passing_concurrent_prepare_on_one_cache(tmp_path):
+    """Two `hf-melody prepare` processes on the same data and the same cache at once: both finish, same blocks."""
+    import subprocess
+    import sys
+
+    data = melody_folder(tmp_path / "midi", n=24)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_MELODY_CACHE": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-m", "hf_melody.cli", "prepare", "--dataset", str(data), "--out",
+                               str(tmp_path / f"out{i}"), "--augment-semitones", "1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    from datasets import load_from_disk
+
+    a, b = (load_from_disk(str(tmp_path / f"out{i}" / "dataset")) for i in range(2))
+    assert a["train"]["input_ids"] == b["train"]["input_ids"] and a["train"].num_rows > 0

@@ -380,6 +380,16 @@ def display_path(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def _is_link_loop(path: Path) -> bool:
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
 def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str = "midi") -> Melody:
     """Read one MIDI file and extract its melody.
 
@@ -395,6 +405,9 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
         if path.is_dir():
             raise MidiReadError(f"{shown}: is a folder, not a MIDI file; give a .mid file (or read the folder with "
                                 "iter_midi_folder / load_melodies)")
+        if path.is_symlink() and _is_link_loop(path):
+            raise MidiReadError(f"{shown}: symbolic link loop (it points to {display_path(os.readlink(path))}, which "
+                                "leads back to it); fix or remove the link")
         if path.is_symlink():
             raise MidiReadError(f"{shown}: broken symbolic link to {display_path(os.readlink(path))}; fix or remove "
                                 "the link")
