@@ -293,6 +293,23 @@ def _(request, tmp_path):
     assert "checkpoint-4/config.json has n_embd=32" in str(info.value)
 
 
+@probe("04-same-run-in-an-older-folder-resumes")
+def _(request, tmp_path):
+    """No false refusal: a folder from before run fingerprints, recorded with a relative data path, resumes."""
+    from hf_melody.training import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    for path in run.rglob("training_info.json"):
+        info = json.loads(path.read_text())
+        info.pop("run", None)
+        info["dataset"] = [os.path.relpath(data, tmp_path)]
+        path.write_text(json.dumps(info))
+    request.getfixturevalue("monkeypatch").chdir(tmp_path)
+    train(*parse_args(run_args(data, run, "--max_steps", "6")))
+    log = json.loads((run / "training_log.json").read_text())
+    assert [e["step"] for e in log["train"]] == [1, 2, 3, 4, 5, 6]
+
+
 @probe("05-other-dataset-in-output-dir")
 def _(request, tmp_path):
     from hf_melody.training import parse_args, train

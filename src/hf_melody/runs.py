@@ -44,8 +44,9 @@ def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, traini
         "model": model_args.init_from or model_args.preset,
         "n_positions": model_args.n_positions or data_args.max_length,
         "tokenizer": hashlib.sha1(json.dumps(vocab).encode()).hexdigest()[:16],
+        "vocab_size": tokenizer.vocab_size,
         "bpe_vocab_size": data_args.bpe_vocab_size,
-        "dataset": [str(Path(d).resolve()) if Path(d).exists() else d for d in data_args.dataset_list()],
+        "dataset": _absolute(data_args.dataset_list()),
         "exclude": data_args.exclude_list(),
         "max_length": data_args.max_length,
         "augment_semitones": data_args.augment_semitones,
@@ -54,6 +55,11 @@ def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, traini
         "use_style_tokens": data_args.use_style_tokens,
         "data_seed": training_args.data_seed or 0,
     }
+
+
+def _absolute(specs: list[str]) -> list[str]:
+    """Dataset specs with folders made absolute, so that the same folder compares equal from any working dir."""
+    return [str(Path(d).resolve()) if Path(d).exists() else d for d in specs]
 
 
 def _recorded_run(output_dir: Path, checkpoint: str | None) -> tuple[dict | None, Path | None]:
@@ -85,6 +91,8 @@ def check_same_run(output_dir: str | os.PathLike, run: dict, checkpoint: str | N
         before = info.get("run") or {k: info[k] for k in ("dataset", "exclude") if k in info}
         if "run" not in info and "preset" in info:
             before["model"] = info["preset"]
+        if isinstance(before.get("dataset"), list):
+            before["dataset"] = _absolute([str(d) for d in before["dataset"]])
         for key, value in before.items():
             if key in run and run[key] != value:
                 raise ConfigError(f"{output_dir} holds another run ({path.name} records {key}={value!r}, this run "
@@ -95,6 +103,7 @@ def check_same_run(output_dir: str | os.PathLike, run: dict, checkpoint: str | N
         config = json.loads((Path(checkpoint) / "config.json").read_text())
         # the shape a preset gives (a fine-tuned bundle keeps the shape of the bundle it started from)
         want = {**PRESETS[run["model"]], "n_positions": run["n_positions"]} if run["model"] in PRESETS else {}
+        want["vocab_size"] = run["bpe_vocab_size"] or run["vocab_size"]
         for key, value in want.items():
             if config.get(key) != value:
                 raise ConfigError(f"{output_dir} holds another run ({Path(checkpoint).name}/config.json has "
