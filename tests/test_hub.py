@@ -113,3 +113,98 @@ def test_a_tokenizer_of_another_model_is_refused(tiny_bundle, kinder_melodies):
     tok.train_bpe(250, kinder_melodies[:40])
     with pytest.raises(ModelLoadError, match="does not belong to this model"):
         MelodyPipeline(load_model(tiny_bundle), melody_tokenizer=tok)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# `--push_to_hub` from training: checked before any work, card of the run, pushed with the run's token
+# --------------------------------------------------------------------------------------------------------------
+def _push_run_args(tmp_path: Path, *extra: str) -> list[str]:
+    from test_probes import melody_folder, run_args
+
+    data = tmp_path / "data"
+    if not data.exists():
+        melody_folder(data, n=24)
+    return ["train", *run_args(data, tmp_path / "run", "--push_to_hub", "true", *extra)]
+
+
+def _tripwire_on_data(monkeypatch) -> None:
+    import hf_melody.corpora
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("data loading started before the Hub check")
+
+    monkeypatch.setattr(hf_melody.corpora, "load_melodies", tripwire)
+
+
+def _cli(argv, capsys):
+    from hf_melody.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr().err.strip()
+
+
+def test_push_to_hub_offline_fails_in_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+    _tripwire_on_data(monkeypatch)
+    code, err = _cli(_push_run_args(tmp_path), capsys)
+    assert code == 2 and err.count("\n") == 0, err
+    assert "--push_to_hub to run: HF_HUB_OFFLINE is set" in err and "hf auth login" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_push_to_hub_without_network_or_login_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    """The real `whoami` call against an address where nothing listens (the network is absent)."""
+    from huggingface_hub import constants
+
+    _tripwire_on_data(monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    code, err = _cli(_push_run_args(tmp_path), capsys)
+    assert code == 2 and "not logged in" in err and "--hub_token" in err and "\n" not in err, err
+    code, err = _cli(_push_run_args(tmp_path, "--hub_token", "hf_not_a_real_token"), capsys)
+    assert code == 2 and "cannot reach the Hugging Face Hub" in err and "\n" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_push_to_hub_after_training_uploads_a_truthful_bundle(tmp_path, monkeypatch, capsys):
+    """Everything up to the upload call runs for real; the Hub's three endpoints record what they were sent."""
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", lambda self, *a, **k: calls.append(
+        ("whoami", self.token)) or {"name": "me", "orgs": [{"name": "lab"}]})
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(
+        ("create_repo", self.token, repo_id, kw.get("private"))))
+
+    def upload_folder(self, folder_path, repo_id, **kw):
+        from huggingface_hub.utils import filter_repo_objects
+
+        files = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()]
+        sent = set(filter_repo_objects(files, allow_patterns=kw["allow_patterns"],
+                                       ignore_patterns=kw["ignore_patterns"]))
+        assert {"model.safetensors", "config.json", "generation_config.json", "miditok.json", "README.md",
+                "training_info.json"} <= sent, sent
+        assert not [f for f in sent if f.startswith("checkpoint-")], sent
+        calls.append(("upload_folder", self.token, repo_id))
+        calls.append(("card", (Path(folder_path) / "README.md").read_text()))
+        return type("Info", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    with pytest.raises(HFMelodyError, match="cannot write to 'someone-else'; set --hub_model_id to me/x"):
+        from hf_melody.training import parse_args, train
+
+        train(*parse_args(_push_run_args(tmp_path, "--hub_token", "hf_tok", "--hub_model_id", "someone-else/x")[1:]))
+    calls.clear()
+    code, err = _cli(_push_run_args(tmp_path, "--hub_token", "hf_tok", "--hub_model_id", "tiny-push"), capsys)
+    assert code == 0, err
+    assert [c[:3] for c in calls[:3]] == [("whoami", "hf_tok"), ("create_repo", "hf_tok", "me/tiny-push"),
+                                          ("upload_folder", "hf_tok", "me/tiny-push")]
+    card = calls[3][1]
+    info = json.loads((tmp_path / "run" / "training_info.json").read_text())
+    assert 'MelodyPipeline.from_pretrained("me/tiny-push")' in card
+    assert f"| steps | {info['max_steps']} |" in card and info["max_steps"] == 4
+    assert f"| data | {tmp_path / 'data'} |" in card and f"Trained only on {tmp_path / 'data'}" in card
+    assert f"| final train loss | {info['final_train_loss']:.4f} |" in card
+    assert "folk tunes and chorales" not in card

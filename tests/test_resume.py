@@ -147,6 +147,57 @@ def test_stopped_run_resumes_to_the_same_end(reference_run, tmp_path, monkeypatc
     assert "checkpoint-30 has no trainer_state.json" in caplog.text
     assert CountSteps.steps == STEPS - KILL_AT, "the second run must only do the steps that were missing"
     assert_same_end(reference, out)
+    # the recorded losses cover the whole run, not only the resumed steps
+    info, reference_info = (json.loads((d / "training_info.json").read_text()) for d in (out, reference))
+    assert info["max_steps"] == STEPS
+    assert abs(info["final_train_loss"] - reference_info["final_train_loss"]) <= TOLERANCE
+
+
+def test_rerun_of_a_finished_run_trains_no_step_past_the_end(reference_run, tmp_path, monkeypatch):
+    """Issue 13, row 14: the last checkpoint is at max_steps; running the command again must not train step 41."""
+    import transformers
+
+    from hf_melody.training import parse_args, train
+
+    data, reference = reference_run
+    out = tmp_path / "finished"
+    shutil.copytree(reference, out)
+    before = json.loads((out / "training_info.json").read_text())
+    steps = []
+
+    class CountSteps(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    add_callback(monkeypatch, CountSteps())
+    train(*parse_args(train_args(data, out)))
+    assert steps == [], f"trained {steps} after the run had ended at step {STEPS}"
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["max_steps"] == STEPS and not (out / f"checkpoint-{STEPS + 1}").exists()
+    assert info["final_train_loss"] == before["final_train_loss"]
+    log = json.loads((out / "training_log.json").read_text())
+    assert [e["step"] for e in log["train"]] == [10, 20, 30, 40]
+    mean = sum(e["loss"] for e in log["train"]) / 4  # each log covers 10 steps
+    assert info["final_train_loss"] == pytest.approx(mean, rel=1e-12)
+    assert_same_end(reference, out)
+
+
+def test_every_checkpoint_is_a_loadable_bundle(reference_run):
+    """Issue 11: `checkpoint-N/` holds miditok.json, the generation config and the run record beside the weights."""
+    from hf_melody import MelodyPipeline
+
+    _, reference = reference_run
+    checkpoints = sorted(reference.glob("checkpoint-*"))
+    assert [p.name for p in checkpoints] == ["checkpoint-30", "checkpoint-40"]  # save_total_limit 2
+    for checkpoint in checkpoints:
+        assert {"miditok.json", "generation_config.json", "training_info.json"} <= {p.name for p in
+                                                                                   checkpoint.iterdir()}
+        info = json.loads((checkpoint / "training_info.json").read_text())
+        assert info["max_steps"] == int(checkpoint.name.split("-")[1]) and info["run"]["dataset"]
+        generation = json.loads((checkpoint / "generation_config.json").read_text())
+        assert generation["do_sample"] is True
+        [melody] = MelodyPipeline.from_pretrained(checkpoint)(seed=0, max_new_notes=6)
+        assert melody.num_notes == 6
 
 
 PAUSE_RUNNER = """

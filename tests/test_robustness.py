@@ -193,17 +193,65 @@ def test_missing_file(tmp_path):
     assert_teaching_error(info.value, path, "no such file")
 
 
-@pytest.mark.skipif(IS_ROOT, reason="root can read a chmod 000 file; the folder and symlink cases cover this")
-def test_unreadable_file(tmp_path, fixtures_dir):
-    path = tmp_path / "locked.mid"
+def _read_as_nobody(path: Path) -> dict:
+    """`read_midi(path)` in a forked child that has dropped root privileges to `nobody` (root reads a chmod 000 file).
+
+    Forked rather than started fresh: the interpreter may live where `nobody` cannot run it (e.g. under /root).
+    """
+    import pwd
+
+    read_midi(FIXTURES_FOR_IMPORTS)  # symusic and the MIDI code are imported before the fork
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, read, report, exit without running pytest's clean-up
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            try:
+                read_midi(path)
+                result = {"type": None, "message": "read without error"}
+            except Exception as e:
+                result = {"type": type(e).__name__, "message": str(e)}
+            os.write(write_end, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(text)
+
+
+FIXTURES_FOR_IMPORTS = Path(__file__).parent / "fixtures" / "kinder0_0.mid"
+
+
+def test_unreadable_file(fixtures_dir):
+    """A chmod 000 file. As root (CI containers), the read runs in a child that drops to the `nobody` user."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="hf_melody_locked_"))
+    folder.chmod(0o755)  # traversable by nobody; the file itself is not readable
+    path = folder / "locked.mid"
     path.write_bytes((fixtures_dir / "kinder0_0.mid").read_bytes())
     path.chmod(0)
     try:
-        with pytest.raises(MidiReadError) as info:
-            read_midi(path)
-        assert_teaching_error(info.value, path, "cannot be read")
+        if IS_ROOT:
+            result = _read_as_nobody(path)
+            assert result["type"] == "MidiReadError", result
+            error = MidiReadError(result["message"])
+        else:
+            with pytest.raises(MidiReadError) as info:
+                read_midi(path)
+            error = info.value
+        assert_teaching_error(error, path, "cannot be read")
+        assert "Permission denied" in str(error)
     finally:
         path.chmod(0o644)
+        path.unlink()
+        folder.rmdir()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import HFMelodyError
+from .render import FORMATS  # noqa: E402,F401 - what `generate --formats` can write
 
 logger = logging.getLogger("hf_melody")
 
@@ -25,12 +26,39 @@ def _echo(msg: str) -> None:
     sys.stdout.flush()
 
 
+
+
+def check_out_folder(flag: str, path: str) -> Path:
+    """`ConfigError` (before any work) if `path`, or a folder above it, is an existing file."""
+    from .errors import ConfigError
+
+    out = Path(path)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"{flag} {path}: {p} is a file, not a folder; give a folder path")
+            break
+    return out
+
+
+def parse_formats(text: str) -> list[str]:
+    """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format."""
+    from .errors import ConfigError
+
+    formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        what = f"unknown format(s) {', '.join(map(repr, unknown))}" if unknown else "no format given"
+        raise ConfigError(f"--formats {text!r}: {what}; choose a comma-separated subset of {','.join(FORMATS)}")
+    return formats
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .corpora import load_melodies
     from .data import DataConfig, build_dataset, dataset_stats
     from .tokenizer import MelodyTokenizer
 
-    out = Path(args.out)
+    out = check_out_folder("--out", args.out)
     specs = [s.strip() for s in args.dataset.split(",") if s.strip()]
     melodies, report = load_melodies(specs, num_proc=args.num_proc,
                                      exclude=[e for e in (args.exclude or "").split(",") if e])
@@ -75,7 +103,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .pipeline import MelodyPipeline
     from .render import check_formats
 
-    formats = check_formats(args.formats.split(","))  # before loading anything: a typo fails at once
+    formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
+    check_out_folder("--out", args.out)
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     kwargs = {"temperature": args.temperature,
               "top_k": args.top_k, "top_p": args.top_p, "max_new_notes": args.max_new_notes,

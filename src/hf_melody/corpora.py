@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import CorpusError, MidiReadError, NoMelodyError
+from .errors import CorpusError, ImplausibleMelodyError, MidiReadError, NoMelodyError
 from .melody import (  # noqa: F401 - re-exported: the record and its helpers have always been importable from here
     Melody,
     SkipReport,
@@ -104,9 +104,37 @@ def melody_from_score(score, melody_id: str, source: str, where: str | None = No
     # start at the bar that holds the first note
     bar0 = _bar_start(first, tss)
     line = [[o - bar0, d, p] for o, d, p in line]
+    check_plausible(line, where)
     current = [[n, d] for t, n, d in tss if t <= bar0][-1:] or [[4, 4]]  # 4/4 until the first (MIDI default)
     tss = [[0, *current[0]]] + [[t - bar0, n, d] for t, n, d in tss if t > bar0]
     return Melody(melody_id, source, line, tss, title=str(best.name or Path(where).stem))
+
+
+MAX_SPAN_QUARTERS = 1024
+"""The longest note or rest inside a melody, in quarter notes (256 bars of 4/4, over 8 minutes at 120 bpm).
+Longer is an encoding accident (a huge delta time, a stuck note), not music; the longest rest among music21's
+test files is 145."""
+MAX_SILENCE = 0.9
+"""The largest share of a melody's length that may be long rests (over a bar of 4/4) before it counts as silence."""
+
+
+def check_plausible(line: list[list[int]], where: str) -> None:
+    """`ImplausibleMelodyError` for a line (onset, duration, pitch at `TPQ`) with an absurd note or rest, or one that
+    is mostly silence: such files (huge delta times, a 10-hour note) would become thousands of `Rest` tokens."""
+    limit, silence = MAX_SPAN_QUARTERS * TPQ, 0
+    for i, (onset, dur, _) in enumerate(line):
+        gap = line[i + 1][0] - onset - dur if i + 1 < len(line) else 0
+        if dur > limit or gap > limit:
+            what, length = ("note", dur) if dur > limit else ("rest", gap)
+            raise ImplausibleMelodyError(
+                f"{where}: implausible MIDI: a {what} of {length / TPQ:,.0f} quarter notes after note {i + 1} "
+                f"(the limit is {MAX_SPAN_QUARTERS:,}); fix the delta times or note lengths, or drop the file")
+        silence += gap if gap > 4 * TPQ else 0
+    span = line[-1][0] + line[-1][1] - line[0][0]
+    if span > 0 and silence / span > MAX_SILENCE:
+        raise ImplausibleMelodyError(
+            f"{where}: implausible MIDI: long rests fill {silence / span:.0%} of the melody (at most "
+            f"{MAX_SILENCE:.0%} allowed); remove the long silences, or drop the file")
 
 
 def _read_varlen(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
@@ -208,6 +236,22 @@ def _check_midi_structure(data: bytes, where: str) -> None:
                             f"{found} found); {fix}")
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """`path` as printable text: bytes that are not UTF-8 (e.g. `bad\\xff.mid` from another system) are shown as
+    `\\xff` escapes, so melody ids, reports and messages never hold unencodable characters."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_link_loop(path: Path) -> bool:
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
 def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str = "midi") -> Melody:
     """Read one MIDI file and extract its melody.
 
@@ -218,32 +262,37 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
     from symusic import Score
 
     path = Path(path)
+    shown = display_path(path)
     if not path.is_file():
         if path.is_dir():
-            raise MidiReadError(f"{path}: is a folder, not a MIDI file; give a .mid file (or read the folder with "
+            raise MidiReadError(f"{shown}: is a folder, not a MIDI file; give a .mid file (or read the folder with "
                                 "iter_midi_folder / load_melodies)")
+        if path.is_symlink() and _is_link_loop(path):
+            raise MidiReadError(f"{shown}: symbolic link loop (it points to {display_path(os.readlink(path))}, which "
+                                "leads back to it); fix or remove the link")
         if path.is_symlink():
-            raise MidiReadError(f"{path}: broken symbolic link to {os.readlink(path)}; fix or remove the link")
+            raise MidiReadError(f"{shown}: broken symbolic link to {display_path(os.readlink(path))}; fix or remove "
+                                "the link")
         if path.exists():
-            raise MidiReadError(f"{path}: not a regular file; give a .mid file")
-        raise MidiReadError(f"{path}: no such file; check the path")
+            raise MidiReadError(f"{shown}: not a regular file; give a .mid file")
+        raise MidiReadError(f"{shown}: no such file; check the path")
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise MidiReadError(f"{path}: cannot be read ({e.strerror}); check its permissions") from e
+        raise MidiReadError(f"{shown}: cannot be read ({e.strerror}); check its permissions") from e
     if not data.startswith(b"MThd"):
-        raise MidiReadError(f"{path}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
-    _check_midi_structure(data, str(path))
+        raise MidiReadError(f"{shown}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
+    _check_midi_structure(data, shown)
     try:
         score = Score.from_midi(data)
     except Exception as e:  # symusic raises RuntimeError/ValueError with C++ messages
-        raise MidiReadError(f"{path}: corrupt or truncated MIDI ({_one_line(e, 120)}); re-export it") from e
+        raise MidiReadError(f"{shown}: corrupt or truncated MIDI ({_one_line(e, 120)}); re-export it") from e
     try:
-        return melody_from_score(score, melody_id or f"midi/{path.name}", source, where=str(path))
+        return melody_from_score(score, melody_id or f"midi/{display_path(path.name)}", source, where=shown)
     except (MidiReadError, NoMelodyError):
         raise
     except Exception as e:  # absurd values that parsed (e.g. times beyond int32 after resampling)
-        raise MidiReadError(f"{path}: corrupt MIDI data ({type(e).__name__}: {_one_line(e, 120)}); "
+        raise MidiReadError(f"{shown}: corrupt MIDI data ({type(e).__name__}: {_one_line(e, 120)}); "
                             "re-export it") from e
 
 
@@ -272,9 +321,9 @@ def iter_midi_folder(folder: str | os.PathLike, report: SkipReport | None = None
     report = report if report is not None else SkipReport()
     for path in tqdm(files, desc=f"reading {folder.name}", unit="file", disable=not progress):
         report.total += 1
-        rel = path.relative_to(folder).as_posix()
+        rel = display_path(path.relative_to(folder).as_posix())
         try:
-            melody = read_midi(path, melody_id=f"{folder.name}/{rel}", source=str(folder))
+            melody = read_midi(path, melody_id=f"{display_path(folder.name)}/{rel}", source=display_path(folder))
         except (MidiReadError, NoMelodyError) as e:
             report.add(rel, e)
             continue

@@ -150,7 +150,7 @@ class DataConfig:
                             default=str).encode())
         h.update(str(tokenizer.vocab_size).encode())
         for m in melodies:
-            h.update(m.id.encode())
+            h.update(m.id.encode("utf-8", "surrogateescape"))
             h.update(json.dumps(m.notes).encode())
             h.update(json.dumps(m.time_signatures).encode())
             h.update(m.style.encode())

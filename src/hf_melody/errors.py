@@ -15,6 +15,10 @@ class NoMelodyError(HFMelodyError, ValueError):
     """A file was read but holds no usable melody (no notes, drums only, out of range)."""
 
 
+class ImplausibleMelodyError(NoMelodyError):
+    """A file's melody is implausible as music: an absurdly long note or rest, or mostly silence."""
+
+
 class CorpusError(HFMelodyError, ValueError):
     """A dataset spec names no known corpus, or a folder that is missing or empty."""
 

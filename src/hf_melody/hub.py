@@ -47,6 +47,10 @@ def bundled_name(path: str | os.PathLike) -> str | None:
 def resolve_bundle(name_or_path: str | os.PathLike) -> str:
     """A local folder for bundled names and folders; Hub ids are returned unchanged (resolved by the HF cache)."""
     p = Path(name_or_path)
+    if not p.exists() and p.parent.is_dir() and any(p.parent.glob(f".{p.name}.*.old")):
+        from .utils import remove_stale_siblings
+
+        remove_stale_siblings(p)  # a save killed between its two renames (file systems without atomic exchange)
     if p.is_dir():
         return str(p)
     if str(name_or_path) in bundled_checkpoints():
@@ -87,14 +91,59 @@ def load_tokenizer(name_or_path: str | os.PathLike, **hub_kwargs):
     return MelodyTokenizer.from_pretrained(name_or_path, **hub_kwargs)
 
 
+def check_model_config(name_or_path: str | os.PathLike, **hub_kwargs) -> dict[str, Any]:
+    """Read a bundle's `config.json` and refuse what is not a GPT-2 melody model of its own `miditok.json`.
+
+    Raises `ModelLoadError` naming the file and the fix: another architecture (`model_type` other than `gpt2`), or
+    a `vocab_size` that differs from the bundle's tokenizer (which would load with new, random embeddings).
+
+    Example:
+        >>> check_model_config("folk-base")["model_type"]
+        'gpt2'
+    """
+    config_path = resolve_file(name_or_path, "config.json", **hub_kwargs)
+    try:
+        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{config_path}: not a readable JSON config ({type(e).__name__}); re-save the "
+                             "bundle with save_bundle()") from e
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{config_path}: a model config is a JSON object; re-save the bundle")
+    if config.get("model_type") != "gpt2":
+        raise ModelLoadError(f"{config_path}: model_type is {config.get('model_type')!r}, but hf_melody bundles "
+                             "are GPT-2 models; set it to \"gpt2\" or give a bundle written by save_bundle()")
+    where = resolve_bundle(name_or_path)
+    tokenizer_path = Path(where) / "miditok.json" if Path(where).is_dir() else None
+    if tokenizer_path is None:
+        try:
+            tokenizer_path = Path(resolve_file(name_or_path, "miditok.json", **hub_kwargs))
+        except ModelLoadError:
+            tokenizer_path = None
+    if tokenizer_path is not None and tokenizer_path.is_file():
+        vocab = load_tokenizer(tokenizer_path.parent).vocab_size
+        if config.get("vocab_size") != vocab:
+            raise ModelLoadError(f"{config_path}: vocab_size is {config.get('vocab_size')!r} but "
+                                 f"{tokenizer_path.name} has {vocab} tokens; the config and the tokenizer belong to "
+                                 "different models: restore the bundle's own config.json or miditok.json")
+    return config
+
+
 def load_model(name_or_path: str | os.PathLike, allow_pickle: bool = False, trust_remote_code: bool = False,
                **kwargs):
-    """The GPT-2 model of a bundle. Only safetensors are read unless `allow_pickle=True`; no remote code by default."""
+    """The GPT-2 model of a bundle. Only safetensors are read unless `allow_pickle=True`; no remote code by default.
+
+    Example:
+        >>> model = load_model("folk-base")
+        >>> model.config.model_type
+        'gpt2'
+    """
+    import pickle
+
     from transformers import AutoModelForCausalLM
 
     where = resolve_bundle(name_or_path)
     hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
-    resolve_file(name_or_path, "config.json", **hub_kwargs)  # a clear error before transformers' long one
+    check_model_config(name_or_path, **hub_kwargs)  # clear errors before transformers' long ones
     from safetensors import SafetensorError
 
     try:
@@ -103,11 +152,24 @@ def load_model(name_or_path: str | os.PathLike, allow_pickle: bool = False, trus
     except SafetensorError as e:
         raise ModelLoadError(f"{name_or_path}: model.safetensors is corrupt or truncated ({e}); re-download or "
                              "re-save the bundle") from e
+    except pickle.UnpicklingError as e:
+        raise ModelLoadError(f"{name_or_path}: the pickled weights were refused by torch's safe loader "
+                             f"({_first_line(e)}); use a bundle with model.safetensors") from e
+    except RuntimeError as e:
+        if "size mismatch" not in str(e) and "ignore_mismatched_sizes" not in str(e):
+            raise
+        raise ModelLoadError(f"{name_or_path}: the weights do not match config.json ({_first_line(e)}); restore "
+                             "the bundle's own config.json") from e
     except OSError as e:
         raise ModelLoadError(
-            f"{name_or_path}: could not load the model weights ({str(e).splitlines()[0][:160]}); only "
+            f"{name_or_path}: could not load the model weights ({_first_line(e)}); only "
             "model.safetensors is read by default (pass allow_pickle=True to trust pickled weights)"
         ) from e
+
+
+def _first_line(error: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def default_generation_config(tokenizer, max_new_tokens: int = 512):
@@ -121,27 +183,92 @@ def default_generation_config(tokenizer, max_new_tokens: int = 512):
 
 def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_info: dict[str, Any] | None = None,
                 generation_config=None, card: bool = True) -> Path:
-    """Write the whole bundle into `save_directory`: safetensors weights, config, generation config,
-    `miditok.json`, `training_info.json` and a model card (`README.md`)."""
-    from .utils import atomic_write_text
+    """Write the whole bundle into `save_directory`, atomically: safetensors weights, config, generation config,
+    `miditok.json`, `training_info.json` and a model card (`README.md`).
+
+    The bundle is written into a hidden sibling folder and swapped into place in one rename, so a crash or kill at
+    any moment leaves either the old bundle or the new one, never a mix. Other entries of an existing folder
+    (`checkpoint-*`, `training_log.json`, ...) are carried over as hard links.
+
+    Example:
+        >>> save_bundle(model, tokenizer, "out/my-model", training_info={"preset": "original"})  # doctest: +SKIP
+    """
+    from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_siblings, staging_folder
 
     save_directory = Path(save_directory)
-    save_directory.mkdir(parents=True, exist_ok=True)
-    # No `custom_pipelines` entry: that would make transformers ask for remote code. The task is registered by
-    # `import hf_melody`; the config only records which library and task the bundle belongs to.
-    model.config.hf_melody = {"library": "hf_melody", "task": "melody-generation", "tokenizer_file": "miditok.json"}
-    model.generation_config = generation_config or default_generation_config(tokenizer)
-    model.save_pretrained(save_directory, safe_serialization=True)
-    tokenizer.save_pretrained(save_directory)
-    info_path = save_directory / TRAINING_INFO
-    if training_info is not None:
-        atomic_write_text(info_path, json.dumps(training_info, indent=2, default=str))
-    if card:
-        from .cards import render_model_card
+    if save_directory.exists() and not save_directory.is_dir():
+        raise HFMelodyError(f"{save_directory}: is a file, not a folder; give a folder path for the bundle")
+    save_directory.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(save_directory)
+    staging = staging_folder(save_directory)
+    try:
+        # No `custom_pipelines` entry: that would make transformers ask for remote code. The task is registered by
+        # `import hf_melody`; the config only records which library and task the bundle belongs to.
+        model.config.hf_melody = {"library": "hf_melody", "task": "melody-generation",
+                                  "tokenizer_file": "miditok.json"}
+        model.generation_config = generation_config or default_generation_config(tokenizer)
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if training_info is not None:
+            atomic_write_text(staging / TRAINING_INFO, json.dumps(training_info, indent=2, default=str))
+        if save_directory.is_dir():  # keep what the new bundle does not replace (checkpoints, logs, old info)
+            link_tree(save_directory, staging, skip={p.name for p in staging.iterdir()} | {"README.md"})
+        if card:
+            from .cards import render_model_card
 
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        atomic_write_text(save_directory / "README.md", render_model_card(save_directory, info))
+            info_path = staging / TRAINING_INFO
+            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+            atomic_write_text(staging / "README.md", render_model_card(staging, info, name=save_directory.name))
+        elif (save_directory / "README.md").is_file():
+            link_tree(save_directory, staging, only={"README.md"})
+        publish_folder(staging, save_directory)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return save_directory
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def check_hub_access(repo_id: str, token: str | None = None) -> str:
+    """Before any work: check that the Hub is reachable and the credentials may write `repo_id`.
+
+    Returns the full repo id (`user/name` when `repo_id` has no namespace). Raises `HFMelodyError` in one line when
+    offline, not logged in, or when the namespace belongs to someone else.
+
+    Example:
+        >>> check_hub_access("my-melody-model")            # doctest: +SKIP
+        'me/my-melody-model'
+    """
+    if _hub_offline():
+        raise HFMelodyError(f"--push_to_hub to {repo_id}: HF_HUB_OFFLINE is set; unset it and log in with "
+                            "`hf auth login`, or drop --push_to_hub")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import LocalTokenNotFoundError
+
+    try:
+        me = HfApi(token=token).whoami()
+    except LocalTokenNotFoundError as e:
+        raise HFMelodyError(f"--push_to_hub to {repo_id}: not logged in to the Hugging Face Hub; run `hf auth "
+                            "login` or pass --hub_token") from e
+    except Exception as e:  # connection errors, 401 on a bad token
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        if status in (401, 403):
+            raise HFMelodyError(f"--push_to_hub to {repo_id}: the Hub refused the token (HTTP {status}); run "
+                                "`hf auth login` again or pass a valid --hub_token") from e
+        raise HFMelodyError(f"--push_to_hub to {repo_id}: cannot reach the Hugging Face Hub ({type(e).__name__}); "
+                            "check the network or drop --push_to_hub") from e
+    user = me.get("name") if isinstance(me, dict) else None
+    namespaces = {user} | {o.get("name") for o in (me.get("orgs") or []) if isinstance(o, dict)}
+    namespace, _, name = repo_id.rpartition("/")
+    if namespace and namespace not in namespaces:
+        raise HFMelodyError(f"--push_to_hub to {repo_id}: the token belongs to {user!r}, which cannot write to "
+                            f"{namespace!r}; set --hub_model_id to {user}/{name}")
+    return repo_id if namespace else f"{user}/{repo_id}"
 
 
 def push_bundle_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None,
@@ -153,14 +280,15 @@ def push_bundle_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = 
     for required in ("config.json", "model.safetensors", "miditok.json"):
         if not (folder / required).is_file():
             raise HFMelodyError(f"{folder}: missing {required}; save the bundle with save_bundle() first")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if _hub_offline():
         raise HFMelodyError(f"cannot push {folder} to {repo_id}: HF_HUB_OFFLINE is set; unset it and log in "
                             "with `hf auth login`")
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=commit_message,
-                                 allow_patterns=["*.json", "*.safetensors", "README.md", "*.png"])
+                                 allow_patterns=["*.json", "*.safetensors", "README.md", "*.png"],
+                                 ignore_patterns=["checkpoint-*", ".*"])  # the bundle, not the checkpoints
     except Exception as e:
         raise HFMelodyError(f"pushing {folder} to {repo_id} failed ({type(e).__name__}: {str(e)[:160]}); "
                             "check your network and `hf auth login`") from e

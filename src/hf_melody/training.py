@@ -22,6 +22,15 @@ from typing import Any
 from transformers import TrainerCallback, TrainingArguments
 
 from .errors import ConfigError
+from .runs import (
+    BundleCheckpointCallback,
+    check_output_dir,
+    check_same_run,
+    clear_output_dir,
+    finished_step,
+    run_fingerprint,
+    whole_run_train_loss,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +115,8 @@ class MelodyTrainingArguments(TrainingArguments):
     warmup_steps: float = field(default=0.05, metadata={"help": "Warm-up steps (a float < 1 is a ratio)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "DDP setting."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a different run found in "
+                                                               "output_dir instead of refusing to start."})
 
 
 def make_parser():
@@ -187,9 +198,19 @@ def load_yaml_config(path: str | os.PathLike, parser=None) -> dict[str, Any]:
     parser = parser or make_parser()
     known = _field_names(parser)
     actions = {a.dest: a for a in parser._actions}
+    hints: dict[str, str] = {}  # the declared types (the parser has rewritten `field.type` for argparse)
+    for dtype in parser.dataclass_types:
+        for cls in reversed(dtype.__mro__):
+            hints.update({name: str(hint) for name, hint in vars(cls).get("__annotations__", {}).items()})
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{path}: unknown key {key!r}{_did_you_mean(str(key), known)}")
+        if isinstance(value, dict) and "dict" not in hints.get(key, ""):
+            raise ConfigError(f"{path}: {key}: got a mapping {_one_line(value, 60)}, expected a single value; write "
+                              f"`{key}: <value>`")
+        if value is None and not any(t in hints.get(key, "None") for t in ("None", "Optional")):
+            raise ConfigError(f"{path}: {key}: got null (an empty value); give a value or remove the line to use "
+                              "the default")
         _check_yaml_value(path, key, value, actions.get(key))
     return values
 
@@ -329,6 +350,7 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
         if data_args.bpe_vocab_size <= base:
             raise ConfigError(f"bpe_vocab_size={data_args.bpe_vocab_size} must be larger than the base vocabulary "
                               f"({base}); raise it (e.g. 500) or remove it to train without BPE")
+    check_output_dir(training_args.output_dir)
     resume = training_args.resume_from_checkpoint
     if resume is not None and not Path(resume).is_dir():
         raise ConfigError(f"resume_from_checkpoint={resume!r}: no such checkpoint folder; omit it to resume "
@@ -341,25 +363,6 @@ class JsonLogCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero:
             write_training_log(args.output_dir, state.log_history)
-
-
-class BundleCheckpointCallback(TrainerCallback):
-    """Makes every `checkpoint-N/` a loadable bundle: adds the music tokenizer (`miditok.json`) and the sampling
-    defaults (`generation_config.json`) beside the weights the Trainer saved."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def on_save(self, args, state, control, model=None, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        from .hub import default_generation_config
-
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
-            self.tokenizer.save_pretrained(folder)
-            if not (folder / "generation_config.json").is_file():
-                default_generation_config(self.tokenizer).save_pretrained(folder)
 
 
 def write_training_log(output_dir: str | os.PathLike, history: list[dict]) -> Path:
@@ -411,17 +414,30 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
                         if training_args.should_log else logging.WARNING)
 
-    # 2. resume detection
+    # 2. output folder, Hub access and resume detection: refuse what would fail later, before any work
+    check_output_dir(training_args.output_dir)
+    tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
+    run = run_fingerprint(model_args, data_args, training_args, tokenizer)
+    hub_repo = None
+    if training_args.push_to_hub and training_args.should_save:
+        from .hub import check_hub_access
+
+        hub_repo = check_hub_access(training_args.hub_model_id or Path(training_args.output_dir).name,
+                                    token=training_args.hub_token)
     last_checkpoint = None
     if os.path.isdir(training_args.output_dir) and training_args.resume_from_checkpoint is None:
-        last_checkpoint = last_complete_checkpoint(training_args.output_dir)
-        if last_checkpoint:
-            logger.info("resuming from %s", last_checkpoint)
+        if training_args.overwrite_output_dir:
+            if training_args.should_save:
+                clear_output_dir(training_args.output_dir)
+        else:
+            last_checkpoint = last_complete_checkpoint(training_args.output_dir)
+            check_same_run(training_args.output_dir, run, last_checkpoint)
+            if last_checkpoint:
+                logger.info("resuming from %s", last_checkpoint)
 
     # 3. data (the main process converts and caches; the others then read the cache)
     from .corpora import load_melodies
 
-    tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
     config = DataConfig(max_length=data_args.max_length, augment_semitones=data_args.augment_semitones,
                         validation_ratio=data_args.validation_ratio, test_ratio=data_args.test_ratio,
                         seed=training_args.data_seed or 0, use_style_tokens=data_args.use_style_tokens,
@@ -470,20 +486,41 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
         model = build_model(model_args.preset, tokenizer, model_args.n_positions or data_args.max_length,
                             model_args.dropout, seed=training_args.seed,
                             activation_function=model_args.activation_function)
+    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
+    finished = finished_step(checkpoint, training_args.max_steps)
+    if finished is not None:  # the run already reached its end: take the weights, train no further step
+        logger.info("%s is at step %d, the end of the run: nothing left to train", checkpoint, finished)
+        model = load_model(checkpoint)
+    from .hub import default_generation_config
+
+    model.generation_config = default_generation_config(tokenizer)  # so that every checkpoint-N carries it
+    model.config.hf_melody = {"library": "hf_melody", "task": "melody-generation", "tokenizer_file": "miditok.json"}
     logger.info("model: %s, %d parameters", model_args.init_from or model_args.preset, num_parameters(model))
 
     # 5. trainer
     eval_ds = dsd.get("validation")
     if eval_ds is None and training_args.eval_strategy != "no":
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
-    trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                      data_collator=default_data_collator,
-                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer)])
+    import copy
 
-    # 6. train
-    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    metrics = dict(result.metrics)
+    trainer_args = copy.copy(training_args)
+    trainer_args.push_to_hub = False  # the finished bundle is pushed in step 9, after the check in step 2
+    info_so_far = {"preset": model_args.init_from or model_args.preset, "dataset": data_args.dataset_list(),
+                   "exclude": data_args.exclude_list(), "run": run}
+    trainer = Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
+                      data_collator=default_data_collator,
+                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info_so_far)])
+
+    # 6. train (on resume, the Trainer restores the log history of the checkpoint: losses cover the whole run)
+    if finished is None:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics = dict(result.metrics)
+    else:
+        from transformers import TrainerState
+
+        trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        metrics = {}
+    metrics["train_loss"] = whole_run_train_loss(trainer.state.log_history) or metrics.get("train_loss")
 
     # 7. evaluate
     if eval_ds is not None:
@@ -495,9 +532,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if trainer.is_world_process_zero():
         write_training_log(training_args.output_dir, trainer.state.log_history)
         info = {
-            "preset": model_args.init_from or model_args.preset,
-            "dataset": data_args.dataset_list(),
-            "exclude": data_args.exclude_list(),
+            **info_so_far,
+            "load_name": hub_repo or str(training_args.output_dir),
             "max_steps": trainer.state.global_step,
             "data_report": report_summary,
             "command": " ".join(sys.argv) if sys.argv else "",
@@ -515,6 +551,6 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
     if training_args.push_to_hub and trainer.is_world_process_zero():
         from .hub import push_bundle_to_hub
 
-        push_bundle_to_hub(training_args.output_dir, training_args.hub_model_id or Path(training_args.output_dir).name,
-                           private=bool(training_args.hub_private_repo))
+        push_bundle_to_hub(training_args.output_dir, hub_repo, private=bool(training_args.hub_private_repo),
+                           token=training_args.hub_token)
     return metrics

@@ -1,0 +1,166 @@
+"""Atomic bundles: `save_bundle` killed with SIGKILL at every step of its write sequence leaves the old bundle or the
+new one, never a mix (issue 13, row 13: a kill used to leave `config.json`, a 0-byte `generation_config.json` and
+no weights).
+
+A child process imports the stack once, then forks one grandchild per kill point. Each grandchild re-saves a new
+bundle over a copy of a good old one and kills itself (SIGKILL, no clean-up runs) at the k-th file-system step:
+just after a file is opened for writing (so it exists, empty), halfway through the weights, or just before a
+rename, link or removal. The test then compares every folder with the two reference bundles byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BUNDLE_FILES = ("README.md", "config.json", "generation_config.json", "miditok.json", "model.safetensors",
+                "training_info.json")
+
+RUNNER = r'''
+import builtins, json, os, shutil, signal, sys
+from pathlib import Path
+
+import transformers.modeling_utils as modeling_utils
+
+import hf_melody.utils as utils
+from hf_melody import MelodyTokenizer, build_model, save_bundle
+
+root, exchange = Path(sys.argv[1]), sys.argv[2] == "exchange"
+if not exchange:
+    utils._exchange = lambda a, b: False  # the two-rename fallback of file systems without RENAME_EXCHANGE
+tok = MelodyTokenizer()
+old_model, new_model = (build_model("original", tok, n_positions=32, seed=s) for s in (0, 1))
+info = {"preset": "original", "dataset": ["probe"], "num_parameters": 1}
+save_bundle(old_model, tok, root / "old" / "bundle", training_info={**info, "version": "old"})
+save_bundle(new_model, tok, root / "new" / "bundle", training_info={**info, "version": "new"})
+
+step = {"n": 0, "kill_at": None}
+
+
+def tick():
+    step["n"] += 1
+    if step["n"] == step["kill_at"]:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def after(f):
+    def wrapped(*args, **kwargs):
+        result = f(*args, **kwargs)
+        tick()
+        return result
+    return wrapped
+
+
+def before(f):
+    def wrapped(*args, **kwargs):
+        tick()
+        return f(*args, **kwargs)
+    return wrapped
+
+
+real_open, real_save = builtins.open, modeling_utils.safe_save_file
+
+
+def open_for_write(file, mode="r", *args, **kwargs):
+    handle = real_open(file, mode, *args, **kwargs)
+    if any(c in mode for c in "wax+"):
+        tick()  # the file now exists, empty
+    return handle
+
+
+def save_weights(tensors, filename, metadata=None):
+    tick()
+    real_save(tensors, filename, metadata=metadata)
+    with real_open(filename, "r+b") as f:  # what a kill halfway through the write leaves
+        data = f.read()
+        f.seek(0)
+        f.truncate(len(data) // 2)
+        f.write(data[:len(data) // 2])
+    tick()
+    with real_open(filename, "wb") as f:
+        f.write(data)
+
+
+builtins.open = open_for_write
+modeling_utils.safe_save_file = save_weights
+os.replace, os.rename, os.link = before(os.replace), before(os.rename), before(os.link)
+utils._exchange = before(utils._exchange)
+shutil.rmtree = before(shutil.rmtree)
+
+statuses = []
+for k in range(1, 200):
+    trial = root / f"trial_{k:03d}"
+    trial.mkdir()
+    shutil.copytree(root / "old" / "bundle", trial / "bundle")
+    (trial / "bundle" / "checkpoint-1").mkdir()
+    (trial / "bundle" / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    pid = os.fork()
+    if pid == 0:
+        step["n"], step["kill_at"] = 0, k
+        save_bundle(new_model, tok, trial / "bundle", training_info={**info, "version": "new"})
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    statuses.append([k, os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL])
+    if not statuses[-1][1]:  # the save finished before the k-th step: every step has been tried
+        break
+builtins.open = real_open
+print(json.dumps(statuses))
+'''
+
+
+def bundle_bytes(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in BUNDLE_FILES if (folder / name).is_file()}
+
+
+@pytest.fixture(scope="module", params=["exchange", "two-renames"])
+def killed_saves(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"kill_{request.param}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(root), request.param], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return request.param, root, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_kill_at_any_step_leaves_the_old_or_the_new_bundle(killed_saves):
+    from hf_melody import load_model, load_tokenizer
+    from hf_melody.utils import remove_stale_siblings
+
+    mode, root, statuses = killed_saves
+    old, new = bundle_bytes(root / "old" / "bundle"), bundle_bytes(root / "new" / "bundle")
+    assert set(old) == set(new) == set(BUNDLE_FILES) and old != new
+    killed = [k for k, was_killed in statuses if was_killed]
+    assert len(killed) >= 8 and statuses[-1][1] is False, statuses  # several kill points, then a clean finish
+    seen = {"old": 0, "new": 0}
+    for k, _ in statuses:
+        trial = root / f"trial_{k:03d}"
+        bundle = trial / "bundle"
+        if not bundle.exists():  # only the fallback has a moment between its two renames
+            assert mode == "two-renames", f"kill point {k}: the bundle folder is gone"
+            remove_stale_siblings(bundle)  # what the next save (or load) does first
+        found = bundle_bytes(bundle)
+        assert found in (old, new), f"kill point {k}: a mix of the old and new bundle: " + ", ".join(
+            f"{n}={'old' if found.get(n) == old[n] else 'new' if found.get(n) == new[n] else 'other'}"
+            for n in BUNDLE_FILES)
+        seen["old" if found == old else "new"] += 1
+        assert (bundle / "checkpoint-1" / "trainer_state.json").is_file(), f"kill point {k}: checkpoint lost"
+        load_model(bundle), load_tokenizer(bundle)
+        # whatever a kill left beside the bundle is cleaned up before the next save
+        remove_stale_siblings(bundle)
+        assert sorted(p.name for p in trial.iterdir()) == ["bundle"], f"kill point {k}: {list(trial.iterdir())}"
+    assert seen["old"] > 0 and seen["new"] > 0, seen
+
+
+def test_stale_partial_folders_of_live_processes_are_left_alone(tmp_path):
+    from hf_melody.utils import remove_stale_siblings, staging_folder
+
+    mine = staging_folder(tmp_path / "bundle")  # this (live) process is writing it
+    dead = tmp_path / ".bundle.999999999.x.partial"  # no such process
+    dead.mkdir()
+    remove_stale_siblings(tmp_path / "bundle")
+    assert not dead.exists() and mine.exists()
