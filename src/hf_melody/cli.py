@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import HFMelodyError
+from .music import PITCH_RANGE
 from .render import FORMATS  # noqa: E402,F401 - what `generate --formats` can write
 
 logger = logging.getLogger("hf_melody")
@@ -128,6 +129,67 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_bars(text: str) -> tuple[int, int]:
+    """`"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError` for anything else."""
+    from .errors import ConfigError
+
+    first, sep, last = text.partition("-")
+    try:
+        return (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ConfigError(f"--bars {text!r}: give a bar or a range of bars, e.g. --bars 5 or --bars 5-6") from None
+
+
+def cmd_infill(args: argparse.Namespace) -> int:
+    import random
+
+    from tqdm.auto import tqdm
+
+    from .pipeline import MelodyPipeline
+    from .render import check_formats
+
+    bars = parse_bars(args.bars)
+    formats = check_formats(parse_formats(args.formats))
+    out = check_out_folder("--out", args.out)
+    pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
+    options = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "key": args.key,
+               "pitch_range": tuple(args.pitch_range) if args.pitch_range else None, "style": args.style}
+    options = {k: v for k, v in options.items() if v is not None}
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31 - 1 - args.num)
+    written = []
+    for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
+        [m] = pipe.infill(args.prompt, bars=bars, seed=seed + i, **options)
+        written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont)
+        tqdm.write(f"melody {i}: bars {bars[0]}-{bars[1]} regenerated, {m.num_notes} notes", file=sys.stdout)
+    _echo(f"wrote {len(written)} files to {out}/:")
+    for p in written:
+        _echo(f"  {p}")
+    return 0
+
+
+def cmd_corpora(args: argparse.Namespace) -> int:
+    from .music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
+
+    if args.rebuild is not None:
+        names = args.rebuild or [*FOLK_CORPORA, "bach-chorales"]
+        unknown = [n for n in names if n not in MUSIC21_CORPORA]
+        if unknown:
+            from .errors import CorpusError
+
+            raise CorpusError(f"unknown corpus {unknown[0]!r}; choose among {', '.join(MUSIC21_CORPORA)}")
+        for name, path in build_packs(names, out_dir=args.out or PACK_DIR, num_proc=args.num_proc).items():
+            _echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for {name}")
+        return 0
+    for name in MUSIC21_CORPORA:
+        pack = read_pack(name)
+        if pack is None:
+            _echo(f"{name}: no usable pack (converted with music21 on first use, then cached)")
+        else:
+            tunes = sum(len(f["melodies"]) + len(f["skipped"]) for f in pack["files"].values())
+            _echo(f"{name}: {len(pack['files'])} files, {tunes} tunes, from music21 {pack['music21_version']}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import launch
 
@@ -193,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--key-strictness", dest="key_strictness", default=None,
                    help='"hard" (default with --key: only in-key pitches) or a number (a soft penalty in logits)')
     g.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
-                   help="keep pitches within LO..HI (MIDI numbers, within 48..85)")
+                   help=f"keep pitches within LO..HI (MIDI numbers, within {PITCH_RANGE[0]}..{PITCH_RANGE[1]})")
     g.add_argument("--end-on-tonic", dest="end_on_tonic", action="store_true", help="end on the key's tonic")
     g.add_argument("--no-grammar", dest="no_grammar", action="store_true",
                    help="turn off the REMI grammar that keeps every output valid (for comparisons)")
@@ -233,6 +295,36 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ngram-order", dest="ngram_order", type=int, default=None, help="n-gram context (default: 2)")
     e.add_argument("--max-melodies", dest="max_melodies", type=int, default=None, help="quick runs: cap melodies")
     e.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
+
+    f = sub.add_parser("infill", help="regenerate chosen bars of a MIDI melody, keeping the rest",
+                       description="Regenerate bars of a melody (e.g. --bars 5-6) knowing the bars before and after "
+                                   "them; writes infill_<i>.mid/.wav/.png, one per candidate.")
+    f.add_argument("--prompt", required=True, help="the MIDI file whose bars are regenerated")
+    f.add_argument("--bars", required=True, help="the bar or bars to regenerate, 1-based: 5 or 5-6")
+    f.add_argument("--model", default="folk-base", help="bundled name, local folder or Hub id (default: folk-base)")
+    f.add_argument("--num", type=int, default=1, help="how many candidates (default: 1)")
+    f.add_argument("--out", default="out", help="output folder (default: out)")
+    f.add_argument("--seed", type=int, default=None, help="random seed; candidate i uses seed + i")
+    f.add_argument("--key", default=None, help='keep the new bars in a key, e.g. "D minor"')
+    f.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
+                   help=f"keep new pitches within LO..HI (MIDI numbers, within {PITCH_RANGE[0]}..{PITCH_RANGE[1]})")
+    f.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
+                   "scottish-airs, chorale, other")
+    f.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 1.0)")
+    f.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample among the k likeliest tokens")
+    f.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling threshold")
+    f.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of " + ", ".join(FORMATS))
+    f.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
+    f.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+
+    k = sub.add_parser("corpora", help="list the packaged corpus conversions, or rebuild them from music21",
+                       description="The music21 corpora ship converted (corpus_packs/*.json.gz) so they load in "
+                                   "seconds. Without options: list them. --rebuild converts with music21 again "
+                                   "(~13 minutes on 2 cores for the four folk corpora).")
+    k.add_argument("--rebuild", nargs="*", default=None, metavar="CORPUS",
+                   help="rebuild these packs (default with no names: every corpus)")
+    k.add_argument("--out", default=None, help="folder for the rebuilt packs (default: inside the package)")
+    k.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
 
     d = sub.add_parser("demo", help="start the local web demo (Gradio): generate, listen, download",
                        description="Serve a Gradio app to pick a model, key, meter, bars, style, temperature, seed "
@@ -275,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate" and args.max_new_notes is None and args.max_bars is None and args.num_bars is None:
         args.max_new_notes = 64
     commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
-                "cards": cmd_cards, "demo": cmd_demo}
+                "cards": cmd_cards, "demo": cmd_demo, "infill": cmd_infill, "corpora": cmd_corpora}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

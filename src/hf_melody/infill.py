@@ -158,3 +158,44 @@ def clip_to_bars(score, start: int, stop: int, n_bars: int):
             if lo <= note.time < hi and note.time + note.duration > hi:
                 note.duration = hi - note.time
     return score
+
+
+def infill_melodies(pipe, melody, bars, *, num_return_sequences: int = 1, seed: int | None = None,
+                    style: str | None = None, **options) -> list:
+    """`MelodyPipeline.infill`: `num_return_sequences` versions of `melody` with `bars` regenerated.
+
+    `melody` is a MIDI path, a `symusic.Score`, a `Melody` record or token ids; `bars` is 1-based and inclusive
+    (`(5, 6)`, or `5` for one bar). Candidate `i` uses seed `seed + i`. Every other option is a sampling or musical
+    constraint of `hf_melody.decoding.generate_ids` (temperature, top_k, top_p, key, pitch_range, constrained, ...).
+    Returns `GeneratedMelody` objects whose `settings` record the bars and the seed.
+    """
+    import random
+
+    from .errors import ConfigError
+    from .output import GeneratedMelody
+    from .render import with_metadata
+
+    tok = pipe.melody_tokenizer
+    if isinstance(num_return_sequences, bool) or not isinstance(num_return_sequences, int) \
+            or num_return_sequences < 1:
+        raise ConfigError(f"num_return_sequences={num_return_sequences!r} must be a positive integer")
+    body = tok.encode(melody) if hasattr(melody, "to_score") else pipe._prompt_ids(melody)
+    if not body:
+        raise ConfigError("infill needs a melody with at least one bar; give a MIDI file, a Score or token ids")
+    head = [tok.bos_token_id] + ([tok.style_token_id(style)] if style is not None else [])
+    ids = head + [i for i in body if i not in (tok.bos_token_id, tok.eos_token_id)]
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31 - 1 - num_return_sequences)
+    n_bars = sum(1 for t in ids if t == tok.bar_token_id)
+    check_bars(bars, n_bars)  # one clear error before any sampling
+    results = []
+    for i in range(num_return_sequences):
+        new_ids, (start, stop) = infill_ids(pipe.model, tok, ids, bars, seed=seed + i, **options)
+        score = clip_to_bars(tok.decode(new_ids), start, stop, n_bars)
+        settings = {"model": getattr(pipe, "model_name", pipe.model.name_or_path), "task": "infill",
+                    "bars": [start + 1, stop], "seed": seed, "melody_seed": seed + i, "style": style,
+                    **{k: v for k, v in options.items() if v is not None}}
+        result = GeneratedMelody(score, new_ids, 0, 0, settings)
+        result.score = with_metadata(score, key=result.key, title=result.title)
+        results.append(result)
+    return results

@@ -117,6 +117,9 @@ class MelodyTrainingArguments(TrainingArguments):
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "DDP setting."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace a different run found in "
                                                                "output_dir instead of refusing to start."})
+    early_stopping_patience: int | None = field(default=None, metadata={
+        "help": "Stop when the validation loss has not improved for this many evaluations, and keep the best "
+                "checkpoint (needs load_best_model_at_end: true and save_steps equal to eval_steps)."})
 
 
 def make_parser():
@@ -317,6 +320,13 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
     if data_args.max_length > n_pos:
         raise ConfigError(f"max_length={data_args.max_length} is larger than the model's n_positions={n_pos}; "
                           f"lower max_length or raise n_positions")
+    patience = getattr(training_args, "early_stopping_patience", None)
+    if patience is not None:
+        if patience < 1:
+            raise ConfigError(f"early_stopping_patience={patience} must be at least 1 (or unset)")
+        if training_args.eval_strategy == "no" or not training_args.load_best_model_at_end:
+            raise ConfigError("early_stopping_patience needs evaluations and the best model: set eval_strategy: "
+                              "steps, load_best_model_at_end: true and metric_for_best_model: eval_loss")
     if not 0 <= data_args.infill_ratio < 1:
         raise ConfigError(f"infill_ratio={data_args.infill_ratio} must be in [0, 1) (0.2 is the bundled recipes')")
     from transformers.activations import ACT2FN
@@ -355,6 +365,25 @@ def validate(model_args: ModelArguments, data_args: DataArguments, training_args
     if resume is not None and not Path(resume).is_dir():
         raise ConfigError(f"resume_from_checkpoint={resume!r}: no such checkpoint folder; omit it to resume "
                           "automatically from the last checkpoint in output_dir")
+
+
+def set_dropout(model, p: float) -> None:
+    """Use dropout `p` in a loaded GPT-2 (its modules were built with the probability of its own training)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+        setattr(model.config, key, p)
+
+
+def early_stopping(training_args) -> list[TrainerCallback]:
+    """The `EarlyStoppingCallback` that `early_stopping_patience` asks for (none when it is unset)."""
+    from transformers import EarlyStoppingCallback
+
+    patience = getattr(training_args, "early_stopping_patience", None)
+    return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []
 
 
 class JsonLogCallback(TrainerCallback):
@@ -482,6 +511,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
         if model.config.n_positions < data_args.max_length:
             raise ConfigError(f"max_length={data_args.max_length} exceeds {model_args.init_from}'s "
                               f"n_positions={model.config.n_positions}")
+        set_dropout(model, model_args.dropout)
     else:
         model = build_model(model_args.preset, tokenizer, model_args.n_positions or data_args.max_length,
                             model_args.dropout, seed=training_args.seed,
@@ -509,7 +539,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args) -
                    "exclude": data_args.exclude_list(), "run": run}
     trainer = Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
                       data_collator=default_data_collator,
-                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info_so_far)])
+                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info_so_far),
+                                 *early_stopping(training_args)])
 
     # 6. train (on resume, the Trainer restores the log history of the checkpoint: losses cover the whole run)
     if finished is None:
