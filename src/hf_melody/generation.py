@@ -24,7 +24,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from .errors import ConfigError
-from .grammar import GrammarRules, LengthLimits, MelodyTracker, REMIGrammar
+from .grammar import FINISH_HORIZON, GrammarRules, LengthLimits, MelodyTracker, REMIGrammar
 from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger(__name__)
@@ -288,6 +288,7 @@ class REMIGrammarProcessor(LogitsProcessor):
         self.refeed = refeed  # beam search reorders rows: rebuild each row's state from its tokens every step
         self.eos_token_id = tokenizer.eos_token_id
         self.states = None
+        self.steered = False  # True once the token budget narrowed a mask (the ending was forced to fit)
         self.minimums: list[tuple[int, int]] = []
         self._seen = 0
         self._prompt_length = 0
@@ -334,6 +335,9 @@ class REMIGrammarProcessor(LogitsProcessor):
         self._seen = input_ids.shape[1]
         budget = None if self.max_length is None else self.max_length - input_ids.shape[1]
         masks = torch.stack([g.allowed_mask(s, self.rules, budget) for s in self.states]).to(scores.device)
+        if budget is not None and budget <= FINISH_HORIZON and not self.steered:
+            self.steered = any(not torch.equal(m, g.allowed_mask(s, self.rules))
+                               for m, s in zip(masks, self.states, strict=True))
         early = [i for i, (s, (min_bar, min_notes)) in enumerate(zip(self.states, self.minimums, strict=True))
                  if s.bar < min_bar or s.notes < min_notes]
         if early:

@@ -145,8 +145,8 @@ class LeanGPT2:
             h = F.layer_norm(x, (E,), a, c, self.eps)
             qkv = torch.addmm(bq, h, wq)
             cache = self.kv[i, :, :end]  # [b * H, end, 2D]
-            cache[:, pos] = qkv[:, E:].view(b * H, 2 * D)
-            scores = torch.bmm(qkv[:, :E].view(b * H, 1, D), cache[..., :D].transpose(1, 2))
+            cache[:, pos] = qkv[:, E:].reshape(b * H, 2 * D)
+            scores = torch.bmm(qkv[:, :E].reshape(b * H, 1, D), cache[..., :D].transpose(1, 2))
             o = torch.bmm(torch.softmax(scores, -1), cache[..., D:])
             x = x + torch.addmm(bo, o.view(b, E), wo)
             x = x + self._mlp(x, *mlp)

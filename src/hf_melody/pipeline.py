@@ -417,7 +417,9 @@ class MelodyPipeline(Pipeline):
                 ended = grammar.ended_properly(output[:1])[0] if grammar is not None and not beams else \
                     tok.eos_token_id in sequence[prompt_length:]
                 asked = [k for k in ("num_bars", "max_new_notes", "min_new_notes") if st[k] is not None]
-                if asked and st["max_new_tokens"] is None and not ended and len(sequence) >= room + prompt_length \
+                cut = not ended and len(sequence) >= room + prompt_length
+                steered = grammar is not None and grammar.steered  # the context forced a hasty ending
+                if asked and st["max_new_tokens"] is None and (cut or steered) \
                         and (streamer is None or not streamer.cancelled.is_set()):
                     raise ConfigError(
                         f"melody {i} filled the model's context ({self.model.config.n_positions} tokens) before "
