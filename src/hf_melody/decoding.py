@@ -120,33 +120,39 @@ class MelodyDecoder:
             windows += 1
         else:
             logits = lean.prefill(ids[:, :p])
-        done = torch.zeros(b, dtype=torch.bool)
+        done = [False] * b
         ended = [False] * b
+        finished = False  # any row done
+        noise = _Noise.replacing(processors, self.tokenizer.vocab_size)
         n = p
-        for _ in range(cap):
-            scores = logits.float()
+        for step in range(cap):
+            scores = logits
             if run is not None:
                 scores = run.scores(scores, n)
             view = ids[:, :n]
             for proc in processors:
                 scores = proc(view, scores)
+            if noise is not None:
+                scores = noise.add(scores, step)
             nxt = scores.argmax(-1)
-            if b > 1 or bool(done.any()):
-                nxt = nxt.masked_fill(done, pad)
+            if finished:
+                nxt = nxt.masked_fill(torch.tensor(done), pad)
             ids[:, n] = nxt
             n += 1
             tokens = nxt.tolist()
             if run is not None:
-                run.advance(tokens, done.tolist())
+                run.advance(tokens, done)
             for r, t in enumerate(tokens):
                 if t == eos and not done[r]:
                     ended[r] = run is None or run.legal_end[r]
+                    done[r] = finished = True
             if streamer is not None:
                 streamer.put(nxt)
-            done |= nxt == eos
-            if stopping_criteria is not None:
-                done |= stopping_criteria(ids[:, :n], scores)
-            if bool(done.all()) or (streamer is not None and streamer.cancelled.is_set()):
+            if stopping_criteria:
+                stop = stopping_criteria(ids[:, :n], scores).tolist()
+                done = [d or x for d, x in zip(done, stop, strict=True)]
+                finished = finished or any(stop)
+            if (finished and all(done)) or (streamer is not None and streamer.cancelled.is_set()):
                 break
             if lean.length >= lean.n_positions:
                 logits = lean.prefill(self._window(ids, n, heads, size))
@@ -159,6 +165,34 @@ class MelodyDecoder:
         if streamer is not None:
             streamer.end()
         return SampleResult(ids[:, :n].tolist(), ended, windows)
+
+
+class _Noise:
+    """The `SeededSampler`'s Gumbel noise drawn 64 steps at a time: the same numbers (a generator's stream does not
+    depend on how it is split), a fraction of the calls."""
+
+    CHUNK = 64
+
+    def __init__(self, generators: list[torch.Generator], vocab_size: int):
+        self.generators, self.vocab_size = generators, vocab_size
+        self.table: torch.Tensor | None = None
+
+    @classmethod
+    def replacing(cls, processors: LogitsProcessorList, vocab_size: int) -> _Noise | None:
+        """Take a trailing `SeededSampler` out of `processors` (in place) and return its replacement."""
+        from .generation import SeededSampler
+
+        if processors and isinstance(processors[-1], SeededSampler):
+            return cls(processors.pop().generators, vocab_size)
+        return None
+
+    def add(self, scores: torch.Tensor, step: int) -> torch.Tensor:
+        k = step % self.CHUNK
+        if k == 0:
+            u = torch.stack([torch.rand(self.CHUNK * self.vocab_size, generator=g, dtype=torch.float64)
+                             for g in self.generators]).view(len(self.generators), self.CHUNK, self.vocab_size)
+            self.table = (-torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))).to(scores.dtype)
+        return scores + self.table[:, k]
 
 
 class _GrammarRun:
@@ -185,6 +219,7 @@ class _GrammarRun:
         self.shadow = None  # Python states for the last FINISH_HORIZON tokens of a budget (as the reference path)
 
     def scores(self, logits: torch.Tensor, length: int) -> torch.Tensor:
+        """`grammar_scores` of the rows' masks (`REMIGrammarProcessor`'s arithmetic, op for op)."""
         from .generation import grammar_scores, mask_early_eos
 
         t = self.tables
@@ -195,10 +230,24 @@ class _GrammarRun:
                               None if max_notes is None else max_notes - notes))
             if bar < min_bar or notes < min_notes:
                 early.append(r)
-        masks = t.masks[rows]
         budget = None if self.max_length is None else self.max_length - length
         if budget is not None and budget <= FINISH_HORIZON:
             masks = self._budget_masks(budget)
+        elif len(rows) == 1:  # one melody: the mask arithmetic was done when the row was built
+            row = rows[0]
+            logp = logits.log_softmax(-1)
+            if early:
+                return logp.masked_fill(t.illegal_without_eos[row], float("-inf"))
+            if not t.eos_with_others[row]:
+                return logp.masked_fill(t.illegal[row], float("-inf"))
+            not_others, eos = t.not_others[row], self.eos
+            p_eos = logp[:, eos].exp().clamp(max=1 - 1e-6)
+            shift = torch.log1p(-p_eos) - torch.logsumexp(logp.masked_fill(not_others, float("-inf")), -1)
+            kept = (logp + shift[:, None]).masked_fill(not_others, float("-inf"))
+            kept[:, eos] = logp[:, eos]
+            return kept
+        else:
+            masks = t.masks[rows]
         if early:
             masks = mask_early_eos(masks, torch.tensor(early), self.eos)
         return grammar_scores(logits, masks, self.eos)

@@ -61,6 +61,11 @@ class GrammarTables:
         self._row_of_ids: dict[tuple[int, ...], int] = {}
         self._row_list: list[torch.Tensor] = []
         self.masks = torch.zeros(0, self.vocab_size, dtype=torch.bool)
+        # per mask row, for `grammar_scores` without per-step mask arithmetic: the illegal tokens, the illegal
+        # tokens once EOS is withheld (a melody still too short), the tokens other than a legal EOS, and whether
+        # EOS competes with other legal tokens (its probability is then kept, see `REMIGrammarProcessor`)
+        self.illegal = self.illegal_without_eos = self.not_others = self.masks
+        self.eos_with_others: list[bool] = []
         self._candidates = {phase: [i for kind in kinds for i in grammar._by_first_kind.get(kind, ())]
                             for phase, kinds in _FIRST_KINDS.items()}
         self.state_id(grammar.initial_state())
@@ -171,4 +176,10 @@ class GrammarTables:
             found = self._row_of_ids[key] = len(self._row_list)
             self._row_list.append(mask)
             self.masks = torch.stack(self._row_list)
+            others = mask.clone()
+            others[self.eos_token_id] = False
+            self.eos_with_others.append(bool(mask[self.eos_token_id]) and bool(others.any()))
+            self.illegal = ~self.masks
+            self.not_others = torch.cat([self.not_others, ~others[None]])
+            self.illegal_without_eos = torch.cat([self.illegal_without_eos, ~(others if others.any() else mask)[None]])
         return found

@@ -106,7 +106,7 @@ class LeanGPT2:
         return 0 if self.kv is None else self._batch
 
     def _mlp(self, x, ln_w, ln_b, w1, b1, w2, b2):
-        h = F.layer_norm(x, (self.n_embd,), ln_w, ln_b, self.eps)
+        h = torch.layer_norm(x, (self.n_embd,), ln_w, ln_b, self.eps)
         h = F.gelu(torch.addmm(b1, h, w1), approximate=self.approximate)
         return torch.addmm(b2, h, w2)
 
@@ -120,7 +120,7 @@ class LeanGPT2:
         E, H, D = self.n_embd, self.n_head, self.head_dim
         x = (self.wte[ids] + self.wpe[:n]).reshape(b * n, E)
         for i, (a, c, wq, bq, wo, bo, *mlp) in enumerate(self.layers):
-            h = F.layer_norm(x, (E,), a, c, self.eps)
+            h = torch.layer_norm(x, (E,), a, c, self.eps)
             qkv = torch.addmm(bq, h, wq).view(b, n, 3 * E)
             q = qkv[..., :E].reshape(b, n, H, D).transpose(1, 2)
             kv = qkv[..., E:].reshape(b, n, H, 2 * D).transpose(1, 2)  # [b, H, n, 2D]
@@ -130,7 +130,7 @@ class LeanGPT2:
             x = x + self._mlp(x, *mlp)
         self.length = n
         last = x.view(b, n, E)[:, -1]
-        return F.layer_norm(last, (E,), *self.lnf, self.eps) @ self.lm_head
+        return torch.layer_norm(last, (E,), *self.lnf, self.eps) @ self.lm_head
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Append one token per row (`ids`: [batch]); returns the next-token logits [batch, vocab]."""
@@ -142,7 +142,7 @@ class LeanGPT2:
         x = self.wte[ids] + self.wpe[pos]
         end = pos + 1
         for i, (a, c, wq, bq, wo, bo, *mlp) in enumerate(self.layers):
-            h = F.layer_norm(x, (E,), a, c, self.eps)
+            h = torch.layer_norm(x, (E,), a, c, self.eps)
             qkv = torch.addmm(bq, h, wq)
             cache = self.kv[i, :, :end]  # [b * H, end, 2D]
             cache[:, pos] = qkv[:, E:].reshape(b * H, 2 * D)
@@ -151,4 +151,4 @@ class LeanGPT2:
             x = x + torch.addmm(bo, o.view(b, E), wo)
             x = x + self._mlp(x, *mlp)
         self.length = end
-        return F.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
+        return torch.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
