@@ -96,7 +96,7 @@ class LeanGPT2:
     def reset(self, batch_size: int = 1) -> None:
         """Allocate (or clear) the K/V cache for `batch_size` rows: [layer, batch * head, position, 2 * head_dim]."""
         shape = (self.n_layer, batch_size * self.n_head, self.n_positions, 2 * self.head_dim)
-        if self.kv is None or self.kv.shape != shape:
+        if self.kv is None or self.kv.shape != shape or self.kv.is_inference() != torch.is_inference_mode_enabled():
             self.kv = torch.zeros(shape)
         self._batch = batch_size
         self.length = 0
@@ -111,9 +111,10 @@ class LeanGPT2:
         return torch.addmm(b2, h, w2)
 
     def prefill(self, ids: torch.Tensor) -> torch.Tensor:
-        """Run `ids` ([batch, n], n <= n_positions) from position 0; returns the logits after the last token."""
+        """Run `ids` ([batch, n], n <= n_positions) from position 0; returns the logits after the last token.
+        Run it and `step` under `torch.inference_mode()` (fastest) or `torch.no_grad()`."""
         b, n = ids.shape
-        if b != self.batch_size:
+        if b != self.batch_size or self.kv.is_inference() != torch.is_inference_mode_enabled():
             self.reset(b)
         if n > self.n_positions:
             raise ConfigError(f"{n} tokens do not fit the model's context of {self.n_positions}")

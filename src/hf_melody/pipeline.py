@@ -195,13 +195,24 @@ class MelodyPipeline(Pipeline):
         Args:
             inputs: None (unconditional), a prompt (MIDI path, `symusic.Score`, token ids) or a list of prompts.
             num_return_sequences: melodies per prompt (default 1).
-            max_new_notes: stop after this many new notes.
-            max_bars: stop after this many new bars (the prompt's unfinished last bar counts as the first).
-            max_new_tokens: hard cap on new tokens (default: the model's remaining context).
+            max_new_notes: exactly this many new notes (the grammar then ends the melody; with `min_new_notes=0`
+                at most this many).
+            max_bars: at most this many new bars (the prompt's unfinished last bar counts as the first).
+            min_new_notes, min_bars: EOS is masked until the melody has this many new notes / bars.
+                Without any length option a call writes a complete tune: `min_bars=8`, `max_bars=32`.
+            max_new_tokens: hard cap on new tokens (default: none; past the model's context the window slides).
             temperature, top_k, top_p: sampling settings (defaults from the bundle's generation config).
+            do_sample: False decodes greedily (default from the bundle's generation config).
             seed: makes the output reproducible. Melody i of a call uses seed `seed + i` and is generated on its
                 own, so `pipe(seed=s, num_return_sequences=n)[i]` is byte-identical to `pipe(seed=s + i)[0]`.
                 Without a seed one is drawn from torch's global RNG and recorded in `settings["seed"]`.
+            decoder: "auto" (default: the fast lean decoder, or `generate` when an option below asks for it),
+                "fast" or "generate". Both give the same tokens for the same seed and options.
+            num_beams, repetition_penalty, no_repeat_ngram_size, length_penalty, early_stopping, bad_words_ids:
+                passed to `model.generate` (they select it; beam search ignores the seed).
+            generation_config: a `transformers.GenerationConfig` or dict: its sampling fields act as the options
+                above, its `generate` options are passed through; options `MelodyPipeline` cannot honour
+                (e.g. `typical_p`) raise `ConfigError`.
             time_signature: e.g. "3/4", for unconditional starts.
             style: style token to start with (one of `hf_melody.tokenizer.STYLES`); without it the model picks one.
             constrained: only sample tokens that are legal REMI for a one-voice melody (default True), so every
@@ -211,9 +222,10 @@ class MelodyPipeline(Pipeline):
             key_strictness: "hard" (default: only in-key notes) or a float penalty per out-of-key note (e.g. 3.0).
             pitch_range: (low, high) MIDI pitches, inclusive, e.g. (60, 79).
             num_bars: the generated part fills exactly this many bars (the prompt's unfinished last bar counts as
-                the first) and ends on the bar line. When the tokens (`max_new_tokens` or the model's context) run
-                short, the grammar closes the melody with the shortest legal ending (long notes or rests); if even
-                that cannot fit, the melody comes back shorter, with a warning.
+                the first) and ends on the bar line. Only a `max_new_tokens` cap can run short: the grammar then
+                closes the melody with the shortest legal ending (long notes or rests), and if even that cannot
+                fit, the melody comes back shorter, with a warning. (The `generate` decoder, which cannot slide
+                past the context, raises `ConfigError` instead of padding when the context runs short.)
             end_on_tonic: the last note is the tonic of `key` (or the first degree of `scale`).
             output_type: "melody" (default, `GeneratedMelody`), "score" (`symusic.Score`), "ids" or "midi" (bytes).
 
