@@ -138,7 +138,7 @@ class MelodyDecoder:
             nxt = scores.argmax(-1)
             if finished:
                 nxt = nxt.masked_fill(torch.tensor(done), pad)
-            ids[:, n] = nxt
+            ids.select(1, n).copy_(nxt)
             n += 1
             tokens = nxt.tolist()
             if run is not None:
@@ -193,7 +193,7 @@ class _Noise:
             u = torch.stack([torch.rand(self.CHUNK * self.vocab_size, generator=g, dtype=torch.float64)
                              for g in self.generators]).view(len(self.generators), self.CHUNK, self.vocab_size)
             self.table = (-torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))).to(scores.dtype)
-        return scores + self.table[:, k]
+        return scores + self.table.select(1, k)
 
 
 class _GrammarRun:
@@ -238,10 +238,10 @@ class _GrammarRun:
             row = rows[0]
             logp = logits.log_softmax(-1)
             if early:
-                return logp.masked_fill(t.illegal_without_eos[row], float("-inf"))
+                return logp.masked_fill(t.illegal_without_eos.select(0, row), float("-inf"))
             if not t.eos_with_others[row]:
-                return logp.masked_fill(t.illegal[row], float("-inf"))
-            not_others, eos = t.not_others[row], self.eos
+                return logp.masked_fill(t.illegal.select(0, row), float("-inf"))
+            not_others, eos = t.not_others.select(0, row), self.eos
             p_eos = logp[:, eos].exp().clamp(max=1 - 1e-6)
             shift = torch.log1p(-p_eos) - torch.logsumexp(logp.masked_fill(not_others, float("-inf")), -1)
             kept = (logp + shift[:, None]).masked_fill(not_others, float("-inf"))

@@ -140,16 +140,18 @@ class LeanGPT2:
             raise ConfigError(f"the context of {self.n_positions} tokens is full; slide the window (prefill)")
         b = ids.shape[0]
         E, H, D = self.n_embd, self.n_head, self.head_dim
-        x = self.wte[ids] + self.wpe[pos]
+        # explicit narrow/select/copy_: tensor indexing with slices costs several times more per call
+        x = torch.embedding(self.wte, ids) + self.wpe.select(0, pos)
         end = pos + 1
-        for i, (a, c, wq, bq, wo, bo, *mlp) in enumerate(self.layers):
+        for layer, (a, c, wq, bq, wo, bo, ln_w, ln_b, w1, b1, w2, b2) in zip(self.kv, self.layers, strict=True):
             h = torch.layer_norm(x, (E,), a, c, self.eps)
             qkv = torch.addmm(bq, h, wq)
-            cache = self.kv[i, :, :end]  # [b * H, end, 2D]
-            cache[:, pos] = qkv[:, E:].reshape(b * H, 2 * D)
-            scores = torch.bmm(qkv[:, :E].reshape(b * H, 1, D), cache[..., :D].transpose(1, 2))
-            o = torch.bmm(torch.softmax(scores, -1), cache[..., D:])
+            cache = layer.narrow(1, 0, end)  # [b * H, end, 2D]
+            cache.select(1, pos).copy_(qkv.narrow(1, E, 2 * E).reshape(b * H, 2 * D))
+            scores = torch.bmm(qkv.narrow(1, 0, E).reshape(b * H, 1, D), cache.narrow(2, 0, D).transpose(1, 2))
+            o = torch.bmm(torch.softmax(scores, -1), cache.narrow(2, D, D))
             x = x + torch.addmm(bo, o.view(b, E), wo)
-            x = x + self._mlp(x, *mlp)
+            h = torch.layer_norm(x, (E,), ln_w, ln_b, self.eps)
+            x = x + torch.addmm(b2, F.gelu(torch.addmm(b1, h, w1), approximate=self.approximate), w2)
         self.length = end
         return torch.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
