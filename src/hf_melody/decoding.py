@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,7 @@ __all__ = ["DEFAULT_TOKEN_CAP", "MelodyDecoder", "SampleResult", "generate_ids"]
 
 DEFAULT_TOKEN_CAP = 16_384
 """New tokens a melody may take when no `max_new_tokens` is given (the length limits end it far earlier)."""
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> MelodyDecoder, for generate_ids
 WINDOW_KEEP = 0.75
 """When the context is full, the window restarts with this share of it (BOS and style token included)."""
 
@@ -301,7 +303,11 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
         ...                    key="D minor")                                                  # doctest: +SKIP
     """
     from .generation import MelodyConstraints, melody_logits_processors
+    from .generation_options import check_generation_options
 
+    check_generation_options(model, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                             do_sample=do_sample, max_new_notes=max_new_notes, min_new_notes=min_new_notes,
+                             max_new_tokens=max_new_tokens)
     prompt = [int(i) for i in prompt_ids]
     if not prompt or any(not 0 <= i < tokenizer.vocab_size for i in prompt):
         raise ConfigError(f"prompt_ids must be a non-empty list of ids in 0..{tokenizer.vocab_size - 1}")
@@ -320,5 +326,8 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
     if constrained:
         rules = GrammarRules(tonic=constraints.tonic if end_on_tonic else None, allow_style=False)
     limits = LengthLimits(exact_bars=exact_bars, max_new_notes=max_new_notes, min_new_notes=min_new_notes)
-    result = MelodyDecoder(model, tokenizer).sample([prompt], procs, rules, limits, max_new_tokens)
+    decoder = _DECODERS.get(model)
+    if decoder is None or decoder.tokenizer is not tokenizer:
+        decoder = _DECODERS[model] = MelodyDecoder(model, tokenizer)
+    result = decoder.sample([prompt], procs, rules, limits, max_new_tokens)
     return result.sequences[0][len(prompt):]
