@@ -251,3 +251,20 @@ def test_bad_generation_options_raise_before_any_work(pipe, options, match):
     if "num_return_sequences" not in options:
         with pytest.raises(ConfigError, match=match):
             pipe.stream(**options)
+
+
+def test_fast_decoder_matches_generate_with_a_bpe_vocabulary(kinder_melodies):
+    """Merged tokens (several notes or bars in one id) move the tables' counters like the grammar's."""
+    tok = MelodyTokenizer()
+    tok.train_bpe(300, kinder_melodies[:100])
+    model = build_model("original", tok, n_positions=96, dropout=0.0, seed=0).eval()
+    bpe_pipe = MelodyPipeline(model=model, melody_tokenizer=tok, device=-1)
+    grammar = REMIGrammar.for_tokenizer(tok)
+    merged = 0
+    for seed, options in enumerate([{}, {"key": "A minor", "num_bars": 3, "time_signature": "3/4"},
+                                    {"max_new_notes": 20}]):
+        fast = bpe_pipe(seed=seed, max_new_tokens=80, decoder="fast", **options)[0]
+        reference = bpe_pipe(seed=seed, max_new_tokens=80, decoder="generate", **options)[0]
+        assert fast.token_ids == reference.token_ids and tok.tokens_errors(fast.token_ids) == 0.0
+        merged += sum(len(grammar.expansions[i]) > 1 for i in fast.token_ids)
+    assert merged > 0
