@@ -25,6 +25,7 @@ from .errors import ConfigError
 
 __all__ = ["LeanGPT2", "lean_support"]
 
+_gelu_ = getattr(torch._C._nn, "gelu_", None)  # in-place GELU (torch's own `nn.GELU` uses it); fallback below
 _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": None, "gelu": "none"}
 
 
@@ -73,6 +74,11 @@ class LeanGPT2:
         self.lm_head = model.lm_head.weight.detach().t()  # [E, V] view (tied to wte in our models)
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.layers = [self._layer(b) for b in t.h]
+        # for one row: the output biases as an extra weight row, multiplied by a constant 1 kept after the
+        # attention output and the MLP activation, so `x + o @ w + b` is one addmm
+        self.folded = [(a, c, wq, bq, torch.cat([wo, bo[None]]), ln_w, ln_b, w1, b1, torch.cat([w2, b2[None]]))
+                       for a, c, wq, bq, wo, bo, ln_w, ln_b, w1, b1, w2, b2 in self.layers]
+        self.inner = self.layers[0][8].shape[1]
         self.lnf = (t.ln_f.weight.detach(), t.ln_f.bias.detach())
         self.kv = None
         self.length = 0
@@ -98,6 +104,8 @@ class LeanGPT2:
         shape = (self.n_layer, batch_size * self.n_head, self.n_positions, 2 * self.head_dim)
         if self.kv is None or self.kv.shape != shape or self.kv.is_inference() != torch.is_inference_mode_enabled():
             self.kv = torch.zeros(shape)
+            self._out = torch.ones(1, self.n_embd + 1)  # [attention output | 1]
+            self._act = torch.ones(1, self.inner + 1)  # [MLP activation | 1]
         self._batch = batch_size
         self.length = 0
 
@@ -143,6 +151,24 @@ class LeanGPT2:
         # explicit narrow/select/copy_: tensor indexing with slices costs several times more per call
         x = torch.embedding(self.wte, ids) + self.wpe.select(0, pos)
         end = pos + 1
+        if b == 1:
+            out, act = self._out, self._act
+            out_heads, act_body = out.narrow(1, 0, E).view(H, 1, D), act.narrow(1, 0, self.inner)
+            for layer, (a, c, wq, bq, wo_b, ln_w, ln_b, w1, b1, w2_b) in zip(self.kv, self.folded, strict=True):
+                qkv = torch.addmm(bq, torch.layer_norm(x, (E,), a, c, self.eps), wq)
+                cache = layer.narrow(1, 0, end)  # [H, end, 2D]
+                cache.select(1, pos).copy_(qkv.narrow(1, E, 2 * E).view(H, 2 * D))
+                scores = torch.bmm(qkv.narrow(1, 0, E).view(H, 1, D), cache.narrow(2, 0, D).transpose(1, 2))
+                torch.bmm(torch.softmax(scores, -1), cache.narrow(2, D, D), out=out_heads)
+                x = torch.addmm(x, out, wo_b)
+                torch.addmm(b1, torch.layer_norm(x, (E,), ln_w, ln_b, self.eps), w1, out=act_body)
+                if _gelu_ is not None:
+                    _gelu_(act_body, approximate=self.approximate)
+                else:
+                    act_body.copy_(F.gelu(act_body, approximate=self.approximate))
+                x = torch.addmm(x, act, w2_b)
+            self.length = end
+            return torch.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
         for layer, (a, c, wq, bq, wo, bo, ln_w, ln_b, w1, b1, w2, b2) in zip(self.kv, self.layers, strict=True):
             h = torch.layer_norm(x, (E,), a, c, self.eps)
             qkv = torch.addmm(bq, h, wq)
