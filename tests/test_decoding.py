@@ -268,3 +268,11 @@ def test_fast_decoder_matches_generate_with_a_bpe_vocabulary(kinder_melodies):
         assert fast.token_ids == reference.token_ids and tok.tokens_errors(fast.token_ids) == 0.0
         merged += sum(len(grammar.expansions[i]) > 1 for i in fast.token_ids)
     assert merged > 0
+
+
+def test_minimums_raise_the_default_cap_and_warn_when_other_limits_leave_no_room(pipe, caplog):
+    [m] = pipe(seed=0, min_bars=34, time_signature="4/4")
+    assert m.settings["max_bars"] == 34 and bars_of(m) > 33
+    with caplog.at_level("WARNING", logger="hf_melody"):
+        [m] = pipe(seed=0, min_bars=8, max_new_notes=3, time_signature="4/4")
+    assert m.num_notes == 3 and "ended before min_bars=8" in caplog.text

@@ -54,6 +54,7 @@ class SampleResult:
     sequences: list[list[int]]
     ended: list[bool]
     windows: int = 0
+    short: list[bool] | None = None  # ended before its minimum length (only EOS was left)
 
 
 class MelodyDecoder:
@@ -167,7 +168,8 @@ class MelodyDecoder:
                 logger.warning("stopped after %d new tokens without an end (DEFAULT_TOKEN_CAP)", cap)
         if streamer is not None:
             streamer.end()
-        return SampleResult(ids[:, :n].tolist(), ended, windows)
+        short = run.short if run is not None else [False] * b
+        return SampleResult(ids[:, :n].tolist(), ended, windows, short)
 
 
 class _Noise:
@@ -217,6 +219,7 @@ class _GrammarRun:
         self.prompts = [list(row) for row in prompts]
         self.new: list[list[int]] = [[] for _ in prompts]
         self.legal_end = [False] * len(prompts)
+        self.short = [False] * len(prompts)
         needs_ending = rules.tonic is not None or (rules.exact_end and limits.num_bars is not None)
         self.max_length = prompt_length + max_new_tokens if max_new_tokens is not None and needs_ending else None
         self.shadow = None  # Python states for the last FINISH_HORIZON tokens of a budget (as the reference path)
@@ -274,6 +277,9 @@ class _GrammarRun:
             sid = self.sid[r]
             nxt = t.transitions(sid)[tok]
             self.legal_end[r] = tok == self.eos and nxt >= 0
+            if tok == self.eos:
+                _, _, min_bar, min_notes = self.bounds[r]
+                self.short[r] = self.bar[r] < min_bar or self.notes[r] < min_notes
             if nxt >= 0:
                 self.bar[r] += t.bars_added[sid][tok]
                 self.notes[r] += t.notes_added[sid][tok]

@@ -337,7 +337,8 @@ class MelodyPipeline(Pipeline):
         lengths = {name: options.get(name) for name in ("max_new_notes", "max_bars", "max_new_tokens")}
         min_bars, min_new_notes = options.get("min_bars"), options.get("min_new_notes")
         if constraints.num_bars is None and not any(v is not None for v in lengths.values()):
-            lengths["max_bars"] = DEFAULT_MAX_BARS  # a complete tune: 8 to 32 bars, ending by itself
+            if min_new_notes is None:  # a complete tune: 8 to 32 bars (or min_bars), ending by itself
+                lengths["max_bars"] = max(DEFAULT_MAX_BARS, min_bars or 0)
             if min_bars is None and min_new_notes is None:
                 min_bars = DEFAULT_MIN_BARS
         elif lengths["max_new_notes"] is not None and min_new_notes is None and min_bars is None:
@@ -418,6 +419,9 @@ class MelodyPipeline(Pipeline):
                     grammar.rules if grammar is not None else None, limits, token_cap,
                     stopping_criteria=criteria, streamer=streamer)
                 sequence, ended = result.sequences[0], result.ended[0]
+                if result.short[0]:
+                    logger.warning("melody %d ended before min_bars=%s / min_new_notes=%s: the other limits "
+                                   "(max_bars, max_new_notes) left no room", i, st["min_bars"], st["min_new_notes"])
             else:
                 # 2b. greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling
                 output = self.model.generate(
