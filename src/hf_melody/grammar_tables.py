@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from functools import lru_cache
 
 import torch
@@ -53,13 +54,13 @@ class GrammarTables:
         self._ids: dict[tuple, int] = {}
         self.representatives: list[MelodyState] = []
         self.bar_cap: list[int] = []
-        self.bar_of: list[int] = []
         self.next_state: list[list[int]] = []
         self.bars_added: list[list[int]] = []
         self.notes_added: list[list[int]] = []
         self._rows: dict[tuple, int] = {}
         self._row_of_ids: dict[tuple[int, ...], int] = {}
         self._row_list: list[torch.Tensor] = []
+        self._lock = threading.RLock()
         self.masks = torch.zeros(0, self.vocab_size, dtype=torch.bool)
         # per mask row, for `grammar_scores` without per-step mask arithmetic: the illegal tokens, the illegal
         # tokens once EOS is withheld (a melody still too short), the tokens other than a legal EOS, and whether
@@ -101,13 +102,22 @@ class GrammarTables:
         """The id of `s`'s state (registered on first sight; its transitions are filled on first use)."""
         key = self.key(s)
         found = self._ids.get(key)
-        return self._register(s, key) if found is None else found
+        if found is None:
+            with self._lock:
+                found = self._ids.get(key)
+                if found is None:
+                    found = self._register(s, key)
+        return found
 
     def transitions(self, sid: int) -> list[int]:
         """`next_state[sid]`, filling the row (and registering the states it leads to) on first use."""
         row = self.next_state[sid]
         if row:
             return row
+        with self._lock:
+            return self._fill(sid)
+
+    def _fill(self, sid: int) -> list[int]:
         g, rules = self.grammar, self.rules
         state = self.representatives[sid]
         nxt, bars, notes = [-1] * self.vocab_size, [0] * self.vocab_size, [0] * self.vocab_size
@@ -115,7 +125,8 @@ class GrammarTables:
             sim = state.copy()
             if all(g.apply(sim, k, v, rules) for k, v in g.expansions[i]):
                 nxt[i], bars[i], notes[i] = self.state_id(sim), sim.bar - state.bar, sim.notes - state.notes
-        self.next_state[sid], self.bars_added[sid], self.notes_added[sid] = nxt, bars, notes
+        self.bars_added[sid], self.notes_added[sid] = bars, notes
+        self.next_state[sid] = nxt  # published last
         return nxt
 
     def walk(self, limit: int = 1_000_000) -> int:
@@ -131,9 +142,6 @@ class GrammarTables:
         rep = s.copy()
         rep.end_bar = rep.max_notes = None
         sid = len(self.representatives)
-        self._ids[key] = sid
-        self.representatives.append(rep)
-        self.bar_of.append(rep.bar)
         g = self.grammar
         length = g.ticks_per_bar(rep.ts)
         tpb = g.ticks_per_beat(rep.ts)
@@ -144,6 +152,8 @@ class GrammarTables:
         self.next_state.append([])
         self.bars_added.append([])
         self.notes_added.append([])
+        self.representatives.append(rep)
+        self._ids[key] = sid  # published last: readers in other threads see a complete entry
         return sid
 
     def row(self, sid: int, bars_left: int | None, notes_left: int | None) -> int:
@@ -156,7 +166,9 @@ class GrammarTables:
         key = (sid, bars_left, notes_left)
         found = self._rows.get(key)
         if found is None:
-            found = self._rows[key] = self._build_row(sid, bars_left, notes_left)
+            with self._lock:  # a stream() thread may fill rows while another call reads them
+                found = self._build_row(sid, bars_left, notes_left)
+            self._rows[key] = found  # published once `masks` holds the row
         return found
 
     def _build_row(self, sid: int, bars_left: int | None, notes_left: int | None) -> int:

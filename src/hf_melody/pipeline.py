@@ -454,14 +454,17 @@ class MelodyPipeline(Pipeline):
     def _trim(self, ids: list[int], prompt_length: int, max_new_notes: int | None, max_bars: int | None) -> list[int]:
         """Cut a generated sequence at EOS/padding and before the note or bar that exceeds the limits."""
         tok = self.melody_tokenizer
-        pitch_counts, bar_counts = token_counts(tok)
+        ends = (tok.eos_token_id, tok.pad_token_id)
+        new = ids[prompt_length:]
+        cut = next((k for k, i in enumerate(new) if i in ends), len(new))
+        if max_new_notes is None and max_bars is None:
+            return ids[:prompt_length + cut]
+        pitch_counts, bar_counts = (c.tolist() for c in token_counts(tok))
         out = ids[:prompt_length]
         notes = bars = 0
-        for i in ids[prompt_length:]:
-            if i in (tok.eos_token_id, tok.pad_token_id):
-                break
-            notes += int(pitch_counts[i])
-            bars += int(bar_counts[i])
+        for i in new[:cut]:
+            notes += pitch_counts[i]
+            bars += bar_counts[i]
             if (max_new_notes is not None and notes > max_new_notes) or (max_bars is not None and bars > max_bars):
                 break
             out.append(i)
