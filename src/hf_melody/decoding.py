@@ -16,8 +16,9 @@ Example:
     >>> pipe = MelodyPipeline.from_pretrained("original")
     >>> tok = pipe.melody_tokenizer
     >>> new = generate_ids(pipe.model, tok, [tok.bos_token_id], seed=0, key="G major", exact_bars=4)
-    >>> sum(t == tok.encode_base_tokens(["Bar_None"])[0] for t in new)
-    4
+    >>> grammar = REMIGrammar.for_tokenizer(tok)
+    >>> new[-1] == tok.eos_token_id, grammar.prompt_state([tok.bos_token_id, *new]).bar   # bars 0..3
+    (True, 3)
 """
 
 from __future__ import annotations

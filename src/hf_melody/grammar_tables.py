@@ -16,7 +16,8 @@ Example:
     >>> tables = GrammarTables.for_rules(REMIGrammar.for_tokenizer(tok), GrammarRules())
     >>> s = tables.state_id(tables.grammar.initial_state())
     >>> s = tables.transitions(s)[tok.encode_base_tokens(["Bar_None"])[0]]
-    >>> bool(tables.masks[tables.row(s, None, None)][tok.encode_base_tokens(["TimeSig_3/4"])[0]])
+    >>> row = tables.row(s, None, None)         # (compute the row first: it may extend `masks`)
+    >>> bool(tables.masks[row][tok.encode_base_tokens(["TimeSig_3/4"])[0]])
     True
 """
 
