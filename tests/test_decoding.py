@@ -276,3 +276,11 @@ def test_minimums_raise_the_default_cap_and_warn_when_other_limits_leave_no_room
     with caplog.at_level("WARNING", logger="hf_melody"):
         [m] = pipe(seed=0, min_bars=8, max_new_notes=3, time_signature="4/4")
     assert m.num_notes == 3 and "ended before min_bars=8" in caplog.text
+
+
+def test_pipeline_generate_ids_is_the_function(pipe):
+    tok = pipe.melody_tokenizer
+    new = pipe.generate_ids([tok.bos_token_id], exact_bars=2, seed=3)
+    assert new == generate_ids(pipe.model, tok, [tok.bos_token_id], exact_bars=2, seed=3)
+    end = REMIGrammar.for_tokenizer(tok).prompt_state([tok.bos_token_id, *new])
+    assert new[-1] == tok.eos_token_id and end.bar == 1

@@ -26,7 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, LogitsProcessorList, Pipeline, StoppingCriteriaList
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .decoding import MelodyDecoder
+from .decoding import MelodyDecoder, generate_ids
 from .errors import ConfigError, HFMelodyError, MidiReadError, ModelLoadError
 from .generation import (
     MelodyConstraints,
@@ -364,6 +364,15 @@ class MelodyPipeline(Pipeline):
             "decoder": options.get("decoder", "fast"),
             **(options.get("generate_kwargs") or {}),
         }
+
+    def generate_ids(self, prompt_ids: list[int], **options) -> list[int]:
+        """New token ids continuing raw `prompt_ids` (no BOS added; special tokens in it start new segments), with
+        `exact_bars=k` for an exact bar budget: see `hf_melody.decoding.generate_ids` for the options.
+
+        Example:
+            >>> new = pipe.generate_ids([tok.bos_token_id], exact_bars=4, key="D minor", seed=0)   # doctest: +SKIP
+        """
+        return generate_ids(self.model, self.melody_tokenizer, prompt_ids, **options)
 
     def _melody_decoder(self) -> MelodyDecoder:
         decoder = getattr(self, "_decoder_cache", None)
