@@ -1,245 +1,233 @@
-"""CPU generation speed of each model: `model.generate` (KV cache) vs a naive loop that re-runs the whole context.
+"""One melody at a time on one CPU thread: `MelodyPipeline` (fast decoder, and `generate`) vs a plain nanoGPT loop.
 
-For every model (the bundled checkpoints, or `--models` folders; when there are none, freshly built *untrained* models
-of each preset saved with `save_bundle`: with EOS disabled, speed does not depend on the weights) and for one melody
-and a batch of `--batch-size`, both sides sample exactly `--new-tokens` new tokens after the same prompt
-(BOS, Bar, TimeSig 4/4) with the same settings (temperature 1, no top-k/top-p), the same seed and EOS/PAD suppressed:
+Side by side in one process, one torch thread, for every bundled model (or `--models` folders):
 
-generate: `model.generate(..., do_sample=True, use_cache=True, suppress_tokens=[EOS, PAD])`.
-naive:    for each token: `model(all ids so far, use_cache=False)`, mask EOS/PAD, softmax, `torch.multinomial`.
+- fast:      `pipe(seed=s, num_bars=16, time_signature="4/4")`: grammar on, the lean decoder (`hf_melody.decoding`).
+- generate:  the same call with `decoder="generate"` (transformers' `generate`, KV cache, the grammar processor:
+             the path every call took before the lean decoder) and `max_new_tokens` = the context left, since
+             16 bars may not fit in it.
+- plain:     a textbook nanoGPT sampling loop, written below as the reference of issue 14: a 27k-parameter
+             character GPT (2 layers, 32 wide, 32-token context), no KV cache, re-running the context for every
+             character, two characters per note (pitch, duration).
 
-Reported per side: tokens/s, notes/s (Pitch tokens), the real-time factor (seconds of music at `--qpm` per second of
-compute; the decoded score's length), and for one melody the latency to the first token and to the first note
-(Pitch token). Runs alternate between the sides in one process; medians over `--reps` and the ratios are reported,
-the ratio of each adjacent pair of runs, and the share of sequences that came out identical on both sides (same seed:
-a check that both did the same work). The real-time factor depends on what the model writes (rests, note lengths, bar
-tokens), so it means something only for trained models; tokens/s does not depend on the weights.
+Runs alternate fast / generate / plain `--reps` times with seeds 0, 1, ...; reported: notes/s (medians), the
+median of the paired ratios fast/plain and fast/generate, tokens per note, the latency of `stream()`'s first note
+(median), and batch-of-64 throughput (64 melodies of 16 bars in one batch: `MelodyDecoder.sample` vs `generate` with
+the same processors). `--profile` adds where the time goes per token on both paths (cProfile, grouped).
 
-    .venv/bin/python benchmarks/generation_speed.py --reps 3
-    .venv/bin/python benchmarks/generation_speed.py --models out/folk-base out/original
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generation_speed.py --reps 7
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generation_speed.py --models original --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
-import logging
 import os
 import platform
+import pstats
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-FALLBACK_PRESETS = ("original", "deeper-thinner", "wider-shallower", "small")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+BARS = 16
 
 
 def emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-def model_sources(args: argparse.Namespace, tmp: Path) -> list[tuple[str, str, str]]:
-    """`(name, name_or_folder, weights)` of the models to measure; builds untrained bundles when none exist."""
-    from hf_melody.hub import bundled_checkpoints, save_bundle
-    from hf_melody.modeling import build_model
-    from hf_melody.tokenizer import MelodyTokenizer
+# ---- the plain reference loop (nanoGPT's model and `generate`, trimmed) ----------------------------------------------
 
-    if args.models:
-        return [(Path(m).name, m, "given") for m in args.models]
-    bundled = bundled_checkpoints()
-    if bundled:
-        return [(name, name, "bundled") for name in bundled]
-    out = []
-    for preset in args.presets:
-        tokenizer = MelodyTokenizer()
-        folder = tmp / f"{preset}-untrained"
-        save_bundle(build_model(preset, tokenizer, n_positions=args.n_positions, seed=0), tokenizer, folder,
-                    card=False)
-        out.append((f"{preset}-untrained", str(folder), "untrained"))
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.c_attn, self.c_proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.heads = heads
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).contiguous().view(b, t, c)
+        x = x + self.c_proj(y)
+        return x + self.mlp(self.ln_2(x))
+
+
+class CharGPT(nn.Module):
+    """nanoGPT at the size of the reference: 2 layers, 32 wide, 2 heads, a 32-token context, ~40 characters."""
+
+    def __init__(self, vocab: int = 40, width: int = 32, layers: int = 2, heads: int = 2, block: int = 32):
+        super().__init__()
+        self.block = block
+        self.wte, self.wpe = nn.Embedding(vocab, width), nn.Embedding(block, width)
+        self.h = nn.ModuleList(Block(width, heads) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(width)
+        self.lm_head = nn.Linear(width, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+    @torch.no_grad()
+    def generate(self, idx, new_tokens: int, temperature: float = 1.0):
+        for _ in range(new_tokens):
+            logits = self(idx[:, -self.block:])[:, -1, :] / temperature
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
+            idx = torch.cat((idx, nxt), dim=1)
+        return idx
+
+
+def plain_notes_per_second(model: CharGPT, notes: int, seed: int) -> float:
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    model.generate(torch.zeros((1, 1), dtype=torch.long), 2 * notes)
+    return notes / (time.perf_counter() - start)
+
+
+# ---- the pipeline ---------------------------------------------------------------------------------------------------
+
+
+def one_melody(pipe, seed: int, decoder: str) -> tuple[float, int, int]:
+    """(seconds, notes, tokens) of one 16-bar melody."""
+    extra = {}
+    if decoder == "generate":
+        extra["max_new_tokens"] = pipe.model.config.n_positions - 4
+    start = time.perf_counter()
+    [m] = pipe(seed=seed, num_bars=BARS, time_signature="4/4", decoder=decoder, **extra)
+    return time.perf_counter() - start, m.num_notes, len(m.token_ids) - m.prompt_length
+
+
+def first_note_latency(pipe, seed: int) -> float:
+    start = time.perf_counter()
+    notes = pipe.stream(seed=seed, num_bars=BARS, time_signature="4/4")
+    next(notes)
+    elapsed = time.perf_counter() - start
+    notes.close()
+    return elapsed
+
+
+def batch_throughput(pipe, batch: int, seed: int) -> dict:
+    """64 melodies in one batch, grammar on: tokens/s and notes/s of the lean decoder and of `generate`."""
+    from hf_melody.decoding import MelodyDecoder
+    from hf_melody.generation import MelodyConstraints, melody_logits_processors
+    from hf_melody.grammar import LengthLimits
+
+    tok = pipe.melody_tokenizer
+    prompt = [tok.bos_token_id, *tok.encode_base_tokens(["Bar_None", "TimeSig_4/4"])]
+    room = pipe.model.config.n_positions - len(prompt)
+    out = {}
+    constraints = MelodyConstraints.build(tok, num_bars=BARS)
+    for name in ("fast", "generate"):
+        procs = melody_logits_processors(tok, constraints, seed=range(seed, seed + batch),
+                                         max_length=len(prompt) + room)
+        start = time.perf_counter()
+        if name == "fast":
+            grammar = procs.pop(0)
+            rows = MelodyDecoder(pipe.model, tok).sample([prompt] * batch, procs, grammar.rules,
+                                                         LengthLimits(num_bars=BARS), room).sequences
+        else:
+            ids = torch.tensor([prompt] * batch)
+            with torch.no_grad():
+                rows = pipe.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                           max_new_tokens=room, logits_processor=procs,
+                                           pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id).tolist()
+        seconds = time.perf_counter() - start
+        new = [[i for i in row[len(prompt):] if i != tok.pad_token_id] for row in rows]
+        tokens = sum(len(r) for r in new)
+        notes = sum(len(tok.decode(prompt + r).tracks[0].notes) if r else 0 for r in new)
+        out[name] = {"tokens_per_s": round(tokens / seconds), "notes_per_s": round(notes / seconds)}
     return out
 
 
-class Clock:
-    """Times the first new token and the first new note (a token holding a Pitch) of sequence 0."""
-
-    def __init__(self, pitch_counts):
-        self.pitch_counts = pitch_counts
-        self.start = self.first_token = self.first_note = None
-
-    def reset(self) -> None:
-        self.start, self.first_token, self.first_note = time.perf_counter(), None, None
-
-    def tick(self, new_ids) -> None:
-        if self.first_note is not None:
-            return
-        now = time.perf_counter()
-        if self.first_token is None:
-            self.first_token = now - self.start
-        if self.pitch_counts[int(new_ids.reshape(-1)[0])] > 0:
-            self.first_note = now - self.start
-
-
-def make_streamer(clock: Clock):
-    """A transformers streamer that feeds the clock (the first `put` is the prompt)."""
-    from transformers.generation.streamers import BaseStreamer
-
-    class ClockStreamer(BaseStreamer):
-        def __init__(self):
-            self.seen_prompt = False
-
-        def put(self, value):
-            if not self.seen_prompt:
-                self.seen_prompt = True
-                return
-            clock.tick(value)
-
-        def end(self):
-            pass
-
-    return ClockStreamer()
+def profile(pipe, decoder: str, reps: int = 3) -> list[tuple[str, float]]:
+    """Share of time per group of functions (own time), over `reps` 16-bar melodies."""
+    groups = {"model forward (torch ops of the network)": ("addmm", "layer_norm", "bmm", "softmax", "gelu",
+                                                           "matmul", "linear", "scaled_dot", "embedding"),
+              "model forward (Python: modules, cache objects, masks)": ("modeling_gpt2", "lean_gpt2", "module.py",
+                                                                        "cache_utils", "masking_utils",
+                                                                        "integrations"),
+              "grammar state machine (Python)": ("grammar.py",),
+              "grammar tables + mask arithmetic": ("grammar_tables", "decoding.py:", "generation.py"),
+              "generate() loop and processors": ("generation/utils", "logits_process", "stopping_criteria"),
+              "tensor housekeeping (views, copies, indexing)": ("view", "reshape", "copy", "cat", "select", "slice",
+                                                                "transpose", "index", "masked_fill", "item",
+                                                                "tolist", "argmax", "rand", "log", "stack")}
+    prof = cProfile.Profile()
+    prof.enable()
+    for seed in range(reps):
+        one_melody(pipe, seed, decoder)
+    prof.disable()
+    stats = pstats.Stats(prof).stats
+    total = sum(v[2] for v in stats.values())
+    shares = dict.fromkeys(groups, 0.0)
+    shares["other"] = 0.0
+    for (path, _, name), v in stats.items():
+        where = f"{path}:{name}"
+        group = next((g for g, keys in groups.items() if any(k in where for k in keys)), "other")
+        shares[group] += v[2]
+    return [(g, round(100 * t / total, 1)) for g, t in shares.items()]
 
 
-def generate_cached(model, prompt, batch: int, new_tokens: int, seed: int, suppress: list[int], pad_id: int,
-                    clock: Clock | None):
-    import torch
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=None, help="bundle names or folders (default: bundled)")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from hf_melody import MelodyPipeline
+    from hf_melody.hub import bundled_checkpoints
 
-    ids = prompt.repeat(batch, 1)
-    streamer = make_streamer(clock) if clock is not None else None
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
-                             top_k=0, top_p=1.0, max_new_tokens=new_tokens,
-                             suppress_tokens=suppress, use_cache=True, pad_token_id=pad_id, streamer=streamer)
-    return out[:, prompt.shape[1]:]
-
-
-def generate_naive(model, prompt, batch: int, new_tokens: int, seed: int, suppress: list[int], pad_id: int,
-                   clock: Clock | None):
-    import torch
-
-    ids = prompt.repeat(batch, 1)
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        for _ in range(new_tokens):
-            logits = model(input_ids=ids, use_cache=False).logits[:, -1, :].float()
-            logits[:, suppress] = -float("inf")
-            nxt = torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1)
-            ids = torch.cat([ids, nxt], dim=1)
-            if clock is not None:
-                clock.tick(nxt)
-    return ids[:, prompt.shape[1]:]
-
-
-def music_seconds(tokenizer, prompt_ids: list[int], new_ids: list[int], qpm: float) -> float | None:
-    """Length in seconds (at `qpm`) of the decoded melody, or None when the tokens do not decode."""
-    try:
-        score = tokenizer.decode(prompt_ids + new_ids)
-    except Exception:  # noqa: BLE001 - untrained models can emit token soups miditok rejects
-        return None
-    return score.end() / score.ticks_per_quarter * 60.0 / qpm if score.end() > 0 else 0.0
-
-
-def measure_model(name: str, weights: str, model, tokenizer, sides: dict, args: argparse.Namespace) -> None:
-    """Time both sides on one model, for one melody and for a batch; print the JSON lines."""
-    import torch
-    import transformers
-
-    from hf_melody.generation import token_counts
-    from hf_melody.modeling import num_parameters
-
-    pitch_counts, _ = token_counts(tokenizer)
-    prompt_ids = [tokenizer.bos_token_id, *tokenizer.encode_base_tokens(["Bar_None", "TimeSig_4/4"])]
-    prompt = torch.tensor([prompt_ids])
-    new_tokens = min(args.new_tokens, model.config.n_positions - len(prompt_ids))
-    suppress = [tokenizer.eos_token_id, tokenizer.pad_token_id]
-    common = {"benchmark": "generation_speed", "model": name, "weights": weights,
-              "parameters": num_parameters(model), "new_tokens": new_tokens, "threads": args.threads}
-    for fn in sides.values():  # untimed warm-up
-        fn(model, prompt, 2, 4, args.seed, suppress, tokenizer.pad_token_id, None)
-
-    for batch in (1, args.batch_size):
-        runs: dict[str, list[dict]] = {s: [] for s in sides}
-        outputs: dict[str, list[list[int]]] = {}
-        for rep in range(args.reps):
-            order = list(sides) if rep % 2 == 0 else list(reversed(sides))
-            for side in order:
-                clock = Clock(pitch_counts) if batch == 1 else None
-                if clock is not None:
-                    clock.reset()
-                t0 = time.perf_counter()
-                new = sides[side](model, prompt, batch, new_tokens, args.seed, suppress, tokenizer.pad_token_id,
-                                  clock)
-                seconds = time.perf_counter() - t0
-                outputs[side] = new.tolist()
-                runs[side].append({"seconds": seconds,
-                                   "first_token_s": clock.first_token if clock else None,
-                                   "first_note_s": clock.first_note if clock else None,
-                                   "notes": int(pitch_counts[new].sum())})
-        medians = {}
-        for side, rs in runs.items():
-            seconds = statistics.median(r["seconds"] for r in rs)
-            secs = [music_seconds(tokenizer, prompt_ids, seq, args.qpm) for seq in outputs[side]]
-            music = sum(s for s in secs if s is not None)
-            record = {**common, "impl": side, "batch_size": batch, "reps": len(rs),
-                      "seconds_median": round(seconds, 4),
-                      "seconds_reps": [round(r["seconds"], 4) for r in rs],
-                      "tokens_per_s": round(batch * new_tokens / seconds, 1),
-                      "notes_per_s": round(rs[-1]["notes"] / seconds, 1),
-                      "notes": rs[-1]["notes"],
-                      "music_seconds": round(music, 2), "undecodable_sequences": secs.count(None),
-                      "real_time_factor": round(music / seconds, 2)}
-            if batch == 1:
-                first_note = [r["first_note_s"] for r in rs if r["first_note_s"] is not None]
-                record["first_token_latency_s"] = round(statistics.median(r["first_token_s"] for r in rs), 4)
-                record["first_note_latency_s"] = round(statistics.median(first_note), 4) if first_note else None
-            medians[side] = seconds
-            emit(record)
-        a, b = outputs["generate_kv_cache"], outputs["naive_no_cache"]
-        emit({**common, "impl": "comparison", "batch_size": batch,
-              "speedup_generate_vs_naive": round(medians["naive_no_cache"] / medians["generate_kv_cache"], 2),
-              "paired_speedup_reps": [round(n["seconds"] / g["seconds"], 2) for g, n in
-                                      zip(runs["generate_kv_cache"], runs["naive_no_cache"], strict=True)],
-              "identical_sequences": f"{sum(x == y for x, y in zip(a, b, strict=True))}/{len(a)}",
-              "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-              "transformers": transformers.__version__})
-
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=None,
-                        help="Bundle folders (or bundled names / cached Hub ids) to measure instead of the bundled "
-                             "checkpoints.")
-    parser.add_argument("--presets", nargs="+", default=list(FALLBACK_PRESETS),
-                        help="Presets of the untrained stand-ins, used only when no bundled checkpoint exists and "
-                             f"--models is not given (default: {' '.join(FALLBACK_PRESETS)}).")
-    parser.add_argument("--n-positions", type=int, default=256, help="Context of the untrained stand-ins (256).")
-    parser.add_argument("--new-tokens", type=int, default=200, help="New tokens per sequence (default 200).")
-    parser.add_argument("--batch-size", type=int, default=16, help="Sequences in the batched run (default 16).")
-    parser.add_argument("--reps", type=int, default=3, help="Timed runs per side and setting, interleaved (3).")
-    parser.add_argument("--seed", type=int, default=0, help="Sampling seed, the same for both sides (default 0).")
-    parser.add_argument("--qpm", type=float, default=120.0, help="Tempo for the real-time factor (default 120).")
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both sides (default 1).")
-    args = parser.parse_args(argv)
-
-    import torch
-    import transformers
-
-    from hf_melody.hub import load_model, load_tokenizer
-
-    torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    logging.getLogger("hf_melody").setLevel(logging.ERROR)
-    sides = {"generate_kv_cache": generate_cached, "naive_no_cache": generate_naive}
-
-    with tempfile.TemporaryDirectory(prefix="hf_melody_bench_") as tmp:
-        for name, where, weights in model_sources(args, Path(tmp)):
-            model, tokenizer = load_model(where).eval(), load_tokenizer(where)
-            measure_model(name, weights, model, tokenizer, sides, args)
+    plain = CharGPT().eval()
+    emit({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+          "load_average": os.getloadavg(), "plain_parameters": sum(p.numel() for p in plain.parameters())})
+    for name in args.models or bundled_checkpoints():
+        pipe = MelodyPipeline.from_pretrained(name)
+        for seed in range(2):  # warm-up: grammar table rows, allocator
+            one_melody(pipe, 100 + seed, "fast")
+            one_melody(pipe, 100 + seed, "generate")
+        runs = {"fast": [], "generate": [], "plain": []}
+        notes_tokens = []
+        for seed in range(args.reps):
+            for decoder in ("fast", "generate"):
+                seconds, notes, tokens = one_melody(pipe, seed, decoder)
+                runs[decoder].append(notes / seconds)
+                if decoder == "fast":
+                    notes_tokens.append((notes, tokens))
+            runs["plain"].append(plain_notes_per_second(plain, notes_tokens[-1][0], seed))
+        latency = statistics.median(first_note_latency(pipe, seed) for seed in range(args.reps))
+        record = {
+            "model": name, "parameters": pipe.model.num_parameters(), "n_positions": pipe.model.config.n_positions,
+            **{f"{k}_notes_per_s": round(statistics.median(v)) for k, v in runs.items()},
+            "fast/plain": round(statistics.median(f / p for f, p in zip(runs["fast"], runs["plain"], strict=True)), 2),
+            "fast/generate": round(statistics.median(f / g for f, g in zip(runs["fast"], runs["generate"],
+                                                                               strict=True)), 2),
+            "tokens_per_note": round(sum(t for _, t in notes_tokens) / sum(n for n, _ in notes_tokens), 2),
+            "notes_per_melody": statistics.median(n for n, _ in notes_tokens),
+            "stream_first_note_ms": round(1000 * latency, 2),
+            f"batch{args.batch_size}": (batch_throughput(pipe, args.batch_size, 100),  # warm-up
+                                        batch_throughput(pipe, args.batch_size, 0))[1],
+            "load_average": os.getloadavg(),
+        }
+        if args.profile:
+            record["profile_fast"] = profile(pipe, "fast")
+            record["profile_generate"] = profile(pipe, "generate")
+        emit(record)
 
 
 if __name__ == "__main__":

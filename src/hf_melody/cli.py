@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt", default=None, help="a MIDI file whose melody is continued")
     g.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives identical files")
     g.add_argument("--max-new-notes", dest="max_new_notes", type=int, default=None,
-                   help="stop after this many new notes (default: 64 when neither this nor --max-bars is given)")
+                   help="exactly this many new notes (default: a whole tune of 8-32 bars that ends by itself)")
     g.add_argument("--max-bars", dest="max_bars", type=int, default=None, help="stop after this many new bars")
     g.add_argument("--num-bars", dest="num_bars", type=int, default=None,
                    help="exactly this many new bars, ending on the bar line")
@@ -364,8 +364,6 @@ def main(argv: list[str] | None = None) -> int:
             args.key_strictness = float(args.key_strictness)
         except ValueError:
             parser.error(f'--key-strictness must be "hard" or a number, got {args.key_strictness!r}')
-    if args.command == "generate" and args.max_new_notes is None and args.max_bars is None and args.num_bars is None:
-        args.max_new_notes = 64
     commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
                 "cards": cmd_cards, "demo": cmd_demo, "infill": cmd_infill, "corpora": cmd_corpora}
     try:

@@ -24,7 +24,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from .errors import ConfigError
-from .grammar import GrammarRules, MelodyTracker, REMIGrammar
+from .grammar import FINISH_HORIZON, GrammarRules, LengthLimits, MelodyTracker, REMIGrammar
 from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ __all__ = [
     "MODES",
     "Key",
     "MelodyConstraints",
+    "MinLengthProcessor",
     "MusicalLengthCriteria",
     "NoteStreamer",
     "PitchConstraintProcessor",
@@ -274,29 +275,29 @@ class REMIGrammarProcessor(LogitsProcessor):
 
     def __init__(self, tokenizer: MelodyTokenizer, num_bars: int | None = None, max_bars: int | None = None,
                  max_new_notes: int | None = None, tonic: int | None = None, allow_style: bool = True,
-                 max_length: int | None = None, preserve_eos: bool = True):
+                 max_length: int | None = None, preserve_eos: bool = True, min_new_notes: int | None = None,
+                 min_bars: int | None = None, exact_bars: int | None = None, refeed: bool = False):
         if num_bars is not None and max_bars is not None:
             raise ConfigError("num_bars fixes the length exactly; drop max_bars")
         self.grammar = REMIGrammar.for_tokenizer(tokenizer)
         self.rules = GrammarRules(tonic=tonic, exact_end=num_bars is not None, allow_style=allow_style)
-        self.bars = num_bars if num_bars is not None else max_bars
-        self.max_new_notes = max_new_notes
+        self.limits = LengthLimits(num_bars=num_bars, max_bars=max_bars, exact_bars=exact_bars,
+                                   max_new_notes=max_new_notes, min_bars=min_bars, min_new_notes=min_new_notes)
         self.max_length = max_length
         self.preserve_eos = preserve_eos
+        self.refeed = refeed  # beam search reorders rows: rebuild each row's state from its tokens every step
         self.eos_token_id = tokenizer.eos_token_id
         self.states = None
+        self.steered = False  # True once the token budget narrowed a mask (the ending was forced to fit)
+        self.minimums: list[tuple[int, int]] = []
         self._seen = 0
+        self._prompt_length = 0
 
-    def _start(self, s) -> None:
+    def _start(self, row: list[int]):
         g = self.grammar
-        if self.bars is not None:
-            if s.bar < 0:
-                start = 0
-            else:
-                start = s.bar + s.cursor // g.ticks_per_bar(s.ts)
-            s.end_bar = start + self.bars
-        if self.max_new_notes is not None:
-            s.max_notes = s.notes + self.max_new_notes
+        s = g.prompt_state(row)
+        _, _, min_bar, min_notes = g.length_limits(s, self.limits)
+        return s, (min_bar, min_notes)
 
     def ended_properly(self, sequences: torch.LongTensor) -> list[bool]:
         """After `generate`: whether each row ends with an EOS the rules allow there (exact bar line, tonic).
@@ -319,35 +320,56 @@ class REMIGrammarProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         g = self.grammar
-        if self.states is None:
-            self.states = []
-            for row in input_ids.tolist():
-                s = g.initial_state()
-                g.feed(s, row)
-                self._start(s)
-                self.states.append(s)
+        if self.states is None or self.refeed:
+            if self.states is None:
+                self._prompt_length = input_ids.shape[1]
+            started = [self._start(row) for row in input_ids[:, :self._prompt_length].tolist()]
+            self.states = [s for s, _ in started]
+            self.minimums = [m for _, m in started]
+            if self.refeed:
+                for s, row in zip(self.states, input_ids[:, self._prompt_length:].tolist(), strict=True):
+                    g.feed(s, row)
         else:
             for s, row in zip(self.states, input_ids[:, self._seen:].tolist(), strict=True):
                 g.feed(s, row)
         self._seen = input_ids.shape[1]
         budget = None if self.max_length is None else self.max_length - input_ids.shape[1]
         masks = torch.stack([g.allowed_mask(s, self.rules, budget) for s in self.states]).to(scores.device)
-        logp = scores.log_softmax(-1)
-        masked = logp.masked_fill(~masks, float("-inf"))
-        if not self.preserve_eos:
-            return masked
-        eos = self.eos_token_id
-        others = masks.clone()
-        others[:, eos] = False
-        rows = masks[:, eos] & others.any(-1)
-        if not bool(rows.any()):
-            return masked
-        # EOS keeps its own log-probability; the other legal tokens share the rest in the model's proportions
-        p_eos = logp[:, eos].exp().clamp(max=1 - 1e-6)
-        shift = torch.log1p(-p_eos) - torch.logsumexp(logp.masked_fill(~others, float("-inf")), -1)
-        kept = (logp + shift[:, None]).masked_fill(~others, float("-inf"))
-        kept[:, eos] = logp[:, eos]
-        return torch.where(rows[:, None], kept, masked)
+        if budget is not None and budget <= FINISH_HORIZON and not self.steered:
+            self.steered = any(not torch.equal(m, g.allowed_mask(s, self.rules))
+                               for m, s in zip(masks, self.states, strict=True))
+        early = [i for i, (s, (min_bar, min_notes)) in enumerate(zip(self.states, self.minimums, strict=True))
+                 if s.bar < min_bar or s.notes < min_notes]
+        if early:
+            masks = mask_early_eos(masks, torch.tensor(early), self.eos_token_id)
+        return grammar_scores(scores, masks, self.eos_token_id, self.preserve_eos)
+
+
+def mask_early_eos(masks: torch.Tensor, rows: torch.Tensor, eos: int) -> torch.Tensor:
+    """Masks EOS in `rows` (the melody is not long enough yet) unless it is their only legal token."""
+    masks = masks.clone()
+    keep = masks[rows].sum(-1) == 1
+    masks[rows, eos] &= keep
+    return masks
+
+
+def grammar_scores(scores: torch.Tensor, masks: torch.Tensor, eos: int, preserve_eos: bool = True) -> torch.Tensor:
+    """Log-probabilities with illegal tokens at -inf (see `REMIGrammarProcessor` for `preserve_eos`)."""
+    logp = scores.log_softmax(-1)
+    masked = logp.masked_fill(~masks, float("-inf"))
+    if not preserve_eos:
+        return masked
+    others = masks.clone()
+    others[:, eos] = False
+    rows = masks[:, eos] & others.any(-1)
+    if not bool(rows.any()):
+        return masked
+    # EOS keeps its own log-probability; the other legal tokens share the rest in the model's proportions
+    p_eos = logp[:, eos].exp().clamp(max=1 - 1e-6)
+    shift = torch.log1p(-p_eos) - torch.logsumexp(logp.masked_fill(~others, float("-inf")), -1)
+    kept = (logp + shift[:, None]).masked_fill(~others, float("-inf"))
+    kept[:, eos] = logp[:, eos]
+    return torch.where(rows[:, None], kept, masked)
 
 
 class PitchConstraintProcessor(LogitsProcessor):
@@ -406,19 +428,51 @@ class SeededSampler(LogitsProcessor):
         return scores + gumbel.to(device=scores.device, dtype=scores.dtype)
 
 
+class MinLengthProcessor(LogitsProcessor):
+    """Masks EOS until `min_new_notes` notes and `min_bars` Bar tokens follow the prompt (for `constrained=False`;
+    the grammar processor does this itself, counting bars like `num_bars`). The prompt is the first call's ids.
+
+    Example:
+        >>> procs = LogitsProcessorList([MinLengthProcessor(tok, min_bars=8)])          # doctest: +SKIP
+    """
+
+    def __init__(self, tokenizer: MelodyTokenizer, min_new_notes: int | None = None, min_bars: int | None = None):
+        self.pitch_counts, self.bar_counts = token_counts(tokenizer)
+        self.min_new_notes = min_new_notes or 0
+        self.min_bars = min_bars or 0
+        self.eos_token_id = tokenizer.eos_token_id
+        self.prompt_length: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.prompt_length is None:
+            self.prompt_length = input_ids.shape[1]
+        new = input_ids[:, self.prompt_length:].cpu()
+        early = (self.pitch_counts[new].sum(-1) < self.min_new_notes) | (self.bar_counts[new].sum(-1) < self.min_bars)
+        if not bool(early.any()):
+            return scores
+        scores = scores.clone()
+        scores[early.to(scores.device), self.eos_token_id] = float("-inf")
+        return scores
+
+
 def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyConstraints | None = None,
                              constrained: bool = True, max_new_notes: int | None = None,
                              max_bars: int | None = None, temperature: float = 1.0, top_k: int | None = None,
                              top_p: float | None = None, seed: int | Sequence[int] | None = None,
-                             allow_style: bool = True, max_length: int | None = None) -> LogitsProcessorList:
-    """The processors of one generation, in order: grammar, pitch constraints, temperature, top-k, top-p, sampler.
+                             allow_style: bool = True, max_length: int | None = None,
+                             min_new_notes: int | None = None, min_bars: int | None = None,
+                             exact_bars: int | None = None, refeed: bool = False) -> LogitsProcessorList:
+    """The processors of one generation, in order: grammar (or, without it, a minimum length), pitch constraints,
+    temperature, top-k, top-p, sampler.
 
     Use them with `do_sample=False` when `seed` is given (the `SeededSampler` does the sampling); one seed per row.
-    `max_length` (prompt + new tokens) lets the grammar close the melody in time (see `REMIGrammarProcessor`).
+    Without a seed the argmax of the scores is taken (greedy decoding). `max_length` (prompt + new tokens) lets the
+    grammar close the melody in time (see `REMIGrammarProcessor`); `min_new_notes` / `min_bars` mask EOS until
+    the melody is that long; `refeed` is for beam search (rows change places between steps).
 
     Example:
         >>> constraints = MelodyConstraints.build(tok, key="C major")               # doctest: +SKIP
-        >>> procs = melody_logits_processors(tok, constraints, seed=[7])            # doctest: +SKIP
+        >>> procs = melody_logits_processors(tok, constraints, seed=[7], min_bars=8)  # doctest: +SKIP
         >>> model.generate(ids, do_sample=False, logits_processor=procs)            # doctest: +SKIP
     """
     from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
@@ -431,7 +485,10 @@ def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyCons
         tonic = constraints.tonic if constraints.end_on_tonic else None
         procs.append(REMIGrammarProcessor(tokenizer, num_bars=constraints.num_bars, max_bars=max_bars,
                                           max_new_notes=max_new_notes, tonic=tonic, allow_style=allow_style,
-                                          max_length=max_length))
+                                          max_length=max_length, min_new_notes=min_new_notes, min_bars=min_bars,
+                                          exact_bars=exact_bars, refeed=refeed))
+    elif min_new_notes or min_bars:
+        procs.append(MinLengthProcessor(tokenizer, min_new_notes=min_new_notes, min_bars=min_bars))
     if constraints.limits_pitches:
         soft = constraints.key_strictness if constraints.key_strictness != "hard" else None
         procs.append(PitchConstraintProcessor(tokenizer, constraints.pitch_range, constraints.pitch_classes, soft))

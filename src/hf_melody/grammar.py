@@ -79,6 +79,26 @@ class GrammarRules:
     allow_style: bool = True
 
 
+@dataclass(frozen=True)
+class LengthLimits:
+    """How long the generated part may or must be (None: no limit), counted from the end of the prompt.
+
+    Args:
+        num_bars: exactly this many bars, ending on the bar line (the prompt's unfinished bar counts as the first).
+        max_bars: at most this many bars (counted like `num_bars`).
+        exact_bars: exactly this many new `Bar` tokens, then EOS (for infilling: the bars of a gap).
+        max_new_notes: at most this many notes.
+        min_bars, min_new_notes: EOS is masked until the melody has this many bars / notes.
+    """
+
+    num_bars: int | None = None
+    max_bars: int | None = None
+    exact_bars: int | None = None
+    max_new_notes: int | None = None
+    min_bars: int | None = None
+    min_new_notes: int | None = None
+
+
 class TrackedNote(NamedTuple):
     """A note as the decoder will place it: times in the tokenizer's ticks from the start of the piece."""
 
@@ -177,6 +197,9 @@ class REMIGrammar:
         self.pitch_of = {i: [v for k, v in exp if k == K_PITCH] for i, exp in enumerate(self.expansions)}
         self._span_cache: dict[int, int] = {}
         self._mask_cache: dict[tuple, torch.Tensor] = {}
+        # special tokens (BOS, styles, and any the grammar does not know, e.g. infilling markers) open a new segment
+        # of a prompt; PAD and EOS do not (see `prompt_state`)
+        self.segment_ids = frozenset(int(i) for i in mt.special_tokens_ids) - {self.pad_token_id, self.eos_token_id}
 
     @staticmethod
     @lru_cache(maxsize=8)
@@ -381,6 +404,37 @@ class REMIGrammar:
                 if note is not None:
                     notes.append(note)
         return notes
+
+    def prompt_state(self, ids) -> MelodyState:
+        """The state after a prompt of raw token ids, following the decoder whatever they hold: each special token
+        other than PAD/EOS (BOS, a style, or one the grammar does not know, such as an infilling marker) starts a new
+        segment, so what follows it may open with `Bar` again.
+
+        Example:
+            >>> bar = tok.encode_base_tokens(["Bar_None"])                                # doctest: +SKIP
+            >>> state = grammar.prompt_state([tok.bos_token_id, *bar])                      # doctest: +SKIP
+        """
+        s = self.initial_state()
+        for i in ids:
+            if int(i) in self.segment_ids:
+                s = self.initial_state()
+            self.feed(s, [i])
+        return s
+
+    def length_limits(self, s: MelodyState, limits: LengthLimits) -> tuple[int | None, int | None, int, int]:
+        """`(end_bar, max_notes, min_bar, min_notes)` of a generation starting in `s` (absolute bar index and note
+        count): Bar is illegal from `end_bar - 1` on, notes from `max_notes` on, and EOS waits until `s.bar >=
+        min_bar` and `s.notes >= min_notes`. Sets `s.end_bar` and `s.max_notes`."""
+        first = 0 if s.bar < 0 else s.bar + s.cursor // self.ticks_per_bar(s.ts)  # the unfinished bar counts
+        if limits.exact_bars is not None:
+            first = s.bar + 1  # count Bar tokens from the end of the prompt
+            bars, min_bars = limits.exact_bars, limits.exact_bars
+        else:
+            bars = limits.num_bars if limits.num_bars is not None else limits.max_bars
+            min_bars = limits.min_bars or 0
+        s.end_bar = None if bars is None else first + bars
+        s.max_notes = None if limits.max_new_notes is None else s.notes + limits.max_new_notes
+        return s.end_bar, s.max_notes, first + min_bars - 1, s.notes + (limits.min_new_notes or 0)
 
     # ---- masks ----------------------------------------------------------------------------------------------------
     def state_key(self, s: MelodyState, rules: GrammarRules, budget: int | None = None) -> tuple:

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, Pipeline
+from transformers import AutoModelForCausalLM, LogitsProcessorList, Pipeline, StoppingCriteriaList
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .decoding import MelodyDecoder, generate_ids
 from .errors import ConfigError, HFMelodyError, MidiReadError, ModelLoadError
 from .generation import (
     MelodyConstraints,
@@ -34,6 +35,8 @@ from .generation import (
     melody_logits_processors,
     token_counts,
 )
+from .generation_options import DEFAULT_MAX_BARS, DEFAULT_MIN_BARS, check_generation_options
+from .grammar import LengthLimits
 from .hub import CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints, bundled_name, load_model, load_tokenizer
 from .output import GeneratedMelody
 from .render import with_metadata
@@ -158,14 +161,15 @@ class MelodyPipeline(Pipeline):
     # ---- parameters ----------------------------------------------------------------------------------------------
     def _sanitize_parameters(self, num_return_sequences: int | None = None, max_new_notes: int | None = None,
                              max_bars: int | None = None, max_new_tokens: int | None = None,
+                             min_new_notes: int | None = None, min_bars: int | None = None,
                              temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                             seed: int | None = None, time_signature: str | None = None, style: str | None = None,
+                             seed: int | None = None, do_sample: bool | None = None,
+                             time_signature: str | None = None, style: str | None = None,
                              output_type: str | None = None, constrained: bool | None = None, key: str | None = None,
                              scale: list[int] | None = None, key_strictness: str | float | None = None,
                              pitch_range: tuple[int, int] | None = None, num_bars: int | None = None,
-                             end_on_tonic: bool | None = None, **kwargs):
-        if kwargs:
-            raise ConfigError(f"unknown generation option(s) {sorted(kwargs)}; see help(MelodyPipeline.__call__)")
+                             end_on_tonic: bool | None = None, decoder: str | None = None,
+                             generation_config: Any = None, **kwargs):
         pre, fwd, post = {}, {}, {}
         if time_signature is not None:
             pre["time_signature"] = time_signature
@@ -173,35 +177,17 @@ class MelodyPipeline(Pipeline):
             if style not in STYLES:
                 raise ConfigError(f"unknown style {style!r}; choose one of: {', '.join(STYLES)}")
             pre["style"] = style
-        for name, value in (("num_return_sequences", num_return_sequences), ("max_new_notes", max_new_notes),
-                            ("max_bars", max_bars), ("max_new_tokens", max_new_tokens), ("top_k", top_k)):
-            if value is not None:
-                if isinstance(value, bool) or int(value) != value or value < (0 if name == "top_k" else 1):
-                    raise ConfigError(f"{name}={value} must be a positive integer")
-                fwd[name] = int(value)
-        if temperature is not None:
-            if temperature <= 0:
-                raise ConfigError(f"temperature={temperature} must be > 0 (use a small value like 0.1 for "
-                                  "near-greedy output)")
-            fwd["temperature"] = float(temperature)
-        if top_p is not None:
-            if not 0 < top_p <= 1:
-                raise ConfigError(f"top_p={top_p} must be in (0, 1]")
-            fwd["top_p"] = float(top_p)
-        if seed is not None:
-            if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-                raise ConfigError(f"seed={seed!r} must be an integer >= 0")
-            fwd["seed"] = int(seed)
-        if constrained is not None:
-            fwd["constrained"] = bool(constrained)
+        fwd.update(check_generation_options(
+            self.model, num_return_sequences=num_return_sequences, max_new_notes=max_new_notes, max_bars=max_bars,
+            max_new_tokens=max_new_tokens, min_new_notes=min_new_notes, min_bars=min_bars, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=seed, do_sample=do_sample, num_bars=num_bars, constrained=constrained,
+            decoder=decoder, generation_config=generation_config, **kwargs))
         constraints = MelodyConstraints.build(
             self.melody_tokenizer, key=key, scale=scale,
             key_strictness="hard" if key_strictness is None else key_strictness, pitch_range=pitch_range,
             num_bars=num_bars, end_on_tonic=bool(end_on_tonic))
         if constraints != MelodyConstraints(key_strictness=constraints.key_strictness):
             fwd["constraints"] = constraints
-        if constraints.num_bars is not None and (max_bars is not None or max_new_notes is not None):
-            raise ConfigError("num_bars fixes the length exactly; drop max_bars / max_new_notes")
         if constraints.needs_grammar and constrained is False:
             raise ConfigError("num_bars and end_on_tonic need the grammar; drop constrained=False")
         if key_strictness is not None and constraints.pitch_classes is None:
@@ -218,13 +204,24 @@ class MelodyPipeline(Pipeline):
         Args:
             inputs: None (unconditional), a prompt (MIDI path, `symusic.Score`, token ids) or a list of prompts.
             num_return_sequences: melodies per prompt (default 1).
-            max_new_notes: stop after this many new notes.
-            max_bars: stop after this many new bars (the prompt's unfinished last bar counts as the first).
-            max_new_tokens: hard cap on new tokens (default: the model's remaining context).
+            max_new_notes: exactly this many new notes (the grammar then ends the melody; with `min_new_notes=0`
+                at most this many).
+            max_bars: at most this many new bars (the prompt's unfinished last bar counts as the first).
+            min_new_notes, min_bars: EOS is masked until the melody has this many new notes / bars.
+                Without any length option a call writes a complete tune: `min_bars=8`, `max_bars=32`.
+            max_new_tokens: hard cap on new tokens (default: none; past the model's context the window slides).
             temperature, top_k, top_p: sampling settings (defaults from the bundle's generation config).
+            do_sample: False decodes greedily (default from the bundle's generation config).
             seed: makes the output reproducible. Melody i of a call uses seed `seed + i` and is generated on its
                 own, so `pipe(seed=s, num_return_sequences=n)[i]` is byte-identical to `pipe(seed=s + i)[0]`.
                 Without a seed one is drawn from torch's global RNG and recorded in `settings["seed"]`.
+            decoder: "auto" (default: the fast lean decoder, or `generate` when an option below asks for it),
+                "fast" or "generate". Both give the same tokens for the same seed and options.
+            num_beams, repetition_penalty, no_repeat_ngram_size, length_penalty, early_stopping, bad_words_ids:
+                passed to `model.generate` (they select it; beam search ignores the seed).
+            generation_config: a `transformers.GenerationConfig` or dict: its sampling fields act as the options
+                above, its `generate` options are passed through; options `MelodyPipeline` cannot honour
+                (e.g. `typical_p`) raise `ConfigError`.
             time_signature: e.g. "3/4", for unconditional starts.
             style: style token to start with (one of `hf_melody.tokenizer.STYLES`); without it the model picks one.
             constrained: only sample tokens that are legal REMI for a one-voice melody (default True), so every
@@ -234,9 +231,10 @@ class MelodyPipeline(Pipeline):
             key_strictness: "hard" (default: only in-key notes) or a float penalty per out-of-key note (e.g. 3.0).
             pitch_range: (low, high) MIDI pitches, inclusive, e.g. (60, 79).
             num_bars: the generated part fills exactly this many bars (the prompt's unfinished last bar counts as
-                the first) and ends on the bar line. When the tokens (`max_new_tokens` or the model's context) run
-                short, the grammar closes the melody with the shortest legal ending (long notes or rests); if even
-                that cannot fit, the melody comes back shorter, with a warning.
+                the first) and ends on the bar line. Only a `max_new_tokens` cap can run short: the grammar then
+                closes the melody with the shortest legal ending (long notes or rests), and if even that cannot
+                fit, the melody comes back shorter, with a warning. (The `generate` decoder, which cannot slide
+                past the context, raises `ConfigError` instead of padding when the context runs short.)
             end_on_tonic: the last note is the tonic of `key` (or the first degree of `scale`).
             output_type: "melody" (default, `GeneratedMelody`), "score" (`symusic.Score`), "ids" or "midi" (bytes).
 
@@ -341,14 +339,29 @@ class MelodyPipeline(Pipeline):
     def _settings(self, model_inputs: dict[str, Any], **options) -> dict[str, Any]:
         gen = self.model.generation_config
         constraints = options.get("constraints") or MelodyConstraints()
+
+        def pick(name):
+            return options[name] if options.get(name) is not None else getattr(gen, name, None)
+
+        lengths = {name: options.get(name) for name in ("max_new_notes", "max_bars", "max_new_tokens")}
+        min_bars, min_new_notes = options.get("min_bars"), options.get("min_new_notes")
+        if constraints.num_bars is None and not any(v is not None for v in lengths.values()):
+            if min_new_notes is None:  # a complete tune: 8 to 32 bars (or min_bars), ending by itself
+                lengths["max_bars"] = max(DEFAULT_MAX_BARS, min_bars or 0)
+            if min_bars is None and min_new_notes is None:
+                min_bars = DEFAULT_MIN_BARS
+        elif lengths["max_new_notes"] is not None and min_new_notes is None and min_bars is None:
+            min_new_notes = lengths["max_new_notes"]  # max_new_notes=400 gives 400 notes (min_new_notes=0: fewer)
         return {
             "model": getattr(self, "model_name", self.model.name_or_path),
             "seed": options.get("seed"),
-            "temperature": options["temperature"] if options.get("temperature") is not None else gen.temperature,
-            "top_k": options["top_k"] if options.get("top_k") is not None else gen.top_k,
-            "top_p": options["top_p"] if options.get("top_p") is not None else gen.top_p,
-            "max_new_notes": options.get("max_new_notes"),
-            "max_bars": options.get("max_bars"),
+            "do_sample": pick("do_sample") is not False,
+            "temperature": pick("temperature"),
+            "top_k": pick("top_k"),
+            "top_p": pick("top_p"),
+            **lengths,
+            "min_new_notes": min_new_notes,
+            "min_bars": min_bars,
             "style": model_inputs["style"],
             "time_signature": model_inputs["time_signature"],
             "constrained": options.get("constrained", True),
@@ -357,69 +370,138 @@ class MelodyPipeline(Pipeline):
             "pitch_range": constraints.pitch_range,
             "num_bars": constraints.num_bars,
             "end_on_tonic": constraints.end_on_tonic,
+            "decoder": options.get("decoder", "fast"),
+            **(options.get("generate_kwargs") or {}),
         }
+
+    def generate_ids(self, prompt_ids: list[int], **options) -> list[int]:
+        """New token ids continuing raw `prompt_ids` (no BOS added; special tokens in it start new segments), with
+        `exact_bars=k` for an exact bar budget: see `hf_melody.decoding.generate_ids` for the options.
+
+        Example:
+            >>> new = pipe.generate_ids([tok.bos_token_id], exact_bars=4, key="D minor", seed=0)   # doctest: +SKIP
+        """
+        return generate_ids(self.model, self.melody_tokenizer, prompt_ids, **options)
+
+    def infill(self, melody: Any, bars: tuple[int, int] | int, *, num_return_sequences: int = 1,
+               seed: int | None = None, style: str | None = None, **options) -> list[GeneratedMelody]:
+        """Regenerate `bars` of `melody` (1-based, inclusive) knowing the bars before and after them.
+
+        The rest of the melody is kept note for note; the new bars fill exactly their bars (same meter, nothing
+        spills into the next bar). `melody` is a MIDI path, a `symusic.Score`, a `Melody` or token ids. Every
+        sampling and musical option of `__call__` applies (`temperature`, `top_k`, `top_p`, `key`, `pitch_range`,
+        `constrained`, ...); candidate `i` uses seed `seed + i`. Needs a bundle trained with infilling (every
+        bundled checkpoint of hf_melody 0.2).
+
+        Example:
+            >>> [a, b] = pipe.infill("tune.mid", bars=(5, 6), num_return_sequences=2, seed=0)   # doctest: +SKIP
+            >>> a.save_midi("tune_new_bars_5_6.mid")                                          # doctest: +SKIP
+        """
+        from .infill import infill_melodies
+
+        return infill_melodies(self, melody, bars, num_return_sequences=num_return_sequences, seed=seed,
+                               style=style, **options)
+
+    def _melody_decoder(self) -> MelodyDecoder:
+        decoder = getattr(self, "_decoder_cache", None)
+        if decoder is None or decoder.model is not self.model:
+            decoder = self._decoder_cache = MelodyDecoder(self.model, self.melody_tokenizer)
+        return decoder
 
     def _forward(self, model_inputs: dict[str, Any], num_return_sequences: int = 1,
                  max_new_notes: int | None = None, max_bars: int | None = None, max_new_tokens: int | None = None,
+                 min_new_notes: int | None = None, min_bars: int | None = None,
                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                 seed: int | None = None, constrained: bool = True, constraints: MelodyConstraints | None = None,
-                 streamer: NoteStreamer | None = None):
-        from transformers import StoppingCriteriaList
-
+                 seed: int | None = None, do_sample: bool | None = None, constrained: bool = True,
+                 constraints: MelodyConstraints | None = None, decoder: str = "fast",
+                 generate_kwargs: dict[str, Any] | None = None, streamer: NoteStreamer | None = None):
         tok = self.melody_tokenizer
         input_ids = model_inputs["input_ids"]
         prompt_length = input_ids.shape[1]
-        room = self.model.config.n_positions - prompt_length
-        max_new_tokens = min(max_new_tokens or room, room)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        settings = self._settings(model_inputs, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-                                  max_new_notes=max_new_notes, max_bars=max_bars, constrained=constrained,
-                                  constraints=constraints)
+        st = self._settings(model_inputs, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+                            do_sample=do_sample, max_new_notes=max_new_notes, max_bars=max_bars,
+                            max_new_tokens=max_new_tokens, min_new_notes=min_new_notes, min_bars=min_bars,
+                            constrained=constrained, constraints=constraints, decoder=decoder,
+                            generate_kwargs=generate_kwargs)
+        generate_kwargs = dict(generate_kwargs or {})
+        beams = generate_kwargs.get("num_beams", 1) > 1
+        if beams and streamer is not None:
+            raise ConfigError("stream() cannot use num_beams > 1 (beam search keeps no single running melody)")
         criteria = StoppingCriteriaList()
         if streamer is not None:
             criteria.append(streamer.stopping_criteria())
-        if not constrained and (max_new_notes is not None or max_bars is not None):
-            criteria.append(MusicalLengthCriteria(tok, prompt_length, max_new_notes, max_bars))
+        if not constrained and (st["max_new_notes"] is not None or st["max_bars"] is not None):
+            criteria.append(MusicalLengthCriteria(tok, prompt_length, st["max_new_notes"], st["max_bars"]))
+        room = self.model.config.n_positions - prompt_length
+        token_cap = st["max_new_tokens"] if decoder == "fast" else min(st["max_new_tokens"] or room, room)
+        limits = LengthLimits(num_bars=st["num_bars"], max_bars=st["max_bars"], max_new_notes=st["max_new_notes"],
+                              min_bars=st["min_bars"], min_new_notes=st["min_new_notes"])
         # 1. one melody at a time, melody i seeded with seed + i: a batch equals the single calls it stands for
         sequences = []
         for i in range(num_return_sequences):
+            sampled = st["do_sample"] and not beams
             processors = melody_logits_processors(
-                tok, constraints=constraints, constrained=constrained, max_new_notes=max_new_notes,
-                max_bars=max_bars, temperature=settings["temperature"], top_k=settings["top_k"],
-                top_p=settings["top_p"], seed=seed + i, allow_style=model_inputs["style"] is None,
-                max_length=prompt_length + max_new_tokens)
-            # 2. greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling
-            output = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                do_sample=False,
-                max_new_tokens=max_new_tokens,
-                logits_processor=processors,
-                stopping_criteria=criteria,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-                streamer=streamer,
-            )
-            sequences.append(output[0].tolist())
-            if (settings["num_bars"] or settings["end_on_tonic"]) and not processors[0].ended_properly(output)[0]:
-                logger.warning("melody %d: max_new_tokens=%d (or the model's context) ran out before the asked-for "
+                tok, constraints=constraints, constrained=constrained, max_new_notes=st["max_new_notes"],
+                max_bars=st["max_bars"], temperature=st["temperature"], top_k=st["top_k"], top_p=st["top_p"],
+                seed=seed + i if sampled else None, allow_style=model_inputs["style"] is None,
+                max_length=None if token_cap is None else prompt_length + token_cap,
+                min_new_notes=st["min_new_notes"], min_bars=st["min_bars"], refeed=beams)
+            grammar = processors[0] if constrained else None
+            if decoder == "fast":
+                # 2a. the lean decoder: the same processors, the grammar from tables, a window past the context
+                result = self._melody_decoder().sample(
+                    input_ids.tolist(), LogitsProcessorList(p for p in processors if p is not grammar),
+                    grammar.rules if grammar is not None else None, limits, token_cap,
+                    stopping_criteria=criteria, streamer=streamer)
+                sequence, ended = result.sequences[0], result.ended[0]
+                if result.short[0]:
+                    logger.warning("melody %d ended before min_bars=%s / min_new_notes=%s: the other limits "
+                                   "(max_bars, max_new_notes) left no room", i, st["min_bars"], st["min_new_notes"])
+            else:
+                # 2b. greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling
+                output = self.model.generate(
+                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
+                    max_new_tokens=token_cap, logits_processor=processors, stopping_criteria=criteria,
+                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, streamer=streamer,
+                    **generate_kwargs)
+                sequence = output[0].tolist()
+                ended = grammar.ended_properly(output[:1])[0] if grammar is not None and not beams else \
+                    tok.eos_token_id in sequence[prompt_length:]
+                asked = [k for k in ("num_bars", "max_new_notes", "min_new_notes") if st[k] is not None]
+                cut = not ended and len(sequence) >= room + prompt_length
+                steered = grammar is not None and grammar.steered  # the context forced a hasty ending
+                if asked and st["max_new_tokens"] is None and (cut or steered) \
+                        and (streamer is None or not streamer.cancelled.is_set()):
+                    raise ConfigError(
+                        f"melody {i} filled the model's context ({self.model.config.n_positions} tokens) before "
+                        f"{', '.join(f'{k}={st[k]}' for k in asked)} was reached; the generate() decoder (used for "
+                        f"{sorted(generate_kwargs) or 'decoder=generate'}) cannot slide its window: drop those "
+                        "options or ask for a shorter melody")
+            sequences.append(sequence)
+            cancelled = streamer is not None and streamer.cancelled.is_set()
+            if (st["num_bars"] or st["end_on_tonic"]) and not ended and not cancelled:
+                logger.warning("melody %d: max_new_tokens=%s (or the model's context) ran out before the asked-for "
                                "ending (num_bars=%s, end_on_tonic=%s) could be reached; it ends early", i,
-                               max_new_tokens, settings["num_bars"], settings["end_on_tonic"])
-        return {"sequences": sequences, "prompt_length": prompt_length, "settings": settings,
+                               token_cap, st["num_bars"], st["end_on_tonic"])
+        return {"sequences": sequences, "prompt_length": prompt_length, "settings": st,
                 "num_prompt_notes": model_inputs["num_prompt_notes"]}
 
     def _trim(self, ids: list[int], prompt_length: int, max_new_notes: int | None, max_bars: int | None) -> list[int]:
         """Cut a generated sequence at EOS/padding and before the note or bar that exceeds the limits."""
         tok = self.melody_tokenizer
-        pitch_counts, bar_counts = token_counts(tok)
+        ends = (tok.eos_token_id, tok.pad_token_id)
+        new = ids[prompt_length:]
+        cut = next((k for k, i in enumerate(new) if i in ends), len(new))
+        if max_new_notes is None and max_bars is None:
+            return ids[:prompt_length + cut]
+        pitch_counts, bar_counts = (c.tolist() for c in token_counts(tok))
         out = ids[:prompt_length]
         notes = bars = 0
-        for i in ids[prompt_length:]:
-            if i in (tok.eos_token_id, tok.pad_token_id):
-                break
-            notes += int(pitch_counts[i])
-            bars += int(bar_counts[i])
+        for i in new[:cut]:
+            notes += pitch_counts[i]
+            bars += bar_counts[i]
             if (max_new_notes is not None and notes > max_new_notes) or (max_bars is not None and bars > max_bars):
                 break
             out.append(i)
