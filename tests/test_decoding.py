@@ -203,7 +203,7 @@ def test_generate_ids_exact_bars_after_unknown_special_tokens(infill_tokenizer):
             (n.time, n.duration, n.pitch) for n in tok.decode(new).tracks[0].notes))
         assert generate_ids(model, tok, prompt, seed=k, exact_bars=k, key="C major", top_k=20) == new
     with pytest.raises(ConfigError, match="exact_bars"):
-        generate_ids(model, tok, prompt, exact_bars=0)
+        generate_ids(model, tok, prompt, exact_bars=-1)
 
 
 # ---- generation options ---------------------------------------------------------------------------------------------

@@ -301,7 +301,8 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
 
     The prompt is taken as is: no BOS is added, and every special token in it other than PAD/EOS (BOS, a style, or
     one the grammar does not know such as `Infill_None`) starts a new grammar segment, so the continuation may open
-    with `Bar`. With `exact_bars=k`, EOS is masked until k new `Bar` tokens have been written and a (k+1)-th is
+    with `Bar`. With `exact_bars=k`, EOS is masked until k new `Bar` tokens have been written (0: finish the bar the
+    prompt opened) and a (k+1)-th is
     masked, so the model finishes the k-th bar and ends with EOS (the returned ids end with EOS unless a cap cut
     them). Sampling, key, range and grammar work as in `MelodyPipeline.__call__`; `seed` makes it reproducible.
 
@@ -318,8 +319,8 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
     prompt = [int(i) for i in prompt_ids]
     if not prompt or any(not 0 <= i < tokenizer.vocab_size for i in prompt):
         raise ConfigError(f"prompt_ids must be a non-empty list of ids in 0..{tokenizer.vocab_size - 1}")
-    if exact_bars is not None and (isinstance(exact_bars, bool) or int(exact_bars) != exact_bars or exact_bars < 1):
-        raise ConfigError(f"exact_bars={exact_bars!r} must be a positive integer")
+    if exact_bars is not None and (isinstance(exact_bars, bool) or int(exact_bars) != exact_bars or exact_bars < 0):
+        raise ConfigError(f"exact_bars={exact_bars!r} must be a non-negative integer (0: finish the open bar)")
     if exact_bars is not None and not constrained:
         raise ConfigError("exact_bars needs the grammar; drop constrained=False")
     constraints = MelodyConstraints.build(tokenizer, key=key, scale=scale, key_strictness=key_strictness,

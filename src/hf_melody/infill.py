@@ -143,9 +143,12 @@ def infill_ids(model, tokenizer: MelodyTokenizer, ids: Sequence[int], bars, *, s
     marks = tokenizer.infill_token_ids
     prefix = [t for bar in bars_ids[:start] for t in bar]
     suffix = [t for bar in bars_ids[stop:] for t in bar]
-    prompt = [*head, marks["Infill"], *prefix, marks["InfillSuffix"], *suffix, marks["InfillMiddle"]]
-    new = generate_ids(model, tokenizer, prompt, seed=seed, exact_bars=stop - start, **options)
-    middle = [t for t in new if t not in (tokenizer.eos_token_id, tokenizer.pad_token_id)]
+    # the first missing bar's `Bar TimeSig` goes into the prompt: the new bars keep the meter of the old ones, so
+    # the suffix stays where it was (a meter change inside the gap is not kept)
+    opening = bars_ids[start][:2]
+    prompt = [*head, marks["Infill"], *prefix, marks["InfillSuffix"], *suffix, marks["InfillMiddle"], *opening]
+    new = generate_ids(model, tokenizer, prompt, seed=seed, exact_bars=stop - start - 1, **options)
+    middle = opening + [t for t in new if t not in (tokenizer.eos_token_id, tokenizer.pad_token_id)]
     return [*head, *prefix, *middle, *suffix, tokenizer.eos_token_id], (start, stop)
 
 
