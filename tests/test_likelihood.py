@@ -134,3 +134,16 @@ def test_dynamic_evaluation_never_looks_ahead(random_model, tokenizer, kinder_me
     assert static["token_bits"][:5] == pytest.approx(a["token_bits"][:5], abs=1e-5)  # nothing learnt yet
     assert static["bits"] != pytest.approx(a["bits"], rel=1e-3)  # ... but later the copy has learnt
     assert all(torch.equal(v, before[k]) for k, v in random_model.state_dict().items())  # the caller's model
+
+
+def test_card_shows_both_pitch_measures(tiny_bundle):
+    from hf_melody.cards import FAIR_PITCH_NOTE, render_model_card
+
+    results = {"bits_per_note": 4.5, "pitch_bits_per_note": 2.25, "fair_pitch_bits_per_note": 2.375,
+               "token_perplexity": 2.5, "token_accuracy": 0.6}
+    card = render_model_card(tiny_bundle, {"preset": "original"}, results, name="tiny")
+    assert "| pitch_bits_per_note | 2.25 |" in card and "| fair_pitch_bits_per_note | 2.375 |" in card
+    assert "- type: fair_pitch_bits_per_note\n      value: 2.375\n" in card
+    assert FAIR_PITCH_NOTE.strip() in card
+    without = render_model_card(tiny_bundle, {"preset": "original"}, {"bits_per_note": 4.5}, name="tiny")
+    assert "fair_pitch" not in without

@@ -7,8 +7,14 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
-CARD_METRICS = ("bits_per_note", "pitch_bits_per_note", "token_perplexity", "token_accuracy")
+CARD_METRICS = ("bits_per_note", "pitch_bits_per_note", "fair_pitch_bits_per_note", "token_perplexity",
+                "token_accuracy")
 """The `results.json` entries a card reports (model-index metrics and the evaluation table)."""
+FAIR_PITCH_NOTE = (
+    "\n\n`pitch_bits_per_note` scores each Pitch token after the note's own Position/Rest/Bar tokens, so the "
+    "model already knows when the note starts; `fair_pitch_bits_per_note` predicts the pitch from the past only "
+    "(those onset tokens marginalised), as IDyOM and n-gram pitch models do: compare with them on this one."
+)
 
 
 def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dict[str, Any] | None = None,
@@ -29,6 +35,8 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
     eval_table = ""
     if metrics:
         eval_table = "| metric | value |\n|---|---|\n" + "\n".join(f"| {m['type']} | {m['value']} |" for m in metrics)
+        if any(m["type"] == "fair_pitch_bits_per_note" for m in metrics):
+            eval_table += FAIR_PITCH_NOTE
 
     def fmt(x):
         return f"{x:.4f}" if isinstance(x, float) else ("n/a" if x is None else str(x))
