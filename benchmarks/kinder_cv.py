@@ -45,7 +45,7 @@ from hf_melody.likelihood import DynamicEvaluation, score_melodies
 logger = logging.getLogger("kinder_cv")
 SETTINGS = ("scratch", "finetune", "ngram", "ngram-pretrain")
 METRICS = ("pitch_bits_per_note", "fair_pitch_bits_per_note", "bits_per_note", "dynamic_pitch_bits_per_note",
-           "dynamic_fair_pitch_bits_per_note", "dynamic_bits_per_note")
+           "dynamic_fair_pitch_bits_per_note", "dynamic_bits_per_note", "fair_pitch_explored_mass")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
