@@ -147,3 +147,16 @@ def test_card_shows_both_pitch_measures(tiny_bundle):
     assert FAIR_PITCH_NOTE.strip() in card
     without = render_model_card(tiny_bundle, {"preset": "original"}, {"bits_per_note": 4.5}, name="tiny")
     assert "fair_pitch" not in without
+
+
+def test_dynamic_evaluation_of_melodies_longer_than_the_context(tokenizer, kinder_melodies):
+    model = build_model("original", tokenizer, n_positions=32, dropout=0.0, seed=1).eval()
+    melody = max(kinder_melodies[:20], key=lambda m: len(m.notes))
+    ids = tokenizer.encode(melody, bos=True, eos=True, style="german-folk")
+    assert len(ids) > 4 * 32
+    r = score_melodies(model, tokenizer, [melody], dynamic=DynamicEvaluation(steps=1, lr=1e-3))
+    bits = r.per_melody[0]["token_bits"]
+    assert len(bits) == len(ids) - 2 and all(0 < b < 50 for b in bits)
+    static = score_melodies(model, tokenizer, [melody]).per_melody[0]["token_bits"]
+    first_bar_end = next(j for j in range(3, len(ids)) if tokenizer.to_base_tokens([ids[j]])[0] == "Bar_None") - 2
+    assert static[:first_bar_end] == pytest.approx(bits[:first_bar_end], abs=1e-5)

@@ -245,7 +245,9 @@ def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: Dynam
     n_pos = int(model.config.n_positions)
     bar = tokenizer.base_vocab.get("Bar_None")
     starts = [prefix] + [j for j in range(prefix + 1, len(ids)) if ids[j] == bar]
-    bounds = list(zip(starts, [*starts[1:], len(ids)], strict=True))
+    # chunks of at most n_pos - 1 targets, so a chunk and its first context token fit one window
+    bounds = [(s, min(b, s + n_pos - 1)) for a, b in zip(starts, [*starts[1:], len(ids)], strict=True)
+              for s in range(a, b, n_pos - 1)]
     local = copy.deepcopy(model).to(device)
     local.eval()  # no dropout: the adaptation is deterministic
     optimizer = torch.optim.SGD(local.parameters(), lr=dynamic.lr)
@@ -253,7 +255,7 @@ def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: Dynam
     lp_all, hit_all, fair = np.zeros(len(ids) - prefix), np.zeros(len(ids) - prefix), []
     for a, b in bounds:
         # score targets a..b-1 with what was learnt from targets before a (windows of at most n_pos tokens)
-        w0 = max(0, min(b - n_pos, a - 1))
+        w0 = max(0, b - n_pos)
         with torch.no_grad():
             lps, best, targets = _forward(local, tokenizer, [ids[w0:b]], device)
         sl = slice(a - w0 - 1, b - w0 - 1)
