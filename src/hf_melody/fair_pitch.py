@@ -8,10 +8,12 @@ the onset paths the model could take from the end of the previous note:
     P(pitch | past) = sum over onset paths o of P(o | past) * P(pitch | past, o)  /  P(a note follows | past)
 
 Example:
-    >>> from hf_melody import load_model, load_tokenizer
+    >>> from hf_melody import load_melodies, load_model, load_tokenizer
     >>> from hf_melody.fair_pitch import fair_pitch_logprobs
+    >>> model, tok = load_model("folk-base"), load_tokenizer("folk-base")                  # doctest: +SKIP
+    >>> melody = load_melodies("essen/kinder0")[0][0]                                     # doctest: +SKIP
     >>> ids = tok.encode(melody, bos=True, eos=True, style="german-folk")                 # doctest: +SKIP
-    >>> [lp for lp, _ in fair_pitch_logprobs(model, tok, ids)]                            # doctest: +SKIP
+    >>> [round(lp, 2) for lp, _ in fair_pitch_logprobs(model, tok, ids)][:3]               # doctest: +SKIP
 """
 
 from __future__ import annotations
