@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -160,3 +161,12 @@ def test_dynamic_evaluation_of_melodies_longer_than_the_context(tokenizer, kinde
     static = score_melodies(model, tokenizer, [melody]).per_melody[0]["token_bits"]
     first_bar_end = next(j for j in range(3, len(ids)) if tokenizer.to_base_tokens([ids[j]])[0] == "Bar_None") - 2
     assert static[:first_bar_end] == pytest.approx(bits[:first_bar_end], abs=1e-5)
+
+
+def test_cli_evaluate_can_skip_the_fair_measure(tiny_bundle, tmp_path):
+    from hf_melody.cli import main
+
+    assert main(["evaluate", "--models", str(tiny_bundle), "--out", str(tmp_path), "--split", "all",
+                 "--max-melodies", "10", "--no-fair-pitch"]) == 0
+    model = json.loads((tmp_path / "results.json").read_text())["models"][str(tiny_bundle)]
+    assert model["fair_pitch_bits_per_note"] is None and model["pitch_bits_per_note"] > 0

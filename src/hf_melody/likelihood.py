@@ -1,4 +1,4 @@
-"""Likelihood of real melodies under a model: token perplexity, bits per note, pitch bits per note (sliding window).
+"""Likelihood of real melodies under a model: perplexity, bits per note, both pitch measures, dynamic evaluation.
 
 Example:
     >>> from hf_melody.likelihood import score_melodies
