@@ -101,7 +101,7 @@ def test_fair_pitch_measure_on_a_trained_model(tiny_bundle, kinder_melodies):
     j = next(j for j, t in enumerate(ids) if tok.to_base_tokens([t])[0].startswith("Pitch_"))
     (lp, _), = fair_pitch_logprobs(model, tok, ids, [j])
     pitch = int(tok.to_base_tokens([ids[j]])[0].split("_")[1])
-    assert lp == pytest.approx(math.log(pitch_marginal(model, tok, ids[:2])[pitch]), abs=1e-9)
+    assert lp == pytest.approx(math.log(pitch_marginal(model, tok, ids[:2])[pitch]), abs=1e-6)  # cached vs not
 
 
 def test_fair_pitch_refuses_bad_settings(random_model, tokenizer, kinder_melodies):
@@ -170,3 +170,15 @@ def test_cli_evaluate_can_skip_the_fair_measure(tiny_bundle, tmp_path):
                  "--max-melodies", "10", "--no-fair-pitch"]) == 0
     model = json.loads((tmp_path / "results.json").read_text())["models"][str(tiny_bundle)]
     assert model["fair_pitch_bits_per_note"] is None and model["pitch_bits_per_note"] > 0
+
+
+def test_fair_pitch_with_and_without_the_kv_cache_agree(random_model, tokenizer, kinder_melodies):
+    from hf_melody.fair_pitch import _marginals
+
+    ids = tokenizer.encode(kinder_melodies[5], bos=True, eos=True, style="german-folk")[:60]
+    positions = [j for j, t in enumerate(ids) if tokenizer.to_base_tokens([t])[0].startswith("Pitch_")]
+    contexts = [ids[:s] for s in onset_starts(ids, positions, set(onset_token_ids(tokenizer)))]
+    assert len(contexts) >= 10
+    plain, plain_mass = _marginals(random_model, tokenizer, contexts, 1e-3, 4, 32, "cpu")
+    cached, cached_mass = _marginals(random_model, tokenizer, contexts, 1e-3, 4, 32, "cpu", shared=ids)
+    assert torch.allclose(plain, cached, atol=1e-4) and plain_mass == pytest.approx(cached_mass, abs=1e-4)

@@ -195,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-melodies", dest="max_melodies", type=int, default=None, help="quick runs: cap melodies")
     e.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
     e.add_argument("--no-fair-pitch", dest="fair_pitch", action="store_false", default=None,
-                   help="skip the past-only pitch measure (the IDyOM-comparable one; it costs about a minute "
-                   "per 1,000 notes for folk-base on one CPU thread)")
+                   help="skip the past-only pitch measure (the IDyOM-comparable one; it costs about 10 s per "
+                   "1,000 notes for folk-base on one CPU thread)")
 
     sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
                    add_help=False)

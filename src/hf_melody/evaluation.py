@@ -246,7 +246,7 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
         fair_pitch: also score each note's pitch from the past only (`fair_pitch_bits_per_note`, the note's
             own onset tokens marginalised; see `hf_melody.fair_pitch`): the measure comparable with IDyOM and
             the n-gram, whose pitch models never see the note's onset. Much slower than plain scoring: one
-            forward pass per explored onset path (about a minute per 1,000 notes for folk-base on one CPU thread).
+            forward pass per explored onset path (about 10 s per 1,000 notes for folk-base on one CPU thread).
 
     Returns the results dict (also in `out_dir/results.json`).
 

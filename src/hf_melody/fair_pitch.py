@@ -78,7 +78,7 @@ def fair_pitch_logprobs(model, tokenizer, ids: Sequence[int], pitch_positions: S
         return []
     starts = onset_starts(ids, pitch_positions, set(onset_token_ids(tokenizer)))
     log_marginal, explored = _marginals(model, tokenizer, [ids[:s] for s in starts], min_path_prob,
-                                        max_onset_tokens, batch_size, device)
+                                        max_onset_tokens, batch_size, device, shared=ids[:max(starts)])
     return [(float(log_marginal[k, pitch_col[ids[j]]]), explored[k]) for k, j in enumerate(pitch_positions)]
 
 
@@ -89,8 +89,13 @@ def _pitch_vocab(tokenizer) -> list[int]:
 
 
 def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float, max_onset_tokens: int,
-               batch_size: int, device: str | None):
-    """`(log P(pitch | context) [contexts x pitches], explored mass per context)` by the tree of onset paths."""
+               batch_size: int, device: str | None, shared: list[int] | None = None):
+    """`(log P(pitch | context) [contexts x pitches], explored mass per context)` by the tree of onset paths.
+
+    When every context is a prefix of `shared` (the notes of one melody) and it fits the window, one forward pass
+    over `shared` gives every context's keys and values, and each node then runs only its own onset path on top
+    of them (a KV cache); otherwise each node re-runs its whole context.
+    """
     import torch
 
     if not 0.0 <= min_path_prob < 1.0 or max_onset_tokens < 1:
@@ -106,6 +111,9 @@ def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float
         raise ConfigError("a note has no past to predict from; encode melodies with bos=True")
     contexts = [c[-keep:] for c in contexts]
     device = device or str(next(model.parameters()).device)
+    if shared is not None and (len(shared) > keep or any(c != shared[:len(c)] for c in contexts)):
+        shared = None
+    step = _cached_step(model, shared, device) if shared else _plain_step(model, tokenizer.pad_token_id, device)
 
     onset_t = torch.tensor(onset)
     pitch_t = torch.tensor(pitch_vocab)
@@ -120,19 +128,10 @@ def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float
     with torch.no_grad():
         while frontier:
             children = []
+            frontier.sort(key=lambda node: len(contexts[node[0]]))  # similar lengths share a batch: less padding
             for b in range(0, len(frontier), batch_size):
                 batch = frontier[b:b + batch_size]
-                seqs = [contexts[k] + list(path) for k, path, _ in batch]
-                width = max(len(s) for s in seqs)
-                input_ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-                mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                for r, s in enumerate(seqs):
-                    input_ids[r, :len(s)] = torch.tensor(s)
-                    mask[r, :len(s)] = 1
-                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-                last = torch.tensor([len(s) - 1 for s in seqs], device=logits.device)
-                logp = torch.log_softmax(logits[torch.arange(len(seqs), device=logits.device), last].double(), -1)
-                logp = logp.cpu()
+                logp = step([contexts[k] for k, _, _ in batch], [list(path) for _, path, _ in batch])
                 for r, (k, path, lp_path) in enumerate(batch):
                     row = logp[r] + lp_path
                     pitch_mass[k] = torch.logaddexp(pitch_mass[k], row[pitch_t])
@@ -143,6 +142,55 @@ def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float
                             children.append((k, (*path, onset[c]), float(child_lp[c])))
             frontier, depth = children, depth + 1
     return pitch_mass - torch.logsumexp(pitch_mass, dim=-1, keepdim=True), explored
+
+
+def _plain_step(model, pad_id: int, device: str):
+    """`step(contexts, paths) -> log P(next | context + path)` (rows on the CPU, float64): one full forward pass."""
+    import torch
+
+    def step(contexts: list[list[int]], paths: list[list[int]]):
+        seqs = [c + p for c, p in zip(contexts, paths, strict=True)]
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            input_ids[r, :len(s)] = torch.tensor(s)
+            mask[r, :len(s)] = 1
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+        last = torch.tensor([len(s) - 1 for s in seqs], device=logits.device)
+        return torch.log_softmax(logits[torch.arange(len(seqs), device=logits.device), last].double(), -1).cpu()
+
+    return step
+
+
+def _cached_step(model, shared: list[int], device: str):
+    """Like `_plain_step` for contexts that are prefixes of `shared`: their keys/values come from one pass."""
+    import torch
+    from transformers import DynamicCache
+
+    out = model(input_ids=torch.tensor([shared], device=device), use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    layers = [(layer.keys, layer.values) for layer in cache.layers]
+    root = torch.log_softmax(out.logits[0].double(), -1).cpu()  # log P(next | shared[:i + 1]) for every i
+
+    def step(contexts: list[list[int]], paths: list[list[int]]):
+        lengths = [len(c) for c in contexts]
+        depth = len(paths[0])
+        if depth == 0:
+            return root[[n - 1 for n in lengths]]
+        rows, width = len(paths), max(lengths)
+        past = DynamicCache([(k[:, :, :width].expand(rows, -1, -1, -1), v[:, :, :width].expand(rows, -1, -1, -1))
+                             for k, v in layers])
+        mask = torch.zeros((rows, width + depth), dtype=torch.long)
+        for r, n in enumerate(lengths):  # each row sees its own context (a prefix of `shared`), then its path
+            mask[r, :n] = 1
+        mask[:, width:] = 1
+        positions = torch.tensor(lengths).unsqueeze(1) + torch.arange(depth)
+        logits = model(input_ids=torch.tensor(paths, device=device), cache=past, attention_mask=mask.to(device),
+                       position_ids=positions.to(device)).logits
+        return torch.log_softmax(logits[:, -1].double(), -1).cpu()
+
+    return step
 
 
 def pitch_marginal(model, tokenizer, context: Sequence[int], min_path_prob: float = 1e-3,

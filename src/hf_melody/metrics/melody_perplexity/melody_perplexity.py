@@ -34,7 +34,7 @@ Args:
     use_style_tokens (`bool`): frame melodies as `BOS style ...` as the bundles are trained (default True).
     pitch_bits (`bool`): compute pitch bits per note (default True; must be False for BPE tokenizers).
     fair_pitch (`bool`): also compute `fair_pitch_bits_per_note` (default False; one forward pass per explored
-        onset path: about a minute per 1,000 notes for folk-base on one CPU thread).
+        onset path: about 10 s per 1,000 notes for folk-base on one CPU thread).
     stride (`int`, optional), batch_size (`int`, default 16), device (`str`, optional).
     per_melody (`bool`): also return the per-melody bits (default False).
 Returns:
