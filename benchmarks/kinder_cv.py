@@ -4,14 +4,23 @@ For each fold:
   scratch   a fresh GPT-2 (`--preset`) trained on the fold's training melodies only;
   finetune  a model pretrained on the other corpora (kinder0 excluded; default the bundled `folk-base`)
             fine-tuned on the same melodies;
-  ngram     the order-k Witten-Bell n-gram baseline (pitch, duration, onset), trained on the same melodies.
-Each is scored on the fold's held-out melodies: pitch bits per note (the IDyOM measure) and full bits per note
-(everything the model predicts: timing, duration, bars, end of melody). One JSON line per setting: mean and
-sample standard deviation over the folds. References: IDyOM 2.106 pitch bits/note (Pearce 2005); order-2
-n-gram about 2.62.
+  ngram     the order-k Witten-Bell n-gram baseline (pitch, duration, onset), trained on the same melodies;
+  ngram-pretrain  the same n-gram trained on what `finetune` saw: the pretrained bundle's own training melodies
+            (its `training_info.json` datasets minus `exclude`, the recipe's train split) plus the fold's.
+Each is scored on the fold's held-out melodies:
+  pitch_bits_per_note       -log2 P(Pitch token | everything before): for the GPT-2 models this includes the
+                            note's own Position/Rest/Bar tokens, i.e. the model knows *when* the note starts;
+  fair_pitch_bits_per_note  the pitch from the past only, those onset tokens marginalised (`hf_melody.fair_pitch`):
+                            what IDyOM's and the n-gram's pitch models predict; the column to compare with them
+                            (for the n-grams the two are the same number);
+  bits_per_note             everything the model predicts (timing, duration, bars, end of melody).
+With `--dynamic-steps N` the neural models are also scored with dynamic evaluation (a copy adapted by N SGD steps
+after each bar of the melody being scored, never on what follows: IDyOM's short-term model): `dynamic_*` keys.
+One JSON line per setting (mean and sample standard deviation over the folds), then a Markdown table. References:
+IDyOM 2.106 pitch bits/note (Pearce 2005); order-2 n-gram about 2.62.
 
-    python benchmarks/kinder_cv.py                                  # the full benchmark (see --help for defaults)
-    python benchmarks/kinder_cv.py --folds 2 --steps 20 --finetune-steps 20 --max-test 10    # a smoke test
+    python benchmarks/kinder_cv.py --dynamic-steps 1        # the full benchmark (see --help for defaults)
+    python benchmarks/kinder_cv.py --only-folds 1 --steps 20 --finetune-steps 20 --max-test 5 --dynamic-steps 1
 """
 
 from __future__ import annotations
@@ -31,9 +40,12 @@ from hf_melody.baselines import NGramNoteModel, kfold
 from hf_melody.data import DataConfig, build_dataset
 from hf_melody.errors import HFMelodyError
 from hf_melody.evaluation import IDYOM_KINDER_PITCH_BITS, ORDER2_KINDER_PITCH_BITS
-from hf_melody.likelihood import score_melodies
+from hf_melody.likelihood import DynamicEvaluation, score_melodies
 
 logger = logging.getLogger("kinder_cv")
+SETTINGS = ("scratch", "finetune", "ngram", "ngram-pretrain")
+METRICS = ("pitch_bits_per_note", "fair_pitch_bits_per_note", "bits_per_note", "dynamic_pitch_bits_per_note",
+           "dynamic_fair_pitch_bits_per_note", "dynamic_bits_per_note", "fair_pitch_explored_mass")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,8 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default: 10)")
     p.add_argument("--only-folds", type=int, default=None, help="run only the first N folds (quick checks)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold split and the training runs")
-    p.add_argument("--settings", default="scratch,finetune,ngram", help="comma-separated subset of "
-                   "scratch,finetune,ngram")
+    p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated subset of {','.join(SETTINGS)}")
     p.add_argument("--preset", default="original", help="architecture of the scratch model (default: original)")
     p.add_argument("--steps", type=int, default=1000, help="training steps of the scratch model (default: 1000)")
     p.add_argument("--lr", type=float, default=5e-3, help="learning rate of the scratch model (default: 5e-3)")
@@ -57,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of the scratch model (default: 0.1)")
     p.add_argument("--order", type=int, default=2, help="n-gram baseline context length (default: 2)")
     p.add_argument("--max-test", type=int, default=None, help="score at most this many test melodies per fold")
+    p.add_argument("--dynamic-steps", type=int, default=0, help="also score with dynamic evaluation: SGD steps "
+                   "after each bar (default: 0, off)")
+    p.add_argument("--dynamic-lr", type=float, default=1e-3, help="learning rate of dynamic evaluation "
+                   "(default: 1e-3)")
+    p.add_argument("--num-proc", type=int, default=None, help="processes for the first parse of the corpora")
     p.add_argument("--out", default="out/kinder_cv", help="folder for kinder_cv.json (default: out/kinder_cv)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     return p.parse_args(argv)
@@ -83,15 +99,47 @@ def fit(model, tokenizer, melodies, steps: int, lr: float, max_length: int, args
     return trainer.model, float(result.training_loss)
 
 
-def score(model, tokenizer, test) -> dict[str, float]:
-    r = score_melodies(model, tokenizer, test, pitch_bits=not tokenizer.is_bpe)
-    return {"pitch_bits_per_note": r.pitch_bits_per_note, "bits_per_note": r.bits_per_note,
-            "num_notes": r.num_notes}
+def score(model, tokenizer, test, args: argparse.Namespace) -> dict[str, float]:
+    """Both pitch measures and bits per note, and the same with dynamic evaluation when asked for."""
+    plain = not tokenizer.is_bpe
+    r = score_melodies(model, tokenizer, test, pitch_bits=plain, fair_pitch=plain, device=args.device)
+    out = {"pitch_bits_per_note": r.pitch_bits_per_note, "fair_pitch_bits_per_note": r.fair_pitch_bits_per_note,
+           "bits_per_note": r.bits_per_note, "num_notes": r.num_notes,
+           "fair_pitch_explored_mass": r.fair_pitch_explored_mass}
+    if args.dynamic_steps:
+        d = score_melodies(model, tokenizer, test, pitch_bits=plain, fair_pitch=plain, device=args.device,
+                           dynamic=DynamicEvaluation(steps=args.dynamic_steps, lr=args.dynamic_lr))
+        out.update({"dynamic_pitch_bits_per_note": d.pitch_bits_per_note,
+                    "dynamic_fair_pitch_bits_per_note": d.fair_pitch_bits_per_note,
+                    "dynamic_bits_per_note": d.bits_per_note})
+    return out
+
+
+def ngram_scores(train_notes, test, order: int) -> dict[str, float]:
+    """The n-gram's pitch model sees past pitches only: its pitch bits are the fair measure too."""
+    r = NGramNoteModel(order).fit(train_notes).evaluate([m.notes for m in test])
+    return {"pitch_bits_per_note": r["pitch_bits_per_note"], "fair_pitch_bits_per_note": r["pitch_bits_per_note"],
+            "bits_per_note": r["bits_per_note"], "num_notes": r["num_notes"]}
+
+
+def pretraining_melodies(pretrained: str, num_proc: int | None) -> tuple[list, dict]:
+    """The training split of the melodies `pretrained` was trained on (datasets minus `exclude`, default split)."""
+    from hf_melody.data import DataConfig, split_melodies
+    from hf_melody.evaluation import bundle_training_files
+
+    info, _ = bundle_training_files(pretrained)
+    if not info.get("dataset"):
+        raise HFMelodyError(f"{pretrained} has no training_info.json listing its datasets; the ngram-pretrain "
+                            "setting needs it (or drop ngram-pretrain from --settings)")
+    melodies, _ = load_melodies(info["dataset"], progress=False, num_proc=num_proc, exclude=info.get("exclude", []))
+    d = DataConfig()
+    train = split_melodies(melodies, d.validation_ratio, d.test_ratio, d.seed)["train"]
+    return train, {"datasets": info["dataset"], "exclude": info.get("exclude", []), "melodies": len(train)}
 
 
 def summary(setting: str, folds: list[dict], extra: dict) -> dict:
     out = {"setting": setting, **extra, "folds": len(folds)}
-    for key in ("pitch_bits_per_note", "bits_per_note"):
+    for key in METRICS:
         values = [f[key] for f in folds if f.get(key) is not None]
         if not values:
             continue
@@ -99,6 +147,24 @@ def summary(setting: str, folds: list[dict], extra: dict) -> dict:
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
         out[key] = {"mean": round(mean, 4), "sd": round(sd, 4), "per_fold": [round(v, 4) for v in values]}
     return out
+
+
+def table(lines: list[dict]) -> str:
+    """Markdown: mean ± sd over the folds; the past-only (fair) pitch column is always there."""
+    def cell(line: dict, key: str) -> str:
+        v = line.get(key)
+        return f"{v['mean']:.3f} ± {v['sd']:.3f}" if v else "-"
+
+    dyn = any("dynamic_bits_per_note" in line for line in lines)
+    cols = [("pitch bits/note (onset known)", "pitch_bits_per_note"),
+            ("pitch bits/note (past only, fair)", "fair_pitch_bits_per_note"), ("bits/note", "bits_per_note")]
+    if dyn:
+        cols += [("dynamic: pitch (past only)", "dynamic_fair_pitch_bits_per_note"),
+                 ("dynamic: bits/note", "dynamic_bits_per_note")]
+    rows = ["| setting | folds | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    rows += [f"| {line['setting']} | {line['folds']} | " + " | ".join(cell(line, k) for _, k in cols) + " |"
+             for line in lines]
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,16 +176,17 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets.disable_progress_bars()  # stdout/stderr stay readable: one JSON line per setting
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
-    unknown = set(settings) - {"scratch", "finetune", "ngram"}
+    unknown = set(settings) - set(SETTINGS)
     if unknown:
-        print(f"error: unknown settings {sorted(unknown)}; choose from scratch, finetune, ngram", file=sys.stderr)
+        print(f"error: unknown settings {sorted(unknown)}; choose from {', '.join(SETTINGS)}", file=sys.stderr)
         return 2
-    melodies, _ = load_melodies(args.dataset, progress=False)
-    if "finetune" in settings:
+    melodies, _ = load_melodies(args.dataset, progress=False, num_proc=args.num_proc)
+    if "finetune" in settings or "ngram-pretrain" in settings:
         try:
             load_tokenizer(args.pretrained)
         except HFMelodyError as e:
-            print(f"error: --pretrained {args.pretrained}: {e} (or drop 'finetune' from --settings)", file=sys.stderr)
+            print(f"error: --pretrained {args.pretrained}: {e} (or drop 'finetune' and 'ngram-pretrain' from "
+                  "--settings)", file=sys.stderr)
             return 2
         from hf_melody.evaluation import bundle_training_files, trained_on
 
@@ -129,38 +196,54 @@ def main(argv: list[str] | None = None) -> int:
                   "excluded it", file=sys.stderr)
             return 2
 
+    pretrain_notes, pretrain_info = [], {}
+    if "ngram-pretrain" in settings:
+        pretrain, pretrain_info = pretraining_melodies(args.pretrained, args.num_proc)
+        test_ids = {m.id for m in melodies}
+        if any(m.id in test_ids for m in pretrain):
+            print(f"error: {args.pretrained}'s training data holds melodies of {args.dataset}", file=sys.stderr)
+            return 2
+        pretrain_notes = [m.notes for m in pretrain]
     results: dict[str, list[dict]] = {s: [] for s in settings}
     splits = kfold(melodies, args.folds, args.seed)[:args.only_folds or args.folds]
     for k, (train, test) in enumerate(splits):
         test = test[:args.max_test] if args.max_test else test
         t0 = time.time()
         if "ngram" in settings:
-            r = NGramNoteModel(args.order).fit([m.notes for m in train]).evaluate([m.notes for m in test])
-            results["ngram"].append({"pitch_bits_per_note": r["pitch_bits_per_note"],
-                                     "bits_per_note": r["bits_per_note"], "num_notes": r["num_notes"]})
+            results["ngram"].append(ngram_scores([m.notes for m in train], test, args.order))
+        if "ngram-pretrain" in settings:
+            results["ngram-pretrain"].append(ngram_scores(pretrain_notes + [m.notes for m in train], test,
+                                                          args.order))
         if "scratch" in settings:
             tok = MelodyTokenizer()
             model = build_model(args.preset, tok, n_positions=args.max_length, dropout=args.dropout,
                                 seed=args.seed + k)
             model, loss = fit(model, tok, train, args.steps, args.lr, args.max_length, args)
-            results["scratch"].append({**score(model, tok, test), "train_loss": loss})
+            results["scratch"].append({**score(model, tok, test, args), "train_loss": loss})
         if "finetune" in settings:
             tok, model = load_tokenizer(args.pretrained), load_model(args.pretrained)
             model, loss = fit(model, tok, train, args.finetune_steps, args.finetune_lr,
                               min(args.max_length, model.config.n_positions), args)
-            results["finetune"].append({**score(model, tok, test), "train_loss": loss})
+            results["finetune"].append({**score(model, tok, test, args), "train_loss": loss})
         logger.info("fold %d/%d (%d train, %d test melodies) in %.0f s: %s", k + 1, len(splits), len(train),
-                    len(test), time.time() - t0, json.dumps({s: {key: round(v, 3) for key, v in r[-1].items()}
-                                                             for s, r in results.items()}))
+                    len(test), time.time() - t0, json.dumps({s: {key: round(v, 3) for key, v in r[-1].items()
+                                                                  if v is not None} for s, r in results.items()}))
 
     extras = {
         "scratch": {"preset": args.preset, "steps": args.steps, "lr": args.lr},
         "finetune": {"pretrained": args.pretrained, "steps": args.finetune_steps, "lr": args.finetune_lr},
         "ngram": {"order": args.order, "smoothing": "interpolated Witten-Bell"},
+        "ngram-pretrain": {"order": args.order, "smoothing": "interpolated Witten-Bell",
+                           "pretraining": pretrain_info},
     }
-    lines = [summary(s, results[s], extras[s]) for s in settings]
+    dynamic = {"dynamic": f"{args.dynamic_steps} SGD step(s) at lr {args.dynamic_lr:g} after each bar"
+               } if args.dynamic_steps else {}
+    lines = [summary(s, results[s], {**extras[s], **(dynamic if s in ("scratch", "finetune") else {})})
+             for s in settings]
     for line in lines:
         print(json.dumps(line))
+    print()
+    print(table(lines))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "kinder_cv.json").write_text(json.dumps(

@@ -199,8 +199,9 @@ def main(argv: list[str] | None = None) -> None:
         paired = [(rates(a, args), rates(b, args)) for a, b in
                   zip(results[(preset, "trainer")], results[(preset, "plain_pytorch")], strict=True)]
         emit({"benchmark": "train_throughput", "preset": preset, "impl": "comparison",
-              "trainer_over_plain_steady": round(medians["trainer"][0] / medians["plain_pytorch"][0], 3),
-              "trainer_over_plain_total": round(medians["trainer"][1] / medians["plain_pytorch"][1], 3),
+              # medians of the paired ratios (each trainer run over the plain run next to it)
+              "trainer_over_plain_steady": round(statistics.median(a[0] / b[0] for a, b in paired), 3),
+              "trainer_over_plain_total": round(statistics.median(a[1] / b[1] for a, b in paired), 3),
               "paired_steady_ratio_reps": [round(a[0] / b[0], 3) for a, b in paired],
               "paired_total_ratio_reps": [round(a[1] / b[1], 3) for a, b in paired],
               "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,

@@ -35,7 +35,9 @@ def test_constraint_flags(tiny_bundle, tmp_path):
     assert main(["generate", "--model", str(tiny_bundle), "--num", "2", "--out", str(out), "--seed", "0",
                  "--key", "D minor", "--pitch-range", "60", "72", "--num-bars", "4", "--formats", "mid"]) == 0
     d_minor = {2, 4, 5, 7, 9, 10, 0}  # D natural minor
-    for f in out.glob("*.mid"):
+    files = sorted(out.glob("*.mid"))
+    assert [f.name for f in files] == ["melody_0.mid", "melody_1.mid"]  # --num 2
+    for f in files:
         pitches = [n.pitch for n in Score(str(f)).tracks[0].notes]
         assert pitches and all(60 <= p <= 72 for p in pitches)
         assert all(p % 12 in d_minor for p in pitches)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from hf_melody.corpora import PITCH_RANGE
 from hf_melody.data import (
     DataConfig,
     augment,
     build_dataset,
     semitone_shifts,
     split_melodies,
-    split_of,
     tokenize_melodies,
 )
 
@@ -24,7 +24,6 @@ def test_split_is_by_melody_stable_and_seedable(kinder_melodies):
     # stable: the same id always lands in the same split, whatever else is in the corpus
     assert split_melodies(kinder_melodies[:50], 0.1, 0.1, 0)["test"] == [m for m in parts["test"]
                                                                          if m in kinder_melodies[:50]]
-    assert split_of("essen/kinder0/3", 0.1, 0.1, seed=1) in ("train", "validation", "test")
     other = split_melodies(kinder_melodies, 0.1, 0.1, seed=1)
     assert {m.id for m in other["test"]} != ids["test"]
 
@@ -33,9 +32,15 @@ def test_augmentation_stays_in_range(kinder_melodies):
     assert semitone_shifts(5) == list(range(-5, 6))
     assert semitone_shifts([2, -2]) == [-2, 0, 2]
     assert semitone_shifts(0) == [0]
-    out = list(augment(kinder_melodies[:20], semitone_shifts(5)))
-    assert 20 < len(out) <= 220
-    assert all(48 <= n[2] <= 84 for m in out for n in m.notes)
+    melodies = kinder_melodies[:20]
+    out = list(augment(melodies, semitone_shifts(5)))
+    lo, hi = PITCH_RANGE
+    fits = [(m.id, s) for m in melodies for s in range(-5, 6)
+            if lo <= min(p for *_, p in m.notes) + s and max(p for *_, p in m.notes) + s <= hi]
+    source = {m.id: m for m in melodies}
+    assert [(o.id, o.notes[0][2] - source[o.id].notes[0][2]) for o in out] == fits  # every shift that fits, once
+    assert len(out) > 20 and all(len(o.notes) == len(source[o.id].notes) for o in out)
+    assert all(lo <= n[2] <= hi for m in out for n in m.notes)
 
 
 def test_build_dataset_packs_blocks_and_augments_train_only(tokenizer, kinder_melodies):

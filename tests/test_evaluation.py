@@ -106,13 +106,20 @@ def test_evaluate_models_writes_results_and_plots(tiny_bundle, tmp_path):
     assert m["token_perplexity"] < 0.5 * m["vocab_size"]
     assert 0 < m["pitch_bits_per_note"] < m["bits_per_note"]
     assert m["generalization_gap"] is not None
+    # the fair (past-only) pitch measure is reported beside the onset-known one
+    assert 0 < m["fair_pitch_bits_per_note"] < m["bits_per_note"] and 0.9 < m["fair_pitch_explored_mass"] <= 1
     assert set(r["improvement"]["ratios"][str(tiny_bundle)]) == {"bits_per_note", "pitch_bits_per_note",
-                                                                 "token_perplexity", "token_accuracy"}
+                                                                 "fair_pitch_bits_per_note", "token_perplexity",
+                                                                 "token_accuracy"}
+    assert r["improvement"]["ratios"][str(tiny_bundle)]["fair_pitch_bits_per_note"] == pytest.approx(
+        r["baselines"]["ngram"]["pitch_bits_per_note"] / m["fair_pitch_bits_per_note"])
     assert m["samples"]["num_samples"] >= 1 and 0 <= m["samples"]["music_statistics"]["mean_overlap"] <= 1
     assert {Path(p).name for p in r["plots"]} == {"loss_curves.png", "overfitting.png", "scores.png",
                                                  "improvement_heatmap.png"}
     assert all(Path(p).stat().st_size > 1000 for p in r["plots"])
-    assert "n-gram (order 2, 3-fold)" in results_table(r)
+    table = results_table(r)
+    assert "n-gram (order 2, 3-fold)" in table and "pitch bits/note (past only)" in table
+    assert f"{m['fair_pitch_bits_per_note']:.3f}" in table
 
 
 def test_cli_evaluate(tiny_bundle, tmp_path, capsys):

@@ -22,7 +22,7 @@ def test_all_kinderlieder_round_trip(tokenizer, kinder_melodies):
 
 
 def test_vocabulary_and_special_ids(tokenizer):
-    assert 150 < tokenizer.vocab_size < 200
+    # the exact size is counted from the config in test_vocabulary.py
     assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1, 2)
     assert "TimeSig_3/2" in tokenizer.base_vocab and "TimeSig_6/8" in tokenizer.base_vocab
     ids = tokenizer.encode_base_tokens(["Bar_None", "TimeSig_3/4"])

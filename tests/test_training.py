@@ -69,7 +69,10 @@ def test_two_cpu_processes_train_with_gloo(tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = json.loads((out / "training_log.json").read_text())
-    assert log["eval"] and log["eval"][-1]["eval_loss"] < log["eval"][0]["eval_loss"] + 1e-6
+    evals = [e["eval_loss"] for e in log["eval"]]
+    vocab = json.loads((out / "config.json").read_text())["vocab_size"]
+    # a real improvement: 3.85 -> 3.54 nats in one process with the same 16-block global batch
+    assert len(evals) >= 2 and evals[-1] < evals[0] - 0.1 and evals[-1] < math.log(vocab) - 1.0
     info = json.loads((out / "training_info.json").read_text())
     assert info["max_steps"] == 12 and info["world_size"] == 2 and info["global_batch_size"] == 16
     assert (out / "model.safetensors").is_file()

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .music import PITCH_RANGE
 
-PITCH_ALPHABET = tuple(range(48, 85))
-"""The pitch range of the melody tokenizer (C3..C6): every pitch has probability > 0."""
+PITCH_ALPHABET = tuple(range(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+"""The pitch range of the melody tokenizer: every pitch has probability > 0."""
 END = "END"
 OTHER = "OTHER"
 """Stands for any duration / interval value never seen in training (one symbol for all of them)."""

@@ -1,4 +1,4 @@
-"""Likelihood of real melodies under a model: token perplexity, bits per note, pitch bits per note (sliding window).
+"""Likelihood of real melodies under a model: perplexity, bits per note, both pitch measures, dynamic evaluation.
 
 Example:
     >>> from hf_melody.likelihood import score_melodies
@@ -17,6 +17,7 @@ from typing import Any
 
 from .corpora import Melody
 from .errors import ConfigError
+from .fair_pitch import fair_pitch_logprobs
 
 
 @dataclass
@@ -29,12 +30,19 @@ class LikelihoodResult:
         bits_per_note: total -log2 likelihood of the melodies (every token after BOS and the style token, EOS
             included) divided by their number of notes (all notes pooled); comparable across tokenizations.
         pitch_bits_per_note: -log2 P(Pitch token | everything before), summed over the notes, divided by the notes;
-            None for BPE tokenizers.
+            None for BPE tokenizers. In REMI the note's own Position/Rest/Bar tokens come before its Pitch, so
+            this pitch is predicted knowing when the note starts (see `fair_pitch_bits_per_note`).
+        fair_pitch_bits_per_note: -log2 P(pitch | past only) per note, the note's own onset tokens marginalised
+            (`hf_melody.fair_pitch`): what IDyOM's pitch model predicts, so the measure to compare with it.
+            None unless `fair_pitch=True`.
+        fair_pitch_explored_mass: mean share of each note's onset-path probability the fair measure explored
+            (1.0 = exact; the rest was pruned, see `fair_pitch_logprobs`).
         token_accuracy: share of scored tokens that are the model's most likely next token.
         loss: mean negative log-likelihood per scored token (nats), as the Trainer reports it.
         bits_per_note_melody_mean: the mean over melodies of each melody's own bits per note.
         per_melody: `id`, `num_notes`, `num_tokens`, `bits`, `pitch_bits` of each melody.
         window: how melodies longer than the context were scored.
+        dynamic: how the model was adapted while scoring (`DynamicEvaluation` as a string), None if not.
     """
 
     token_perplexity: float
@@ -47,6 +55,9 @@ class LikelihoodResult:
     num_notes: int
     num_tokens: int
     window: str
+    fair_pitch_bits_per_note: float | None = None
+    fair_pitch_explored_mass: float | None = None
+    dynamic: str | None = None
     per_melody: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, per_melody: bool = False) -> dict[str, Any]:
@@ -84,19 +95,46 @@ def pitch_token_ids(tokenizer) -> set[int]:
     return {i for t, i in tokenizer.base_vocab.items() if t.startswith("Pitch_")}
 
 
+@dataclass(frozen=True)
+class DynamicEvaluation:
+    """Adapt a copy of the model to each melody while scoring it (IDyOM's short-term model, done by SGD).
+
+    The melody is scored chunk by chunk (a chunk is a bar: it starts at a `Bar` token); after a chunk is scored,
+    the copy takes `steps` SGD steps on the melody's tokens scored so far, never on what comes next. Each melody
+    starts again from the original weights.
+
+    Example:
+        >>> score_melodies(model, tok, melodies, dynamic=DynamicEvaluation(steps=1, lr=1e-3))   # doctest: +SKIP
+    """
+
+    steps: int = 1
+    lr: float = 1e-3
+
+    def __post_init__(self):
+        if self.steps < 1 or not self.lr > 0:
+            raise ConfigError(f"dynamic evaluation with steps={self.steps}, lr={self.lr}; use steps >= 1 and lr > 0")
+
+    def __str__(self) -> str:
+        return f"{self.steps} SGD step(s) at lr {self.lr:g} after each bar, on the melody's past tokens only"
+
+
 def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_tokens: bool = True,
                    pitch_bits: bool = True, stride: int | None = None, batch_size: int = 16,
-                   device: str | None = None, progress: bool = False) -> LikelihoodResult:
+                   device: str | None = None, progress: bool = False, fair_pitch: bool = False,
+                   dynamic: DynamicEvaluation | None = None) -> LikelihoodResult:
     """Likelihood of real melodies under a causal LM bundle.
 
     Each melody is encoded as the model was trained (`BOS [style] ... EOS`); BOS and the style token are given,
     every later token is scored. Melodies longer than the model's context (`n_positions`) are scored with a
-    sliding window moving by `stride` tokens (default: half the context); shorter ones in one pass.
+    sliding window moving by `stride` tokens (default: half the context); shorter ones in one pass. With
+    `fair_pitch=True` the pitch of each note is also scored from the past only (`fair_pitch_bits_per_note`);
+    with `dynamic` a copy of the model learns each melody as it is scored (`DynamicEvaluation`).
 
     Example:
-        >>> r = score_melodies(load_model("folk-base"), load_tokenizer("folk-base"), melodies)   # doctest: +SKIP
-        >>> r.bits_per_note, r.pitch_bits_per_note                                            # doctest: +SKIP
-        (5.02, 2.35)
+        >>> model, tok = load_model("folk-base"), load_tokenizer("folk-base")                  # doctest: +SKIP
+        >>> r = score_melodies(model, tok, melodies, fair_pitch=True)                         # doctest: +SKIP
+        >>> r.bits_per_note, r.pitch_bits_per_note, r.fair_pitch_bits_per_note               # doctest: +SKIP
+        (5.02, 2.35, 2.36)
     """
     import numpy as np
     import torch
@@ -106,6 +144,8 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
 
     if not melodies:
         raise ConfigError("no melodies to score")
+    if fair_pitch and not pitch_bits:
+        raise ConfigError("fair_pitch=True needs pitch_bits=True (and a plain REMI tokenizer)")
     pitch_ids = pitch_token_ids(tokenizer) if pitch_bits else set()
     n_pos = int(model.config.n_positions)
     stride = stride or max(1, n_pos // 2)
@@ -113,65 +153,126 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
         raise ConfigError(f"stride={stride}; use 1..{n_pos - 1} (the context is {n_pos} tokens)")
     device = device or str(next(model.parameters()).device)
     model = model.to(device).eval()
+    prefix = 2 if use_style_tokens else 1
 
     # 1. encode and cut into windows
     seqs, jobs = [], []
     for k, m in enumerate(melodies):
         ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
         seqs.append(ids)
-        for begin, end, first in _windows(len(ids), 2 if use_style_tokens else 1, n_pos, stride):
+        for begin, end, first in _windows(len(ids), prefix, n_pos, stride):
             jobs.append((k, begin, end, first))
     jobs.sort(key=lambda j: j[2] - j[1], reverse=True)
 
-    # 2. run the model over batches of windows
-    nats = np.zeros(len(seqs))
-    pitch_nats = np.zeros(len(seqs))
-    correct = np.zeros(len(seqs))
-    with torch.no_grad():
-        for s in tqdm(range(0, len(jobs), batch_size), desc="scoring", disable=not progress, unit="batch"):
-            batch = jobs[s:s + batch_size]
-            width = max(end - begin for _, begin, end, _ in batch)
-            input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, (k, begin, end, _) in enumerate(batch):
-                input_ids[r, :end - begin] = torch.tensor(seqs[k][begin:end])
-                mask[r, :end - begin] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            targets = input_ids[:, 1:]
-            token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            best = logp.argmax(-1)
-            for r, (k, begin, end, first) in enumerate(batch):
-                sl = slice(first - begin - 1, end - begin - 1)
-                lp, tg = token_lp[r, sl], targets[r, sl]
-                nats[k] -= float(lp.sum())
-                correct[k] += float((best[r, sl] == tg).sum())
-                if pitch_ids:
-                    is_pitch = torch.tensor([int(t) in pitch_ids for t in tg], dtype=torch.bool)
-                    pitch_nats[k] -= float(lp[is_pitch].sum())
+    # 2. log-probability and argmax hit of every scored token (targets prefix..len-1)
+    token_lp = [np.zeros(len(ids) - prefix) for ids in seqs]
+    hits = [np.zeros(len(ids) - prefix) for ids in seqs]
+    fair = [[] for _ in seqs]
+    if dynamic is None:
+        with torch.no_grad():
+            for s in tqdm(range(0, len(jobs), batch_size), desc="scoring", disable=not progress, unit="batch"):
+                batch = jobs[s:s + batch_size]
+                lps, best, targets = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch], device)
+                for r, (k, begin, end, first) in enumerate(batch):
+                    sl = slice(first - begin - 1, end - begin - 1)
+                    token_lp[k][first - prefix:end - prefix] = lps[r, sl].numpy()
+                    hits[k][first - prefix:end - prefix] = (best[r, sl] == targets[r, sl]).numpy()
+        if fair_pitch:
+            for k in tqdm(range(len(seqs)), desc="fair pitch", disable=not progress, unit="melody"):
+                fair[k] = fair_pitch_logprobs(model, tokenizer, seqs[k], batch_size=batch_size * 4, device=device)
+    else:
+        for k in tqdm(range(len(seqs)), desc="dynamic scoring", disable=not progress, unit="melody"):
+            token_lp[k], hits[k], fair[k] = _score_dynamic(model, tokenizer, seqs[k], prefix, dynamic, fair_pitch,
+                                                            batch_size, device)
 
     # 3. aggregate
-    prefix = 2 if use_style_tokens else 1
     per = []
-    for m, ids, nat, pnat in zip(melodies, seqs, nats, pitch_nats, strict=True):
-        n_notes = (sum(int(t) in pitch_ids for t in ids) if pitch_ids
+    for m, ids, lp, hit, fp in zip(melodies, seqs, token_lp, hits, fair, strict=True):
+        targets = ids[prefix:]
+        is_pitch = np.array([int(t) in pitch_ids for t in targets], dtype=bool)
+        n_notes = (int(is_pitch.sum()) if pitch_ids
                    else sum(t.startswith("Pitch_") for t in tokenizer.to_base_tokens(ids)))
-        per.append({"id": m.id, "num_notes": int(n_notes), "num_tokens": len(ids) - prefix,
-                    "bits": float(nat / math.log(2)), "pitch_bits": float(pnat / math.log(2)) if pitch_ids else None})
+        per.append({"id": m.id, "num_notes": int(n_notes), "num_tokens": len(targets),
+                    "bits": float(-lp.sum() / math.log(2)), "correct": float(hit.sum()),
+                    "pitch_bits": float(-lp[is_pitch].sum() / math.log(2)) if pitch_ids else None,
+                    "fair_pitch_bits": float(-sum(x for x, _ in fp) / math.log(2)) if fair_pitch else None,
+                    "explored_mass": [e for _, e in fp] if fair_pitch else None,
+                    "token_bits": (-lp / math.log(2)).tolist()})
     num_tokens = sum(p["num_tokens"] for p in per)
     num_notes = sum(p["num_notes"] for p in per)
     if num_notes == 0:
         raise ConfigError("the melodies hold no notes")
-    loss = float(nats.sum() / num_tokens)
+    loss = float(sum(p["bits"] for p in per) * math.log(2) / num_tokens)
+    explored = [e for p in per for e in (p.pop("explored_mass") or [])]
     return LikelihoodResult(
         token_perplexity=math.exp(loss),
         bits_per_note=sum(p["bits"] for p in per) / num_notes,
         pitch_bits_per_note=sum(p["pitch_bits"] for p in per) / num_notes if pitch_ids else None,
-        token_accuracy=float(correct.sum() / num_tokens),
+        token_accuracy=sum(p.pop("correct") for p in per) / num_tokens,
         loss=loss,
         bits_per_note_melody_mean=float(np.mean([p["bits"] / p["num_notes"] for p in per if p["num_notes"]])),
         num_melodies=len(per), num_notes=num_notes, num_tokens=num_tokens,
-        window=f"sliding window of {n_pos} tokens, stride {stride}", per_melody=per)
+        window=f"sliding window of {n_pos} tokens, stride {stride}",
+        fair_pitch_bits_per_note=sum(p["fair_pitch_bits"] for p in per) / num_notes if fair_pitch else None,
+        fair_pitch_explored_mass=float(np.mean(explored)) if fair_pitch else None,
+        dynamic=str(dynamic) if dynamic else None, per_melody=per)
+
+
+def _forward(model, tokenizer, rows: list[list[int]], device: str):
+    """`(log P(target), argmax, targets)` for right-padded `rows`, each `[batch, width - 1]` on the CPU."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        input_ids[r, :len(row)] = torch.tensor(row)
+        mask[r, :len(row)] = 1
+    logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+    logp = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = input_ids[:, 1:]
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), logp.argmax(-1), targets
+
+
+def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: DynamicEvaluation, fair_pitch: bool,
+                   batch_size: int, device: str):
+    """Token log-probs, hits and fair pitch pairs of one melody, a copy of `model` adapted bar by bar."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    n_pos = int(model.config.n_positions)
+    bar = tokenizer.base_vocab.get("Bar_None")
+    starts = [prefix] + [j for j in range(prefix + 1, len(ids)) if ids[j] == bar]
+    # chunks of at most n_pos - 1 targets, so a chunk and its first context token fit one window
+    bounds = [(s, min(b, s + n_pos - 1)) for a, b in zip(starts, [*starts[1:], len(ids)], strict=True)
+              for s in range(a, b, n_pos - 1)]
+    local = copy.deepcopy(model).to(device)
+    local.eval()  # no dropout: the adaptation is deterministic
+    optimizer = torch.optim.SGD(local.parameters(), lr=dynamic.lr)
+    pitch_cols = pitch_token_ids(tokenizer) if fair_pitch else set()
+    lp_all, hit_all, fair = np.zeros(len(ids) - prefix), np.zeros(len(ids) - prefix), []
+    for a, b in bounds:
+        # score targets a..b-1 with what was learnt from targets before a (windows of at most n_pos tokens)
+        w0 = max(0, b - n_pos)
+        with torch.no_grad():
+            lps, best, targets = _forward(local, tokenizer, [ids[w0:b]], device)
+        sl = slice(a - w0 - 1, b - w0 - 1)
+        lp_all[a - prefix:b - prefix] = lps[0, sl].numpy()
+        hit_all[a - prefix:b - prefix] = (best[0, sl] == targets[0, sl]).numpy()
+        if fair_pitch:
+            positions = [j for j in range(a, b) if ids[j] in pitch_cols]
+            if positions:
+                fair += fair_pitch_logprobs(local, tokenizer, ids[:b], positions, batch_size=batch_size * 4,
+                                            device=device)
+        # then learn from everything scored so far (never from tokens at or after b)
+        window = torch.tensor([ids[max(0, b - n_pos):b]], device=device)
+        for _ in range(dynamic.steps):
+            optimizer.zero_grad()
+            local(input_ids=window, labels=window).loss.backward()
+            optimizer.step()
+    return lp_all, hit_all, fair
 
 
 def melodies_from_notes(notes: Sequence[Sequence[Sequence[int]]],

@@ -16,7 +16,8 @@ GRID = TPQ // 4
 """Onsets are quantized to sixteenth notes, the finest position of the tokenizer."""
 
 PITCH_RANGE: tuple[int, int] = (43, 91)
-"""Inclusive MIDI pitch range of the melody tokenizer (G2..G6): every tune of the folk corpora fits by octaves."""
+"""Inclusive MIDI pitch range of the melody tokenizer (G2..G6): every tune of the folk corpora fits by octaves (the
+widest need 44..88), with room to transpose."""
 PLACEMENT_RANGE: tuple[int, int] = (48, 84)
 """Melodies are first placed by whole octaves into C3..C6, the register of the folk corpora; only a tune that
 cannot fit there uses the wider `PITCH_RANGE` (so the corpora's tunes keep the octave they always had)."""
@@ -35,3 +36,12 @@ TIME_SIGNATURE_RANGE: dict[int, list[int]] = {
 def bar_ticks(numerator: int, denominator: int, tpq: int = TPQ) -> int:
     """Length of one bar of `numerator/denominator` in ticks (`tpq` per quarter note)."""
     return numerator * tpq * 4 // denominator
+
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+"""Pitch-class names, sharps and flats as folk tunes most often spell them."""
+
+
+def note_name(pitch: int) -> str:
+    """`60` -> `"C4"` (scientific pitch notation, MIDI 60 = middle C)."""
+    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
