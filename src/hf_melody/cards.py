@@ -26,7 +26,7 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
     import jinja2
 
     from .music import note_name
-from .tokenizer import MelodyTokenizer
+    from .tokenizer import MelodyTokenizer
 
     bundle_dir = Path(bundle_dir)
     config = json.loads((bundle_dir / "config.json").read_text())
