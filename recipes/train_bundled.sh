@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Retrain the checkpoints bundled in src/hf_melody/checkpoints/ (CPU, ~1.5 h on 2 cores) and copy them in.
+# Retrain the checkpoints bundled in src/hf_melody/checkpoints/ (CPU: ~3 h for folk-base and ~15 min for each
+# classic on one core each) and copy them in. A stopped run resumes when the script is run again.
 #   bash recipes/train_bundled.sh [names...]      (default: folk-base original deeper-thinner wider-shallower)
 set -euo pipefail
 cd "$(dirname "$0")/.."

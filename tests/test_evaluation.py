@@ -10,6 +10,7 @@ import pytest
 
 from hf_melody.baselines import NGramNoteModel, WittenBellNGram, kfold, majority_token_baseline
 from hf_melody.errors import ConfigError
+from hf_melody.music import PITCH_RANGE
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 
@@ -30,7 +31,8 @@ def test_witten_bell_by_hand():
 def test_ngram_note_model_by_hand():
     melody = [[0, 480, 60], [480, 480, 62]]
     r = NGramNoteModel(order=1).fit([melody]).evaluate([melody])
-    p60 = (1 + 2 / 37) / 4  # 37 pitches in the alphabet; 2 seen, 2 types
+    n_pitches = PITCH_RANGE[1] - PITCH_RANGE[0] + 1  # the tokenizer's pitches; 2 seen, 2 types
+    p60 = (1 + 2 / n_pitches) / 4
     pitch = -math.log2(p60) - math.log2((1 + p60) / 2)
     dur = -math.log2(5 / 6) - math.log2((1 + 5 / 6) / 2)  # alphabet {480, OTHER}
     p_ioi = (1 + 3 / 4) / 6  # iois 0, 480, END seen once each; alphabet {0, 480, END, OTHER}

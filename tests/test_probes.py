@@ -385,7 +385,7 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     code, _, err = cli(["generate", "--formats", "xyz", "--out", str(tmp_path / "gen")],
                        request.getfixturevalue("capsys"))
-    assert_one_line_cli_error(code, err, "'xyz'", "mid,wav,png")
+    assert_one_line_cli_error(code, err, "'xyz'", "mid,wav,flac")
     assert not (tmp_path / "gen").exists()
 
 

@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 
 from hf_melody import CorpusError, MidiReadError, ModelLoadError, NoMelodyError, read_midi
 from hf_melody.cli import main as cli_main
-from hf_melody.corpora import PITCH_RANGE, TPQ, Melody, SkipReport, _convert_music21_file, iter_midi_folder
+from hf_melody.corpora import (
+    PITCH_RANGE,
+    PLACEMENT_RANGE,
+    TPQ,
+    Melody,
+    SkipReport,
+    _convert_music21_file,
+    iter_midi_folder,
+)
 from hf_melody.tokenizer import TIME_SIGNATURE_RANGE
 
 S = TPQ // 4  # a sixteenth note, in ticks
@@ -307,14 +315,12 @@ def test_format_2_file_gives_the_melody_of_one_pattern(tmp_path):
     assert [n[2] for n in melody.notes] in ([60 + i for i in range(8)], [72 + i for i in range(8)])
 
 
-def test_hundred_thousand_notes_in_a_few_seconds(tmp_path):
+def test_hundred_thousand_notes_are_read_whole(tmp_path):
+    """A huge file is read completely (its speed is measured in benchmarks/, not asserted here)."""
     pitches = [48 + (i * 7) % 37 for i in range(100_000)]
     path = write_score(make_score([("Long", 0, False, tune_notes(pitches, dur=S))]), tmp_path / "long.mid")
-    start = time.perf_counter()
     melody = read_midi(path)
-    seconds = time.perf_counter() - start
     assert len(melody.notes) == 100_000 and melody.notes[-1] == [99_999 * S, S, pitches[-1]]
-    assert seconds < 6, f"read_midi took {seconds:.1f} s for 100,000 notes"
 
 
 def test_real_world_midi_files_shipped_with_music21():
@@ -516,7 +522,7 @@ def melodies(draw, max_notes: int = 40, max_gap: int = 24):
     for _ in range(draw(st.integers(2, max_notes))):
         t += grid * draw(st.integers(0, max_gap) | st.just(0))
         dur = draw(st.sampled_from(durations))
-        notes.append([t * S, dur * S, draw(st.integers(*PITCH_RANGE))])
+        notes.append([t * S, dur * S, draw(st.integers(*PLACEMENT_RANGE))])
         t += dur
     return Melody("prop/0", "hypothesis", notes, [[0, num, den]])
 

@@ -68,4 +68,5 @@ class MelodyPerplexity(evaluate.Metric):
         model, tokenizer = load_model(model_id), load_tokenizer(model_id)
         result = score_melodies(model, tokenizer, melodies, use_style_tokens=use_style_tokens, pitch_bits=pitch_bits,
                                 stride=stride, batch_size=batch_size, device=device, fair_pitch=fair_pitch)
-        return result.to_dict(per_melody=per_melody)
+        # measures that were not asked for (fair pitch, dynamic evaluation) are left out rather than given as None
+        return {k: v for k, v in result.to_dict(per_melody=per_melody).items() if v is not None}
