@@ -85,7 +85,7 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
       model continues for as many notes as the real continuation has; corpus BLEU over base REMI tokens
       (plain REMI tokenizers only: BPE ids cannot be cut at a bar line).
     - `self_bleu` and `music_statistics` (`compare_sets` against `melodies`) of `num_samples` unconditional
-      samples (BOS + style token only).
+      samples from `MelodyPipeline` with its defaults (BOS + style token, grammar on, whole tunes).
     - `novelty` of those samples against `training_notes`, when given.
 
     Example:
@@ -118,20 +118,19 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
     out: dict[str, Any] = {"num_prompts": len(preds), "prompt_bars": prompt_bars}
     out["continuation_bleu"] = corpus_bleu(preds, refs) if preds else None
 
+    # unconditional samples go through the pipeline, as users get them: grammar on, whole tunes that end by themselves
+    from .pipeline import MelodyPipeline
+
     samples, sample_ts, sample_tokens = [], [], []
     style = melody_style(melodies[0]) if use_style_tokens else None
-    prompt = [tokenizer.bos_token_id] + ([tokenizer.style_token_id(style)] if style else [])
-    for k in tqdm(range(num_samples), desc="samples", disable=not progress):
-        gen = _generate(model, tokenizer, prompt, n_pos - len(prompt), None, seed + 10_000 + k)
-        try:
-            notes, tss = notes_of_score(tokenizer.decode(gen))
-        except Exception as e:  # a malformed sample is reported, not fatal
-            logger.warning("sample %d could not be decoded (%s)", k, e)
-            continue
-        if notes:
-            samples.append(notes)
-            sample_ts.append(tss)
-            sample_tokens.append(tokenizer.to_base_tokens(gen))
+    if num_samples:
+        pipe = MelodyPipeline(model=model, melody_tokenizer=tokenizer)
+        for melody in pipe(num_return_sequences=num_samples, seed=seed + 10_000, style=style):
+            notes, tss = notes_of_score(melody.score)
+            if notes:
+                samples.append(notes)
+                sample_ts.append(tss)
+                sample_tokens.append(tokenizer.to_base_tokens(melody.token_ids))
     out["num_samples"] = len(samples)
     out["self_bleu"] = self_bleu(sample_tokens) if len(sample_tokens) > 1 else None
     if samples:
