@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_melody import ConfigError
+from hf_melody import ConfigError, HFMelodyError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -37,6 +37,16 @@ def test_demo_generates_audio_piano_roll_and_downloads(tiny_bundle, fixtures_dir
     assert " 0 from the prompt" not in summary
     with pytest.raises(ConfigError, match="key"):
         demo.generate(str(tiny_bundle), "H major", "any", 2, "any", 1.0, 1)
+    # bars of a MIDI prompt are regenerated (infilling), the rest kept
+    prompt = fixtures_dir / "kinder0_5.mid"
+    _, png, files, summary = demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, str(prompt), "2-3")
+    assert "bars 2-3 regenerated" in summary and Path(png).is_file()
+    from hf_melody import read_midi
+
+    before, after = read_midi(prompt).notes, read_midi(next(f for f in files if f.endswith(".mid"))).notes
+    assert [n for n in after if n[0] >= 3 * 1440] == [n for n in before if n[0] >= 3 * 1440]  # 6/8: bars 4.. kept
+    with pytest.raises(HFMelodyError, match="needs a MIDI prompt"):
+        demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, None, "2")
 
 
 def _free_port() -> int:

@@ -65,9 +65,26 @@ class MelodyDemo:
         return self._pipes[model]
 
     def generate(self, model: str, key: str = ANY, meter: str = ANY, bars: int = 8, style: str = ANY,
-                 temperature: float = 1.0, seed: int | float | None = 0, prompt: str | None = None):
-        """Generate one melody; returns `(wav path or None, png path, [mid, musicxml paths], markdown summary)`."""
+                 temperature: float = 1.0, seed: int | float | None = 0, prompt: str | None = None,
+                 regenerate: str = ""):
+        """Generate one melody; returns `(wav path or None, png path, [mid, musicxml paths], markdown summary)`.
+
+        With a `prompt` and `regenerate` bars ("5-6" or "5"), those bars of the prompt are regenerated (infilling)
+        instead of continuing it.
+        """
         pipe = self.pipeline(model)
+        if regenerate and regenerate.strip():
+            if not prompt:
+                raise HFMelodyError("regenerating bars needs a MIDI prompt: upload the tune whose bars to rewrite")
+            from .cli import parse_bars
+
+            options = {"temperature": float(temperature), "seed": int(seed) if seed not in (None, "") else None}
+            if key and key != ANY:
+                options["key"] = key
+            if style and style != ANY:
+                options["style"] = style
+            [melody] = pipe.infill(prompt, bars=parse_bars(regenerate.strip()), **options)
+            return self._files(melody, f"bars {regenerate.strip()} regenerated")
         options: dict[str, Any] = {"num_bars": int(bars), "temperature": float(temperature),
                                    "seed": int(seed) if seed not in (None, "") else None}
         if key and key != ANY:
@@ -77,6 +94,10 @@ class MelodyDemo:
         if style and style != ANY:
             options["style"] = style
         [melody] = pipe(prompt or None, **options)
+        return self._files(melody, f"{melody.num_prompt_notes} from the prompt")
+
+    def _files(self, melody, what: str):
+        """Write the melody's files; the 4 outputs of `generate`."""
         self._runs += 1
         stem = self.out_dir / f"run{self._runs}" / "melody"
         formats = ["mid", "png"] + (["musicxml"] if _has_music21() else [])
@@ -87,7 +108,7 @@ class MelodyDemo:
         except SoundfontNotFoundError as e:
             note = f"\n\nNo audio: {e}"
         downloads = [str(paths[f]) for f in ("mid", "musicxml") if f in paths]
-        summary = (f"**{melody.title}**: {melody.num_notes} notes ({melody.num_prompt_notes} from the prompt), "
+        summary = (f"**{melody.title}**: {melody.num_notes} notes ({what}), "
                    f"key {melody.key or 'free'}, seed {melody.settings['melody_seed']}" + note)
         return audio, str(paths["png"]), downloads, summary
 
@@ -105,9 +126,9 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
     app = MelodyDemo(models, soundfont)
     default = DEFAULT_MODEL if DEFAULT_MODEL in app.models else app.models[0]
 
-    def run(model, key, meter, bars, style, temperature, seed, prompt):
+    def run(model, key, meter, bars, style, temperature, seed, prompt, regenerate):
         try:
-            return app.generate(model, key, meter, bars, style, temperature, seed, prompt)
+            return app.generate(model, key, meter, bars, style, temperature, seed, prompt, regenerate)
         except HFMelodyError as e:
             raise gr.Error(str(e)) from e
 
@@ -129,14 +150,16 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
                 seed = gr.Number(value=0, precision=0, label="seed")
                 prompt = gr.File(label="MIDI prompt to continue (optional)", file_types=[".mid", ".midi"],
                                  type="filepath")
+                regenerate = gr.Textbox(label="regenerate bars of the prompt (optional)", placeholder="e.g. 5-6",
+                                        info="instead of continuing it: those bars are rewritten, the rest kept")
                 button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Column():
                 summary = gr.Markdown(elem_id="summary")
                 audio = gr.Audio(label="listen", type="filepath", elem_id="audio")
                 roll = gr.Image(label="piano roll", type="filepath", elem_id="roll")
                 files = gr.File(label="downloads: MIDI, MusicXML", file_count="multiple", elem_id="downloads")
-        button.click(run, [model, key, meter, bars, style, temperature, seed, prompt], [audio, roll, files, summary],
-                     api_name="generate")
+        button.click(run, [model, key, meter, bars, style, temperature, seed, prompt, regenerate],
+                     [audio, roll, files, summary], api_name="generate")
     return demo
 
 
