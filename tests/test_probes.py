@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from hf_melody.cli import main as cli_main
-from hf_melody.corpora import TPQ, Melody, iter_midi_folder, read_midi
+from hf_melody.corpora import TPQ, iter_midi_folder, read_midi
 from hf_melody.errors import ConfigError, ImplausibleMelodyError, MidiReadError, ModelLoadError
+from test_resume import melody_folder
 from test_robustness import TUNE, assert_teaching_error, make_score, smf, tune_notes, write_score
 
 ROOT = Path(__file__).parents[1]
@@ -58,21 +58,6 @@ def note_events(pitches, first_delta: int = 0, dur: int = TPQ) -> bytes:
     return body
 
 
-def melody_folder(folder: Path, n: int = 24, seed: int = 0) -> Path:
-    """`n` seeded random-walk melodies as MIDI files."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        pitch, t, notes = rng.randint(60, 72), 0, []
-        for _ in range(rng.randint(16, 32)):
-            dur = rng.choice([1, 2, 2, 4]) * TPQ // 2
-            notes.append([t, dur, pitch])
-            t += dur
-            pitch = min(84, max(48, pitch + rng.choice([-2, -1, 0, 1, 2, 3])))
-        Melody(f"walk/{i}", "walk", notes, [[0, 4, 4]]).to_score().dump_midi(str(folder / f"walk_{i:02d}.mid"))
-    return folder
-
-
 def run_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["--config", TINY, "--dataset", str(data), "--output_dir", str(out), "--max_steps", "4",
             "--save_steps", "2", "--logging_steps", "1", "--eval_strategy", "no", "--max_length", "64",
@@ -86,7 +71,7 @@ def previous_run(tmp_path_factory):
     from hf_melody.training import parse_args, train
 
     root = tmp_path_factory.mktemp("previous")
-    data = melody_folder(root / "data")
+    data = melody_folder(root / "data", n=24)
     train(*parse_args(run_args(data, root / "run")))
     return data, root / "run"
 
