@@ -180,8 +180,8 @@ class MelodyTokenizer:
         return [table[int(i)] + semitones if table[int(i)] >= 0 else int(i) for i in ids]
 
     def _pitch_shift_table(self) -> list[int]:
-        """Per id: for a pitch token, the id of `Pitch_<lowest>` plus the offset rebased so that adding semitones
-        gives the id of the shifted pitch; -1 for other tokens. Pitch ids are consecutive in miditok."""
+        """Per id: the id itself for a `Pitch` token, -1 for any other token. miditok numbers pitches consecutively
+        (checked here), so a pitch id plus k is the id of the pitch k semitones higher."""
         if getattr(self, "_shift_table", None) is None:
             if self.is_bpe:
                 raise ValueError("transpose_ids works on plain REMI ids, not BPE ids; transpose the melody instead")
