@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-proc", type=int, default=None, help="processes for the first parse of the corpora")
     p.add_argument("--out", default="out/kinder_cv", help="folder for kinder_cv.json (default: out/kinder_cv)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto", help="bf16 autocast for training "
+                   "(default auto: on where the CPU computes bfloat16 natively or on a GPU, as the recipes do)")
     return p.parse_args(argv)
 
 
@@ -83,15 +85,19 @@ def fit(model, tokenizer, melodies, steps: int, lr: float, max_length: int, args
     import torch
     from transformers import Trainer, TrainingArguments, default_data_collator
 
+    from hf_melody.training import cpu_supports_bf16
+
     config = DataConfig(max_length=max_length, augment_semitones=args.augment_semitones,
                         validation_ratio=0.0, test_ratio=0.0, seed=args.seed)
     dsd = build_dataset(melodies, tokenizer, config, cache=False)
+    use_cpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu"
+    bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and (not use_cpu or cpu_supports_bf16()))
     with tempfile.TemporaryDirectory() as tmp:
         training_args = TrainingArguments(
             output_dir=tmp, max_steps=steps, learning_rate=lr, per_device_train_batch_size=args.batch_size,
             lr_scheduler_type="cosine", warmup_steps=0.05, weight_decay=0.01, logging_strategy="no",
             save_strategy="no", eval_strategy="no", report_to="none", seed=args.seed, disable_tqdm=True,
-            use_cpu=(args.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu")
+            use_cpu=use_cpu, bf16=bf16)
         trainer = Trainer(model=model, args=training_args, train_dataset=dsd["train"],
                           data_collator=default_data_collator)
         with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its summary; stdout is for results

@@ -72,11 +72,14 @@ class MelodyDecoder:
         self.tokenizer = tokenizer
         self.grammar = REMIGrammar.for_tokenizer(tokenizer)
         self._lean: LeanGPT2 | None = None
+        self._params = list(model.parameters())  # listing them per call costs ~0.7 ms on folk-base
         self._versions: list[int] = []
 
     def lean(self) -> LeanGPT2:
         """The lean forward of the model's current weights."""
-        versions = [p._version for p in self.model.parameters()]
+        if self._params[0] is not self.model.get_input_embeddings().weight:  # parameters replaced, not updated
+            self._params = list(self.model.parameters())
+        versions = [p._version for p in self._params]
         if self._lean is None or versions != self._versions:
             self._lean = LeanGPT2(self.model)
             self._versions = versions
@@ -162,6 +165,8 @@ class MelodyDecoder:
             if lean.length >= lean.n_positions:
                 logits = lean.prefill(self._window(ids, n, heads, size))
                 windows += 1
+            elif b == 1:
+                logits = lean.step_token(tokens[0])
             else:
                 logits = lean.step(nxt)
         else:
@@ -177,11 +182,13 @@ class _Noise:
     """The `SeededSampler`'s Gumbel noise drawn 64 steps at a time: the same numbers (a generator's stream does not
     depend on how it is split), a fraction of the calls."""
 
-    CHUNK = 64
+    FIRST, CHUNK = 8, 64
 
     def __init__(self, generators: list[torch.Generator], vocab_size: int):
         self.generators, self.vocab_size = generators, vocab_size
         self.table: torch.Tensor | None = None
+        self.rows: tuple[torch.Tensor, ...] = ()
+        self.start = 0
 
     @classmethod
     def replacing(cls, processors: LogitsProcessorList, vocab_size: int) -> _Noise | None:
@@ -193,12 +200,16 @@ class _Noise:
         return None
 
     def add(self, scores: torch.Tensor, step: int) -> torch.Tensor:
-        k = step % self.CHUNK
-        if k == 0:
-            u = torch.stack([torch.rand(self.CHUNK * self.vocab_size, generator=g, dtype=torch.float64)
-                             for g in self.generators]).view(len(self.generators), self.CHUNK, self.vocab_size)
+        """`scores` plus the noise of `step` (steps come in order from 0)."""
+        k = step - self.start
+        if self.table is None or k >= len(self.rows):
+            # the first draw is short, so the first notes (of a stream) do not wait for 64 steps of noise
+            self.start, k, n = step, 0, self.FIRST if self.table is None else self.CHUNK
+            u = torch.stack([torch.rand(n * self.vocab_size, generator=g, dtype=torch.float64)
+                             for g in self.generators]).view(len(self.generators), n, self.vocab_size)
             self.table = (-torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))).to(scores.dtype)
-        return scores + self.table.select(1, k)
+            self.rows = self.table.unbind(1)  # one view per step, made at once
+        return scores + self.rows[k]
 
 
 class _GrammarRun:
@@ -227,6 +238,8 @@ class _GrammarRun:
 
     def scores(self, logits: torch.Tensor, length: int) -> torch.Tensor:
         """`grammar_scores` of the rows' masks (`REMIGrammarProcessor`'s arithmetic, op for op)."""
+        if len(self.sid) == 1 and (self.max_length is None or self.max_length - length > FINISH_HORIZON):
+            return self._scores_one(logits)
         from .generation import grammar_scores, mask_early_eos
 
         t = self.tables
@@ -240,24 +253,29 @@ class _GrammarRun:
         budget = None if self.max_length is None else self.max_length - length
         if budget is not None and budget <= FINISH_HORIZON:
             masks = self._budget_masks(budget)
-        elif len(rows) == 1:  # one melody: the mask arithmetic was done when the row was built
-            row = rows[0]
-            logp = logits.log_softmax(-1)
-            if early:
-                return logp.masked_fill(t.illegal_without_eos.select(0, row), float("-inf"))
-            if not t.eos_with_others[row]:
-                return logp.masked_fill(t.illegal.select(0, row), float("-inf"))
-            not_others, eos = t.not_others.select(0, row), self.eos
-            p_eos = logp[:, eos].exp().clamp(max=1 - 1e-6)
-            shift = torch.log1p(-p_eos) - torch.logsumexp(logp.masked_fill(not_others, float("-inf")), -1)
-            kept = (logp + shift[:, None]).masked_fill(not_others, float("-inf"))
-            kept[:, eos] = logp[:, eos]
-            return kept
         else:
             masks = t.masks[rows]
         if early:
             masks = mask_early_eos(masks, torch.tensor(early), self.eos)
         return grammar_scores(logits, masks, self.eos)
+
+    def _scores_one(self, logits: torch.Tensor) -> torch.Tensor:
+        """`scores` for one melody away from a token budget: the mask arithmetic was done when the row was built."""
+        t = self.tables
+        (end_bar, max_notes, min_bar, min_notes), bar, notes = self.bounds[0], self.bar[0], self.notes[0]
+        row = t.row(self.sid[0], None if end_bar is None else end_bar - bar,
+                    None if max_notes is None else max_notes - notes)
+        logp = logits.log_softmax(-1)
+        if bar < min_bar or notes < min_notes:
+            return logp.masked_fill(t.illegal_without_eos_rows[row], float("-inf"))
+        if not t.eos_with_others[row]:
+            return logp.masked_fill(t.illegal_rows[row], float("-inf"))
+        not_others, eos = t.not_others.select(0, row), self.eos
+        p_eos = logp[:, eos].exp().clamp(max=1 - 1e-6)
+        shift = torch.log1p(-p_eos) - torch.logsumexp(logp.masked_fill(not_others, float("-inf")), -1)
+        kept = (logp + shift[:, None]).masked_fill(not_others, float("-inf"))
+        kept[:, eos] = logp[:, eos]
+        return kept
 
     def _budget_masks(self, budget: int) -> torch.Tensor:
         g = self.grammar

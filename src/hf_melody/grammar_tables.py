@@ -68,6 +68,9 @@ class GrammarTables:
         # EOS competes with other legal tokens (its probability is then kept, see `REMIGrammarProcessor`)
         self.illegal = self.illegal_without_eos = self.not_others = self.masks
         self.eos_with_others: list[bool] = []
+        # the same rows one by one, for one melody: indexing a list is cheaper than a tensor `select` per token
+        self.illegal_rows: list[torch.Tensor] = []
+        self.illegal_without_eos_rows: list[torch.Tensor] = []
         self._candidates = {phase: [i for kind in kinds for i in grammar._by_first_kind.get(kind, ())]
                             for phase, kinds in _FIRST_KINDS.items()}
         self.state_id(grammar.initial_state())
@@ -195,4 +198,6 @@ class GrammarTables:
             self.illegal = ~self.masks
             self.not_others = torch.cat([self.not_others, ~others[None]])
             self.illegal_without_eos = torch.cat([self.illegal_without_eos, ~(others if others.any() else mask)[None]])
+            self.illegal_rows.append(self.illegal[found])
+            self.illegal_without_eos_rows.append(self.illegal_without_eos[found])
         return found

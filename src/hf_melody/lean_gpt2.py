@@ -27,6 +27,7 @@ __all__ = ["LeanGPT2", "lean_support"]
 
 _gelu_ = getattr(torch._C._nn, "gelu_", None)  # in-place GELU (torch's own `nn.GELU` uses it); fallback below
 _ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": None, "gelu": "none"}
+_SQRT_HALF = math.sqrt(0.5)
 
 
 def lean_support(model) -> str | None:
@@ -76,12 +77,23 @@ class LeanGPT2:
         self.layers = [self._layer(b) for b in t.h]
         # for one row: the output biases as an extra weight row, multiplied by a constant 1 kept after the
         # attention output and the MLP activation, so `x + o @ w + b` is one addmm
-        self.folded = [(a, c, wq, bq, torch.cat([wo, bo[None]]), ln_w, ln_b, w1, b1, torch.cat([w2, b2[None]]))
-                       for a, c, wq, bq, wo, bo, ln_w, ln_b, w1, b1, w2, b2 in self.layers]
+        self.folded = [self._fold(*layer) for layer in self.layers]
         self.inner = self.layers[0][8].shape[1]
         self.lnf = (t.ln_f.weight.detach(), t.ln_f.bias.detach())
         self.kv = None
+        self._views: list = []
+        self._rows: tuple | None = None  # wte and wpe as [1, E] row views, for step_token
         self.length = 0
+
+    def _fold(self, a, c, wq, bq, wo, bo, ln_w, ln_b, w1, b1, w2, b2) -> tuple[torch.Tensor, ...]:
+        """One block's weights for the one-row step: the output biases as an extra weight row (multiplied by a
+        constant 1 kept after the attention output and the MLP activation, so `x + o @ w + b` is one addmm), and for
+        exact GELU the constants of `gelu(h) = 0.5 h (1 + erf(h / sqrt 2))` folded into the weights: the MLP computes
+        u = h / sqrt 2, then u (1 + erf(u)) (two in-place ops; torch's exact `gelu` costs ~7 us even on a handful
+        of values here), and the output weights carry the remaining 1 / sqrt 2."""
+        if self.approximate == "none":
+            w1, b1, w2 = w1 * _SQRT_HALF, b1 * _SQRT_HALF, w2 * _SQRT_HALF
+        return a, c, wq, bq, torch.cat([wo, bo[None]]), ln_w, ln_b, w1, b1, torch.cat([w2, b2[None]])
 
     def _layer(self, block) -> tuple[torch.Tensor, ...]:
         """One block's weights, with the attention scale folded into the queries and the QKV columns reordered
@@ -106,12 +118,28 @@ class LeanGPT2:
             self.kv = torch.zeros(shape)
             self._out = torch.ones(1, self.n_embd + 1)  # [attention output | 1]
             self._act = torch.ones(1, self.inner + 1)  # [MLP activation | 1]
+            self._erf = torch.empty(1, self.inner)
+            self._qkv = torch.empty(1, 3 * self.n_embd)
+            self._views = [None] * self.n_positions  # per position: the cache views a one-row step uses
         self._batch = batch_size
         self.length = 0
 
     @property
     def batch_size(self) -> int:
         return 0 if self.kv is None else self._batch
+
+    def _position_views(self, pos: int) -> tuple:
+        """The views a one-row step at `pos` reads and writes, made once per cache (a view costs about as much as
+        a small op): the step's buffers, then per layer the cache slot of `pos` and the keys (transposed) and
+        values of positions 0..pos."""
+        E, H, D = self.n_embd, self.n_head, self.head_dim
+        end = pos + 1
+        buffers = (self._out.narrow(1, 0, E).view(H, 1, D), self._act.narrow(1, 0, self.inner),
+                   self._qkv.narrow(1, 0, E).view(H, 1, D), self._qkv.narrow(1, E, 2 * E).view(H, 2 * D))
+        layers = [(layer.select(1, pos), layer.narrow(1, 0, end).narrow(2, 0, D).transpose(1, 2),
+                   layer.narrow(1, 0, end).narrow(2, D, D)) for layer in self.kv]
+        self._views[pos] = (buffers, layers)
+        return self._views[pos]
 
     def _mlp(self, x, ln_w, ln_b, w1, b1, w2, b2):
         h = torch.layer_norm(x, (self.n_embd,), ln_w, ln_b, self.eps)
@@ -150,25 +178,9 @@ class LeanGPT2:
         E, H, D = self.n_embd, self.n_head, self.head_dim
         # explicit narrow/select/copy_: tensor indexing with slices costs several times more per call
         x = torch.embedding(self.wte, ids) + self.wpe.select(0, pos)
-        end = pos + 1
         if b == 1:
-            out, act = self._out, self._act
-            out_heads, act_body = out.narrow(1, 0, E).view(H, 1, D), act.narrow(1, 0, self.inner)
-            for layer, (a, c, wq, bq, wo_b, ln_w, ln_b, w1, b1, w2_b) in zip(self.kv, self.folded, strict=True):
-                qkv = torch.addmm(bq, torch.layer_norm(x, (E,), a, c, self.eps), wq)
-                cache = layer.narrow(1, 0, end)  # [H, end, 2D]
-                cache.select(1, pos).copy_(qkv.narrow(1, E, 2 * E).view(H, 2 * D))
-                scores = torch.bmm(qkv.narrow(1, 0, E).view(H, 1, D), cache.narrow(2, 0, D).transpose(1, 2))
-                torch.bmm(torch.softmax(scores, -1), cache.narrow(2, D, D), out=out_heads)
-                x = torch.addmm(x, out, wo_b)
-                torch.addmm(b1, torch.layer_norm(x, (E,), ln_w, ln_b, self.eps), w1, out=act_body)
-                if _gelu_ is not None:
-                    _gelu_(act_body, approximate=self.approximate)
-                else:
-                    act_body.copy_(F.gelu(act_body, approximate=self.approximate))
-                x = torch.addmm(x, act, w2_b)
-            self.length = end
-            return torch.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
+            return self._step_one(x, pos)
+        end = pos + 1
         for layer, (a, c, wq, bq, wo, bo, ln_w, ln_b, w1, b1, w2, b2) in zip(self.kv, self.layers, strict=True):
             h = torch.layer_norm(x, (E,), a, c, self.eps)
             qkv = torch.addmm(bq, h, wq)
@@ -179,5 +191,39 @@ class LeanGPT2:
             x = x + torch.addmm(bo, o.view(b, E), wo)
             h = torch.layer_norm(x, (E,), ln_w, ln_b, self.eps)
             x = x + torch.addmm(b2, F.gelu(torch.addmm(b1, h, w1), approximate=self.approximate), w2)
+        self.length = end
+        return torch.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
+
+    def step_token(self, token: int) -> torch.Tensor:
+        """`step` for one row given the token as an int (its embedding is one add of two cached rows)."""
+        pos = self.length
+        if pos >= self.n_positions:
+            raise ConfigError(f"the context of {self.n_positions} tokens is full; slide the window (prefill)")
+        if self._rows is None:
+            self._rows = (self.wte.unsqueeze(1).unbind(0), self.wpe.unsqueeze(1).unbind(0))
+        return self._step_one(torch.add(self._rows[0][token], self._rows[1][pos]), pos)
+
+    def _step_one(self, x: torch.Tensor, pos: int) -> torch.Tensor:
+        """One row at `pos` (`x`: its input embedding [1, E]): the folded weights and the cached views."""
+        E = self.n_embd
+        end = pos + 1
+        views = self._views[pos] or self._position_views(pos)
+        out, act, qkv = self._out, self._act, self._qkv
+        out_heads, act_body, q, kv_new = views[0]
+        exact = self.approximate == "none"
+        for (slot, keys_t, values), (a, c, wq, bq, wo_b, ln_w, ln_b, w1, b1, w2_b) in zip(
+                views[1], self.folded, strict=True):
+            torch.addmm(bq, torch.layer_norm(x, (E,), a, c, self.eps), wq, out=qkv)
+            slot.copy_(kv_new)
+            torch.bmm(torch.softmax(torch.bmm(q, keys_t), -1), values, out=out_heads)
+            x = torch.addmm(x, out, wo_b)
+            torch.addmm(b1, torch.layer_norm(x, (E,), ln_w, ln_b, self.eps), w1, out=act_body)
+            if exact:  # act_body holds h / sqrt 2 (see `_fold`)
+                act_body.addcmul_(act_body, torch.erf(act_body, out=self._erf))
+            elif _gelu_ is not None:
+                _gelu_(act_body, approximate=self.approximate)
+            else:
+                act_body.copy_(F.gelu(act_body, approximate=self.approximate))
+            x = torch.addmm(x, act, w2_b)
         self.length = end
         return torch.layer_norm(x, (E,), *self.lnf, self.eps) @ self.lm_head
