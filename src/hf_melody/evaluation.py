@@ -148,8 +148,7 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
 # ----------------------------------------------------------------------------------------------------------------
 def bundle_training_files(name: str) -> tuple[dict, dict]:
     """`(training_info.json, training_log.json)` of a bundle (name, folder or Hub id), each `{}` when absent."""
-    from .hub import TRAINING_INFO, resolve_file
-    from .training import TRAINING_LOG
+    from .bundle import TRAINING_INFO, TRAINING_LOG, resolve_file
 
     out = []
     for filename in (TRAINING_INFO, TRAINING_LOG):

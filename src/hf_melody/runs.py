@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
+from .bundle import TRAINING_INFO, TRAINING_LOG
 from .errors import ConfigError
+from .modeling import PRESETS
+from .utils import atomic_write_text
 
 if TYPE_CHECKING:
     from .training import DataArguments, ModelArguments
@@ -64,8 +67,6 @@ def _absolute(specs: list[str]) -> list[str]:
 
 def _recorded_run(output_dir: Path, checkpoint: str | None) -> tuple[dict | None, Path | None]:
     """The run fingerprint recorded in `output_dir` (bundle first, then its last checkpoint), with its file."""
-    from .hub import TRAINING_INFO
-
     for folder in (output_dir, Path(checkpoint) if checkpoint else None):
         path = folder / TRAINING_INFO if folder else None
         if path is not None and path.is_file():
@@ -98,8 +99,6 @@ def check_same_run(output_dir: str | os.PathLike, run: dict, checkpoint: str | N
                 raise ConfigError(f"{output_dir} holds another run ({path.name} records {key}={value!r}, this run "
                                   f"has {key}={run[key]!r}); {fix}")
     if checkpoint and (Path(checkpoint) / "config.json").is_file() and not (info and "run" in info):
-        from .modeling import PRESETS
-
         config = json.loads((Path(checkpoint) / "config.json").read_text())
         # the shape a preset gives (a fine-tuned bundle keeps the shape of the bundle it started from)
         want = {**PRESETS[run["model"]], "n_positions": run["n_positions"]} if run["model"] in PRESETS else {}
@@ -115,9 +114,6 @@ def clear_output_dir(output_dir: str | os.PathLike) -> None:
     import shutil
 
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-    from .hub import TRAINING_INFO
-    from .training import TRAINING_LOG
 
     folder = Path(output_dir)
     for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
@@ -161,9 +157,6 @@ class BundleCheckpointCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-        from .hub import TRAINING_INFO
-        from .utils import atomic_write_text
 
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if folder.is_dir():

@@ -21,6 +21,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainingArguments
 
+from .bundle import TRAINING_LOG
 from .errors import ConfigError
 from .runs import (
     BundleCheckpointCallback,
@@ -33,8 +34,6 @@ from .runs import (
 )
 
 logger = logging.getLogger(__name__)
-
-TRAINING_LOG = "training_log.json"
 
 
 @dataclass
