@@ -12,15 +12,16 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .arguments import EvaluationArguments
 from .baselines import (  # noqa: F401  (re-exported: the baselines are part of the evaluation API)
     NGramNoteModel,
     WittenBellNGram,
@@ -37,6 +38,7 @@ from .likelihood import (  # noqa: F401  (re-exported)
     pitch_token_ids,
     score_melodies,
 )
+from .parser import evaluation_parser
 
 logger = logging.getLogger(__name__)
 
@@ -343,80 +345,14 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
 # ----------------------------------------------------------------------------------------------------------------
 # configuration (recipes/evaluate.py, `hf-melody evaluate`)
 # ----------------------------------------------------------------------------------------------------------------
-@dataclass
-class EvaluationArguments:
-    """The keys of `recipes/evaluate.yaml` and options of `hf-melody evaluate` (the arguments of `evaluate_models`).
-
-    Args:
-        models: bundled names (`folk-base`, `original`, `deeper-thinner`, `wider-shallower`), folders or Hub ids.
-        dataset: corpus spec of the evaluation melodies.
-        out_dir: where `results.json` and the plots go.
-        split: all, train, validation, test or auto.
-        ngram_order, ngram_folds: the cross-validated n-gram baseline.
-        baseline: reference of the improvement heatmap: `ngram` or one of the models.
-        num_samples, prompt_bars, novelty_dataset: sampled-melody metrics (0 samples skips them).
-        stride, batch_size, max_melodies, seed, device: scoring settings.
-        fair_pitch: also report `fair_pitch_bits_per_note` (pitch predicted from the past only).
-    """
-
-    models: list[str] = field(default_factory=lambda: ["original", "deeper-thinner", "wider-shallower", "folk-base"],
-                              metadata={"help": "Bundled names, folders or Hub ids."})
-    dataset: str = field(default="essen/kinder0", metadata={"help": "Corpus spec of the evaluation melodies."})
-    out_dir: str = field(default="out/eval", metadata={"help": "Output folder.", "aliases": ["--out"]})
-    split: str = field(default="auto", metadata={"help": "all, train, validation, test or auto (all unless a "
-                                                 "model trained on the dataset)."})
-    ngram_order: int = field(default=2, metadata={"help": "Context length of the n-gram baseline."})
-    ngram_folds: int = field(default=10, metadata={"help": "Cross-validation folds of the baselines."})
-    baseline: str = field(default="ngram", metadata={"help": "Reference of the improvement ratios."})
-    num_samples: int = field(default=0, metadata={"help": "Sampled melodies per model (0: no sampling metrics)."})
-    prompt_bars: int = field(default=4, metadata={"help": "Prompt length of continuation BLEU, in bars."})
-    novelty_dataset: str | None = field(default=None, metadata={"help": "Corpus to check samples for copies "
-                                                                "against (comma-separated)."})
-    stride: int | None = field(default=None, metadata={"help": "Sliding-window stride (default: half the context)."})
-    batch_size: int = field(default=16, metadata={"help": "Windows per forward pass."})
-    max_melodies: int | None = field(default=None, metadata={"help": "Use at most this many melodies."})
-    seed: int = field(default=0, metadata={"help": "Seed of folds and sampling."})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda ... (default: cpu)."})
-    fair_pitch: bool = field(default=True, metadata={"help": "Also score pitch from the past only, the note's "
-                                                     "onset tokens marginalised (the IDyOM-comparable measure)."})
-
-    def to_kwargs(self) -> dict[str, Any]:
-        kwargs = asdict(self)
-        if self.novelty_dataset:
-            kwargs["novelty_dataset"] = [s.strip() for s in self.novelty_dataset.split(",") if s.strip()]
-        return kwargs
-
-
 def parse_evaluation_args(args: list[str] | None = None) -> EvaluationArguments:
     """`--config recipes/evaluate.yaml` (defaults) plus command-line overrides; unknown keys are a `ConfigError`.
 
     Example:
-        >>> parse_evaluation_args(["--models", "original", "--out", "out/x"]).out_dir
+        >>> parse_evaluation_args(["--models", "original", "--out", "out/x"]).output_dir
         'out/x'
     """
-    import sys
-
-    from transformers import HfArgumentParser
-
-    from .training import load_yaml_config
-
-    parser = HfArgumentParser(EvaluationArguments)
-    args = list(sys.argv[1:] if args is None else args)
-    if "--config" in args:
-        i = args.index("--config")
-        if i + 1 >= len(args):
-            raise ConfigError("--config needs a path to a YAML file, e.g. --config recipes/evaluate.yaml")
-        values = load_yaml_config(args[i + 1], parser)
-        if isinstance(values.get("novelty_dataset"), list):
-            values["novelty_dataset"] = ",".join(values["novelty_dataset"])
-        parser.set_defaults(**values)
-        del args[i:i + 2]
-    try:
-        (parsed, rest) = parser.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
-    except SystemExit as e:
-        raise ConfigError(f"invalid arguments {args}; run with --help to see every option") from e
-    if rest:
-        raise ConfigError(f"unknown arguments {rest}; run with --help to see every option")
+    [parsed] = evaluation_parser().parse_args_and_config(args)
     return parsed
 
 
@@ -441,3 +377,21 @@ def results_table(results: dict[str, Any]) -> str:
     rows.append(f"| unigram / majority token | {fmt(maj['bits_per_note'])} | - | - | {fmt(maj['perplexity'])} | "
                 f"{fmt(maj['accuracy'])} | - |")
     return "\n".join(rows)
+
+
+def evaluate(config: EvaluationArguments | str | os.PathLike | dict | None = None, *, progress: bool = True,
+             **overrides) -> dict[str, Any]:
+    """Compare models as `recipes/evaluate.py` does: from a YAML path, a dict or an `EvaluationArguments`, with
+    keyword overrides of its keys; writes `results.json` and the plots into `output_dir` and returns the results.
+
+    Example:
+        >>> import hf_melody
+        >>> results = hf_melody.evaluate("recipes/evaluate.yaml", models=["original"], num_samples=0)  # doctest: +SKIP
+        >>> results = hf_melody.evaluate({"models": ["out/my-model"], "dataset": "essen/kinder0"})    # doctest: +SKIP
+    """
+    if isinstance(config, EvaluationArguments):
+        overrides = evaluation_parser().check_config(overrides, "keyword arguments")
+        config = dataclasses.replace(config, **overrides) if overrides else config
+    else:
+        [config] = evaluation_parser().parse_config(config, **overrides)
+    return evaluate_models(**config.to_kwargs(), progress=progress)

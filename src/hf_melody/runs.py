@@ -21,7 +21,7 @@ from .modeling import PRESETS
 from .utils import atomic_write_text
 
 if TYPE_CHECKING:
-    from .training import DataArguments, ModelArguments
+    from .arguments import DataArguments, ModelArguments
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
@@ -49,14 +49,14 @@ def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, traini
         "tokenizer": hashlib.sha1(json.dumps(vocab).encode()).hexdigest()[:16],
         "vocab_size": tokenizer.vocab_size,
         "bpe_vocab_size": data_args.bpe_vocab_size,
-        "dataset": _absolute(data_args.dataset_list()),
-        "exclude": data_args.exclude_list(),
+        "dataset": _absolute(data_args.dataset),
+        "exclude": data_args.exclude,
         "max_length": data_args.max_length,
         "augment_semitones": data_args.augment_semitones,
         "validation_ratio": data_args.validation_ratio,
         "test_ratio": data_args.test_ratio,
         "use_style_tokens": data_args.use_style_tokens,
-        "data_seed": training_args.data_seed or 0,
+        "data_seed": data_args.split_seed if data_args.split_seed is not None else training_args.data_seed or 0,
     }
 
 
