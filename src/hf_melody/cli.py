@@ -1,9 +1,9 @@
 """The `hf-melody` command: prepare data, train, evaluate, generate melodies (MIDI + WAV + PNG), list models.
 
     hf-melody generate --model folk-base --num 4 --out out/ --seed 0
-    hf-melody prepare --dataset path/to/midi --out out/data
-    hf-melody train --config recipes/original.yaml --max_steps 300
-    hf-melody evaluate --models original folk-base --dataset essen/kinder0 --out out/eval
+    hf-melody prepare --dataset path/to/midi --output-dir out/data
+    hf-melody train --config recipes/original.yaml --max-steps 300
+    hf-melody evaluate --models original folk-base --dataset essen/kinder0 --output-dir out/eval
     hf-melody demo                      # a local web app: generate, listen, download
 """
 

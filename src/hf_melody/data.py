@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .arguments import DataArguments, DataConfig  # noqa: F401 - DataConfig re-exported
+from .corpora import cache_dir, load_melodies
 from .infill import random_infill_example
 from .melody import Melody
 from .music import PITCH_RANGE
@@ -169,8 +170,6 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
     """
     from datasets import DatasetDict, load_from_disk
 
-    from .corpora import cache_dir
-
     config = config or DataArguments()
     if streaming:
         return build_streaming_dataset(melodies, tokenizer, config)
@@ -256,8 +255,6 @@ def prepare_dataset(dataset: str | list[str], tokenizer: MelodyTokenizer | None 
     Returns `(dataset_dict, tokenizer, skip_report)`. Trains BPE on the training melodies when
     `bpe_vocab_size` is given and the tokenizer is not trained yet.
     """
-    from .corpora import load_melodies
-
     config = config or DataArguments()
     melodies, report = load_melodies(dataset, progress=progress, num_proc=num_proc, exclude=exclude)
     tokenizer = tokenizer or MelodyTokenizer()

@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transformers import TrainerCallback
 
+from .arguments import DataArguments, ModelArguments
 from .bundle import TRAINING_INFO, TRAINING_LOG
 from .errors import ConfigError
 from .modeling import PRESETS
 from .utils import atomic_write_text
-
-if TYPE_CHECKING:
-    from .arguments import DataArguments, ModelArguments
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
