@@ -139,11 +139,11 @@ class DataArguments:
             raise ConfigError("dataset is empty; give a corpus name such as essen, or a MIDI folder")
         if self.max_length < 8:
             raise ConfigError(f"max_length={self.max_length} is too small; use at least 8 (256 is usual)")
-        shifts = self.augment_semitones
-        if shifts is None:
+        if self.augment_semitones is None:
             self.augment_semitones = 0
-        elif isinstance(shifts, int) and not 0 <= shifts <= 12 or not isinstance(shifts, int) and any(
-                abs(int(s)) > 12 for s in shifts):
+        shifts = self.augment_semitones  # k (-k..k) or, from Python, a list of shifts
+        in_range = 0 <= shifts <= 12 if isinstance(shifts, int) else all(abs(int(s)) <= 12 for s in shifts)
+        if not in_range:
             raise ConfigError(f"augment_semitones={shifts}; use 0..12 (5 is the classic recipe)")
         if not (0 <= self.validation_ratio < 1 and 0 <= self.test_ratio < 1
                 and self.validation_ratio + self.test_ratio < 1):

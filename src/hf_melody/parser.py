@@ -252,6 +252,9 @@ def training_parser(prog: str | None = None) -> MelodyArgumentParser:
 
     On a machine without an accelerator `use_cpu` defaults to true: without it, DDP on CPU (`accelerate launch
     --multi_gpu`, `torchrun`) silently runs as one-process copies.
+
+    Example:
+        >>> model_args, data_args, training_args = training_parser().parse_config({"max_steps": 10})  # doctest: +SKIP
     """
     parser = MelodyArgumentParser(TRAINING_ARGUMENTS, prog=prog, description="Train a GPT-2 melody model.")
     if not _has_accelerator():
@@ -260,14 +263,26 @@ def training_parser(prog: str | None = None) -> MelodyArgumentParser:
 
 
 def evaluation_parser(prog: str | None = None) -> MelodyArgumentParser:
-    """The parser of `recipes/evaluate.py`, `hf-melody evaluate` and `hf_melody.evaluate`."""
+    """The parser of `recipes/evaluate.py`, `hf-melody evaluate` and `hf_melody.evaluate`.
+
+    Example:
+        >>> [config] = evaluation_parser().parse_args_and_config(["--models", "original", "--out", "out/x"])
+        >>> config.output_dir
+        'out/x'
+    """
     return MelodyArgumentParser(EvaluationArguments, prog=prog,
                                 description="Score models (bits per note, pitch bits, perplexity) against n-gram "
                                             "baselines; write results.json and plots.")
 
 
 def prepare_parser(prog: str | None = None) -> MelodyArgumentParser:
-    """The parser of `hf-melody prepare` (data arguments and the output folder)."""
+    """The parser of `hf-melody prepare` (data arguments and the output folder).
+
+    Example:
+        >>> data, prep = prepare_parser().parse_args_and_config(["--dataset", "essen/kinder0", "--out", "out/d"])
+        >>> data.dataset, prep.output_dir
+        (['essen/kinder0'], 'out/d')
+    """
     return MelodyArgumentParser((DataArguments, PrepareArguments), prog=prog,
                                 description="Corpus or MIDI folder -> tokenized, packed datasets.DatasetDict on "
                                             "disk, with its miditok.json and a skip report.")
