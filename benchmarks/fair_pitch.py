@@ -1,10 +1,10 @@
 """How the fair pitch measure converges with its pruning, next to the onset-known pitch measure.
 
 For each `--thresholds` value (`min_path_prob`) and `--max-onset-tokens`, scores the first `--melodies` melodies of
-`--dataset` with `hf_melody.fair_pitch.fair_pitch_logprobs` and prints one JSON line: fair pitch bits per note, the
-explored probability mass (mean and minimum over notes) and the seconds taken; first a line with the onset-known
-pitch bits (`score_melodies`). If the fair value moves less than the differences you care about as the threshold
-falls, the pruning is harmless.
+`--dataset` with `hf_melody.evaluation.fair_pitch.fair_pitch_logprobs` and prints one JSON line: fair pitch bits per
+note, the explored probability mass (mean and minimum over notes) and the seconds taken; first a line with the
+onset-known pitch bits (`score_melodies`). If the fair value moves less than the differences you care about as the
+threshold falls, the pruning is harmless.
 
     python benchmarks/fair_pitch.py --model folk-base --melodies 5 --thresholds 1e-2 1e-3 1e-4
 """
@@ -18,8 +18,8 @@ import time
 
 from hf_melody import load_melodies, load_model, load_tokenizer
 from hf_melody.data import melody_style
-from hf_melody.fair_pitch import fair_pitch_logprobs
-from hf_melody.likelihood import score_melodies
+from hf_melody.evaluation.fair_pitch import fair_pitch_logprobs
+from hf_melody.evaluation.likelihood import score_melodies
 
 
 def main(argv: list[str] | None = None) -> None:

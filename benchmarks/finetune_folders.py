@@ -79,7 +79,7 @@ def train(args_list: list[str], time_limit: float | None, log: Path) -> float:
 
 def score(bundle: str, test) -> dict:
     from hf_melody import load_model, load_tokenizer
-    from hf_melody.likelihood import score_melodies
+    from hf_melody.evaluation.likelihood import score_melodies
 
     for m in test:
         m.style = "other"
@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hf_melody import load_melodies
-    from hf_melody.baselines import NGramNoteModel
+    from hf_melody.evaluation.baselines import NGramNoteModel
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

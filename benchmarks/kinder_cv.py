@@ -10,7 +10,7 @@ For each fold:
 Each is scored on the fold's held-out melodies:
   pitch_bits_per_note       -log2 P(Pitch token | everything before): for the GPT-2 models this includes the
                             note's own Position/Rest/Bar tokens, i.e. the model knows *when* the note starts;
-  fair_pitch_bits_per_note  the pitch from the past only, those onset tokens marginalised (`hf_melody.fair_pitch`):
+  fair_pitch_bits_per_note  the pitch from the past only, those onset tokens marginalised (`evaluation.fair_pitch`):
                             what IDyOM's and the n-gram's pitch models predict; the column to compare with them
                             (for the n-grams the two are the same number);
   bits_per_note             everything the model predicts (timing, duration, bars, end of melody).
@@ -36,11 +36,11 @@ import time
 from pathlib import Path
 
 from hf_melody import MelodyTokenizer, build_model, load_melodies, load_model, load_tokenizer
-from hf_melody.baselines import NGramNoteModel, kfold
 from hf_melody.data import DataConfig, build_dataset
 from hf_melody.errors import HFMelodyError
 from hf_melody.evaluation import IDYOM_KINDER_PITCH_BITS, ORDER2_KINDER_PITCH_BITS
-from hf_melody.likelihood import DynamicEvaluation, score_melodies
+from hf_melody.evaluation.baselines import NGramNoteModel, kfold
+from hf_melody.evaluation.likelihood import DynamicEvaluation, score_melodies
 
 logger = logging.getLogger("kinder_cv")
 SETTINGS = ("scratch", "finetune", "ngram", "ngram-pretrain")

@@ -33,7 +33,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from hf_melody import MelodyPipeline, load_melodies
     from hf_melody.data import split_of
-    from hf_melody.music_stats import compare_sets
+    from hf_melody.evaluation.statistics import compare_sets
     from hf_melody.training import parse_args, train
 
     chorales, _ = load_melodies("bach-chorales", progress=False)

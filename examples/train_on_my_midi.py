@@ -7,8 +7,8 @@ Bad files (corrupt, drum-only, empty) are skipped and listed; training goes on w
 
 import argparse
 
+import hf_melody
 from hf_melody import MelodyPipeline
-from hf_melody.training import parse_args, train
 
 
 def main() -> None:
@@ -19,11 +19,11 @@ def main() -> None:
     parser.add_argument("--out", default="out/my-model", help="where the bundle is written")
     args = parser.parse_args()
 
-    metrics = train(*parse_args([
-        "--dataset", args.folder, "--preset", args.preset, "--max_steps", str(args.steps),
-        "--output_dir", args.out, "--eval_steps", str(max(1, args.steps // 5)), "--save_steps", str(args.steps),
-        "--validation_ratio", "0.1", "--test_ratio", "0.0", "--dropout", "0.0",
-    ]))
+    metrics = hf_melody.train({
+        "dataset": args.folder, "preset": args.preset, "max_steps": args.steps, "output_dir": args.out,
+        "eval_steps": max(1, args.steps // 5), "save_steps": args.steps, "validation_ratio": 0.1, "test_ratio": 0.0,
+        "dropout": 0.0,
+    })
     print(f"validation loss {metrics.get('eval_loss', float('nan')):.3f}; bundle in {args.out}")
     melody = MelodyPipeline.from_pretrained(args.out)(seed=0, max_new_notes=32)[0]
     melody.save_midi(f"{args.out}/sample.mid")

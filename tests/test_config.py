@@ -37,7 +37,7 @@ def test_every_recipe_parses(recipe, tmp_path):
         assert model_args.preset == values["preset"]
     dataset = values.get("dataset")
     if dataset is not None:
-        assert data_args.dataset_list() == (dataset if isinstance(dataset, list) else [dataset])
+        assert data_args.dataset == (dataset if isinstance(dataset, list) else [dataset])
 
 
 def test_there_are_recipes_and_accelerate_configs_are_not_among_them():
@@ -49,7 +49,7 @@ def test_flags_override_yaml():
         "--config", TINY, "--max_steps", "7", "--learning_rate", "0.02", "--dataset", "essen/kinder0,oneills1850",
         "--dropout", "0.25", "--preset", "deeper-thinner", "--max_length", "64", "--save_steps", "3"])
     assert training_args.max_steps == 7 and training_args.learning_rate == 0.02 and training_args.save_steps == 3
-    assert data_args.dataset_list() == ["essen/kinder0", "oneills1850"] and data_args.max_length == 64
+    assert data_args.dataset == ["essen/kinder0", "oneills1850"] and data_args.max_length == 64
     assert model_args.dropout == 0.25 and model_args.preset == "deeper-thinner"
     # keys not overridden keep their YAML values
     assert training_args.per_device_train_batch_size == 16 and data_args.augment_semitones == 2
@@ -139,13 +139,13 @@ def test_missing_and_unreadable_recipe_files(tmp_path):
 
 def test_empty_recipe_means_defaults(tmp_path):
     _, data_args, training_args = parse_args(["--config", write(tmp_path, "# nothing\n")])
-    assert data_args.dataset == "essen" and training_args.learning_rate == 3e-3
+    assert data_args.dataset == ["essen"] and training_args.learning_rate == 3e-3
 
 
 def test_yaml_lists_are_datasets(tmp_path):
     path = write(tmp_path, "dataset: [essen/kinder0, oneills1850]\nexclude: [essen/kinder0/3]\n")
     _, data_args, _ = parse_args(["--config", path])
-    assert data_args.dataset_list() == ["essen/kinder0", "oneills1850"] and data_args.exclude_list() == [
+    assert data_args.dataset == ["essen/kinder0", "oneills1850"] and data_args.exclude == [
         "essen/kinder0/3"]
 
 

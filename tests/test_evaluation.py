@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_melody.baselines import NGramNoteModel, WittenBellNGram, kfold, majority_token_baseline
 from hf_melody.errors import ConfigError
+from hf_melody.evaluation.baselines import NGramNoteModel, WittenBellNGram, kfold, majority_token_baseline
 from hf_melody.music import PITCH_RANGE
 
 RECIPES = Path(__file__).parents[1] / "recipes"
@@ -70,7 +70,7 @@ def test_kfold_covers_every_item_once():
 
 # ---- likelihood -------------------------------------------------------------------------------------------------
 def test_sliding_windows_score_every_target_once():
-    from hf_melody.likelihood import _windows
+    from hf_melody.evaluation.likelihood import _windows
 
     windows = _windows(300, first_target=2, n_positions=128, stride=64)
     targets = [t for begin, end, first in windows for t in range(first, end)]

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hf_melody import build_model
-from hf_melody.fair_pitch import fair_pitch_logprobs, onset_starts, onset_token_ids, pitch_marginal
-from hf_melody.likelihood import DynamicEvaluation, score_melodies
+from hf_melody.evaluation.fair_pitch import fair_pitch_logprobs, onset_starts, onset_token_ids, pitch_marginal
+from hf_melody.evaluation.likelihood import DynamicEvaluation, score_melodies
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_cli_evaluate_can_skip_the_fair_measure(tiny_bundle, tmp_path):
 
 
 def test_fair_pitch_with_and_without_the_kv_cache_agree(random_model, tokenizer, kinder_melodies):
-    from hf_melody.fair_pitch import _marginals
+    from hf_melody.evaluation.fair_pitch import _marginals
 
     ids = tokenizer.encode(kinder_melodies[5], bos=True, eos=True, style="german-folk")[:60]
     positions = [j for j, t in enumerate(ids) if tokenizer.to_base_tokens([t])[0].startswith("Pitch_")]

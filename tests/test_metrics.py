@@ -60,7 +60,7 @@ def test_perplexity_of_a_uniform_model_is_exact(uniform_bundle, tokenizer, kinde
 
 def test_pitch_bits_refuse_bpe_tokenizers(kinder_melodies):
     from hf_melody import MelodyTokenizer, build_model
-    from hf_melody.likelihood import score_melodies
+    from hf_melody.evaluation.likelihood import score_melodies
 
     tok = MelodyTokenizer()
     tok.train_bpe(tok.vocab_size + 40, kinder_melodies[:30])
@@ -121,7 +121,7 @@ def test_music_statistics_of_a_scale():
 
 
 def test_music_statistics_rhythm_features():
-    from hf_melody.music_stats import empty_beat_rate, groove_consistency
+    from hf_melody.evaluation.statistics import empty_beat_rate, groove_consistency
 
     two_beats = [[0, 480, 60], [1440, 480, 62]]  # beats 1 and 4 of a 4/4 bar: 2 and 3 are silent
     assert empty_beat_rate(two_beats, [[0, 4, 4]]) == 0.5
@@ -133,7 +133,7 @@ def test_music_statistics_rhythm_features():
 
 
 def test_overlap_of_same_and_disjoint_sets(kinder_melodies):
-    from hf_melody.music_stats import overlap_area
+    from hf_melody.evaluation.statistics import overlap_area
 
     assert overlap_area([1.0, 2.0, 4.0], [1.0, 2.0, 4.0]) == pytest.approx(1.0, abs=1e-3)  # grid tails cut
     assert overlap_area([0.0, 0.5, 1.0], [50.0, 50.5, 51.0]) < 1e-6
@@ -149,7 +149,7 @@ def test_overlap_of_same_and_disjoint_sets(kinder_melodies):
 
 # ---- novelty ----------------------------------------------------------------------------------------------------
 def test_novelty_detects_a_copied_melody(kinder_melodies):
-    from hf_melody.music_stats import num_bars
+    from hf_melody.evaluation.statistics import num_bars
 
     nov = evaluate.load(metric_path("novelty"))
     copied = next(m for m in kinder_melodies if num_bars(m.notes, m.time_signatures) >= 10)

@@ -19,7 +19,7 @@ import signal
 import pytest
 import torch
 
-from hf_melody.similarity import corpus_bleu, self_bleu
+from hf_melody.evaluation.similarity import corpus_bleu, self_bleu
 
 
 # ---- BLEU -------------------------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def _meters_remi_can_hold(time_signatures: list[list[int]]) -> list[list[int]]:
 
 
 def test_meter_changes_survive_the_round_trip(tokenizer, kinder_melodies):
-    from hf_melody.likelihood import notes_of_score
+    from hf_melody.evaluation.likelihood import notes_of_score
 
     changing = [m for m in kinder_melodies if len(m.time_signatures) > 1]
     assert len(changing) == 10

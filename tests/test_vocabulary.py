@@ -39,8 +39,9 @@ def _tokenizer_pitches(tokenizer) -> tuple[int, int]:
 
 
 def test_one_pitch_range_everywhere(tokenizer, capsys):
-    from hf_melody import baselines, corpora
+    from hf_melody import corpora
     from hf_melody.cli import main
+    from hf_melody.evaluation import baselines
 
     lo, hi = _tokenizer_pitches(tokenizer)
     assert tuple(corpora.PITCH_RANGE) == (lo, hi)

@@ -1,6 +1,9 @@
 """hf_melody: train, evaluate and sample small GPT-2 melody models on MIDI, the Hugging Face way.
 
 Example:
+    >>> import hf_melody
+    >>> metrics = hf_melody.train("recipes/tiny-debug.yaml", max_steps=20)          # doctest: +SKIP
+    >>> results = hf_melody.evaluate({"models": ["out/tiny-debug"]})                 # doctest: +SKIP
     >>> from hf_melody import MelodyPipeline
     >>> pipe = MelodyPipeline.from_pretrained("folk-base")
     >>> melody = pipe(seed=0, max_new_notes=32)[0]
@@ -30,18 +33,36 @@ from .tokenizer import MelodyTokenizer
 
 __version__ = "0.1.0"
 
+_LAZY = {"train": "training", "evaluate": "evaluation", "DataArguments": "arguments",
+         "EvaluationArguments": "arguments", "MelodyTrainingArguments": "arguments", "ModelArguments": "arguments"}
+"""Public names imported on first use: training and evaluation pull in the Trainer and datasets (~1 s)."""
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "PRESETS",
     "ConfigError",
     "CorpusError",
+    "DataArguments",
     "DataConfig",
+    "EvaluationArguments",
     "GeneratedMelody",
     "HFMelodyError",
     "Melody",
     "MelodyPipeline",
     "MelodyTokenizer",
+    "MelodyTrainingArguments",
     "MidiReadError",
     "MissingDependencyError",
+    "ModelArguments",
     "ModelLoadError",
     "NoMelodyError",
     "SkipReport",
@@ -50,6 +71,7 @@ __all__ = [
     "build_dataset",
     "build_model",
     "bundled_checkpoints",
+    "evaluate",
     "load_melodies",
     "load_model",
     "load_tokenizer",
@@ -57,4 +79,5 @@ __all__ = [
     "push_bundle_to_hub",
     "read_midi",
     "save_bundle",
+    "train",
 ]

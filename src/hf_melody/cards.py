@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .bundle import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
+from .music import note_name
+from .tokenizer import MelodyTokenizer
+from .utils import atomic_write_text
+
 TEMPLATE = Path(__file__).parent / "templates" / "model_card.md.j2"
 CARD_METRICS = ("bits_per_note", "pitch_bits_per_note", "fair_pitch_bits_per_note", "token_perplexity",
                 "token_accuracy")
@@ -24,9 +29,6 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
     `results` is one model's entry of `results.json` written by `hf-melody evaluate` (metric name -> value).
     """
     import jinja2
-
-    from .music import note_name
-    from .tokenizer import MelodyTokenizer
 
     bundle_dir = Path(bundle_dir)
     config = json.loads((bundle_dir / "config.json").read_text())
@@ -80,9 +82,6 @@ def generate_model_cards(results_path: str | Path, out_dir: str | Path = "model_
     Example:
         >>> generate_model_cards("model_cards/eval/results.json")        # doctest: +SKIP
     """
-    from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
-    from .utils import atomic_write_text
-
     results = json.loads(Path(results_path).read_text())
     written = []
     for name in names or bundled_checkpoints():

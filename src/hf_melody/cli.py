@@ -1,9 +1,9 @@
 """The `hf-melody` command: prepare data, train, evaluate, generate melodies (MIDI + WAV + PNG), list models.
 
     hf-melody generate --model folk-base --num 4 --out out/ --seed 0
-    hf-melody prepare --dataset path/to/midi --out out/data
-    hf-melody train --config recipes/original.yaml --max_steps 300
-    hf-melody evaluate --models original folk-base --dataset essen/kinder0 --out out/eval
+    hf-melody prepare --dataset path/to/midi --output-dir out/data
+    hf-melody train --config recipes/original.yaml --max-steps 300
+    hf-melody evaluate --models original folk-base --dataset essen/kinder0 --output-dir out/eval
     hf-melody demo                      # a local web app: generate, listen, download
 """
 
@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import HFMelodyError
+from .errors import ConfigError, HFMelodyError
 from .music import PITCH_RANGE
 from .render import FORMATS  # noqa: E402,F401 - what `generate --formats` can write
 
@@ -54,23 +54,32 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
+def cmd_prepare(argv: list[str], verbose: bool = False) -> int:
+    """`hf-melody prepare`: corpus or MIDI folder -> packed `DatasetDict`, `miditok.json` and a skip report."""
     from .corpora import load_melodies
-    from .data import DataConfig, build_dataset, dataset_stats
+    from .data import build_dataset, dataset_stats, split_melodies
+    from .parser import prepare_parser
     from .tokenizer import MelodyTokenizer
 
-    out = check_out_folder("--out", args.out)
-    specs = [s.strip() for s in args.dataset.split(",") if s.strip()]
-    melodies, report = load_melodies(specs, num_proc=args.num_proc,
-                                     exclude=[e for e in (args.exclude or "").split(",") if e])
+    parser = prepare_parser("hf-melody prepare")
+    if _wants_help(argv):
+        parser.print_help()
+        return 0
+    if not any(a.split("=")[0] in ("--dataset", "--config") for a in argv):
+        raise ConfigError("prepare needs --dataset (a corpus name, a MIDI folder or a comma-separated list), "
+                          "e.g. --dataset path/to/midi")
+    data, prep = parser.parse_args_and_config(argv)
+    if data.streaming:
+        raise ConfigError("prepare writes the blocks to disk; streaming does not apply (train with --streaming "
+                          "true on the corpus instead)")
+    out = check_out_folder("--output_dir", prep.output_dir)
+    melodies, report = load_melodies(data.dataset, num_proc=data.num_proc, exclude=data.exclude)
     report_path = report.save(out / "skip_report.json")
     tokenizer = MelodyTokenizer()
-    config = DataConfig(max_length=args.max_length, augment_semitones=args.augment_semitones)
-    if args.bpe_vocab_size:
-        from .data import split_melodies
-
-        tokenizer.train_bpe(args.bpe_vocab_size, split_melodies(melodies)["train"])
-    dsd = build_dataset(melodies, tokenizer, config, num_proc=args.num_proc)
+    if data.bpe_vocab_size:
+        parts = split_melodies(melodies, data.validation_ratio, data.test_ratio, data.seed)
+        tokenizer.train_bpe(data.bpe_vocab_size, parts["train"])
+    dsd = build_dataset(melodies, tokenizer, data, num_proc=data.num_proc)
     dsd.save_to_disk(str(out / "dataset"))
     tokenizer.save_pretrained(out)
     _echo(f"melodies: {report.summary()}")
@@ -83,11 +92,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(argv: list[str]) -> int:
-    from .training import make_parser, parse_args, train
+def _wants_help(argv: list[str]) -> bool:
+    return "-h" in argv or "--help" in argv
 
-    if "-h" in argv or "--help" in argv:
-        make_parser().print_help()
+
+def cmd_train(argv: list[str], verbose: bool = False) -> int:
+    """`hf-melody train`: the options of `recipes/train.py` (a recipe via --config, any key as a flag)."""
+    from .parser import training_parser
+    from .training import parse_args, train
+
+    if _wants_help(argv):
+        training_parser("hf-melody train").print_help()
         return 0
     model_args, data_args, training_args = parse_args(argv)
     metrics = train(model_args, data_args, training_args)
@@ -198,16 +213,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import EvaluationArguments, evaluate_models, parse_evaluation_args, results_table
+def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
+    """`hf-melody evaluate`: the options of `recipes/evaluate.py` (a recipe via --config, any key as a flag)."""
+    from .evaluation import evaluate_models, results_table
+    from .parser import evaluation_parser
 
-    config = parse_evaluation_args(["--config", args.config] if args.config else [])
-    overrides = {k: v for k, v in vars(args).items() if k in EvaluationArguments.__dataclass_fields__
-                 and v is not None}
-    config = EvaluationArguments(**{**config.__dict__, **overrides})
-    results = evaluate_models(**config.to_kwargs(), progress=args.verbose)
+    parser = evaluation_parser("hf-melody evaluate")
+    if _wants_help(argv):
+        parser.print_help()
+        return 0
+    [config] = parser.parse_args_and_config(argv)
+    results = evaluate_models(**config.to_kwargs(), progress=verbose)
     _echo(results_table(results))
-    _echo(f"wrote {Path(config.out_dir) / 'results.json'} and {len(results['plots'])} plots")
+    _echo(f"wrote {Path(config.output_dir) / 'results.json'} and {len(results['plots'])} plots")
     return 0
 
 
@@ -270,34 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
 
-    p = sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk",
-                       description="Corpus or MIDI folder -> datasets.DatasetDict on disk, with a skip report.")
-    p.add_argument("--dataset", required=True, help="corpus name (essen, essen/kinder0, oneills1850, ...), "
-                   "MIDI folder, or a comma-separated list")
-    p.add_argument("--out", default="out/data", help="output folder (default: out/data)")
-    p.add_argument("--exclude", default=None, help="comma-separated melody-id prefixes to drop")
-    p.add_argument("--max-length", dest="max_length", type=int, default=256, help="tokens per block")
-    p.add_argument("--augment-semitones", dest="augment_semitones", type=int, default=5,
-                   help="transpose training melodies by -k..k semitones (default: 5)")
-    p.add_argument("--bpe-vocab-size", dest="bpe_vocab_size", type=int, default=None, help="train BPE")
-    p.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
-
-    e = sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots",
-                       description="Score models (bits per note, pitch bits, perplexity) against n-gram baselines.")
-    e.add_argument("--models", nargs="+", default=None, help="bundled names, folders or Hub ids "
-                   "(default: original deeper-thinner wider-shallower folk-base)")
-    e.add_argument("--dataset", default=None, help="corpus spec of the evaluation melodies (default: essen/kinder0)")
-    e.add_argument("--out", dest="out_dir", default=None, help="output folder (default: out/eval)")
-    e.add_argument("--config", default=None, help="a YAML like recipes/evaluate.yaml; flags override it")
-    e.add_argument("--split", default=None, help="all, train, validation, test or auto (default: auto)")
-    e.add_argument("--num-samples", dest="num_samples", type=int, default=None,
-                   help="sampled melodies per model for BLEU and music statistics (default: 0)")
-    e.add_argument("--ngram-order", dest="ngram_order", type=int, default=None, help="n-gram context (default: 2)")
-    e.add_argument("--max-melodies", dest="max_melodies", type=int, default=None, help="quick runs: cap melodies")
-    e.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
-    e.add_argument("--no-fair-pitch", dest="fair_pitch", action="store_false", default=None,
-                   help="skip the past-only pitch measure (the IDyOM-comparable one; it costs about 10 s per "
-                   "1,000 notes for folk-base on one CPU thread)")
+    # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
+    sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk "
+                   "(see `prepare --help`)", add_help=False)
+    sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots (see `evaluate --help`)",
+                   add_help=False)
 
     f = sub.add_parser("infill", help="regenerate chosen bars of a MIDI melody, keeping the rest",
                        description="Regenerate bars of a melody (e.g. --bars 5-6) knowing the bars before and after "
@@ -338,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the network)")
     d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
 
-    sub.add_parser("train", help="train a model (same options as recipes/train.py; see `train --help`)",
+    sub.add_parser("train", help="train a model (the options of recipes/train.py; see `train --help`)",
                    add_help=False)
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
     c = sub.add_parser("cards", help="regenerate the model cards of the bundled checkpoints from results.json",
@@ -349,13 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DATACLASS_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "prepare": cmd_prepare}
+"""Commands whose options come from the argument dataclasses (`hf_melody.arguments`) through one parser."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `hf-melody` command; returns the exit status (2 with a one-line error for bad input).
+
+    Example:
+        >>> main(["train", "--config", "recipes/tiny-debug.yaml", "--max-steps", "20"])     # doctest: +SKIP
+        0
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] == "train":
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    verbose = bool(argv) and argv[0] in ("-v", "--verbose")
+    rest = argv[1:] if verbose else argv
+    if rest and rest[0] in DATACLASS_COMMANDS:
+        level = logging.INFO if verbose or rest[0] == "train" else logging.WARNING
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
         try:
-            return cmd_train(argv[1:])
+            return DATACLASS_COMMANDS[rest[0]](rest[1:], verbose)
         except HFMelodyError as e:
             sys.stderr.write(f"hf-melody: error: {e}\n")
             return 2
@@ -367,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             args.key_strictness = float(args.key_strictness)
         except ValueError:
             parser.error(f'--key-strictness must be "hard" or a number, got {args.key_strictness!r}')
-    commands = {"prepare": cmd_prepare, "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models,
-                "cards": cmd_cards, "demo": cmd_demo, "infill": cmd_infill, "corpora": cmd_corpora}
+    commands = {"generate": cmd_generate, "models": cmd_models, "cards": cmd_cards, "demo": cmd_demo,
+                "infill": cmd_infill, "corpora": cmd_corpora}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

@@ -11,13 +11,13 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from .arguments import DataArguments, DataConfig  # noqa: F401 - DataConfig re-exported
+from .corpora import cache_dir, load_melodies
 from .infill import random_infill_example
 from .melody import Melody
 from .music import PITCH_RANGE
@@ -132,32 +132,6 @@ def _records(melodies: Iterable[Melody]) -> Iterator[dict[str, Any]]:
                "notes": m.notes, "time_signatures": m.time_signatures}
 
 
-@dataclass
-class DataConfig:
-    """How melodies become training blocks (the data keys of a recipe)."""
-
-    max_length: int = 256
-    augment_semitones: int | list[int] | None = 5
-    validation_ratio: float = 0.05
-    test_ratio: float = 0.05
-    seed: int = 0
-    use_style_tokens: bool = True
-    infill_ratio: float = 0.0
-
-    def fingerprint(self, melodies: Sequence[Melody], tokenizer: MelodyTokenizer) -> str:
-        h = hashlib.sha256()
-        h.update(json.dumps(self.__dict__, sort_keys=True).encode())
-        h.update(json.dumps(tokenizer.miditok.config.to_dict(serialize=True), sort_keys=True,
-                            default=str).encode())
-        h.update(str(tokenizer.vocab_size).encode())
-        for m in melodies:
-            h.update(m.id.encode("utf-8", "surrogateescape"))
-            h.update(json.dumps(m.notes).encode())
-            h.update(json.dumps(m.time_signatures).encode())
-            h.update(m.style.encode())
-        return h.hexdigest()[:20]
-
-
 def tokenize_melodies(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, use_style_tokens: bool = True,
                       num_proc: int | None = None, desc: str = "tokenizing", infill_ratio: float = 0.0,
                       shifts: Sequence[int] = (0,)):
@@ -185,7 +159,7 @@ def pack(ds, block_size: int, pad_id: int, num_proc: int | None = None):
                   fn_kwargs={"block_size": block_size, "pad_id": pad_id}, desc=f"packing into {block_size}-blocks")
 
 
-def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config: DataConfig | None = None,
+def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config: DataArguments | None = None,
                   num_proc: int | None = None, cache: bool = True, streaming: bool = False):
     """Build the packed `DatasetDict` (train/validation/test) from melodies.
 
@@ -196,9 +170,7 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
     """
     from datasets import DatasetDict, load_from_disk
 
-    from .corpora import cache_dir
-
-    config = config or DataConfig()
+    config = config or DataArguments()
     if streaming:
         return build_streaming_dataset(melodies, tokenizer, config)
     path = cache_dir() / "datasets" / config.fingerprint(melodies, tokenizer)
@@ -232,7 +204,7 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
 
 
 def build_streaming_dataset(melodies: Iterable[Melody] | Callable[[], Iterable[Melody]], tokenizer: MelodyTokenizer,
-                            config: DataConfig):
+                            config: DataArguments):
     """`IterableDatasetDict` version of `build_dataset`: melodies are read, augmented, tokenized and packed lazily.
 
     `melodies` is a re-iterable collection or a zero-argument callable returning a fresh iterable, e.g.
@@ -276,16 +248,14 @@ def dataset_stats(dsd) -> dict[str, dict[str, int]]:
 
 
 def prepare_dataset(dataset: str | list[str], tokenizer: MelodyTokenizer | None = None,
-                    config: DataConfig | None = None, exclude: Iterable[str] = (), num_proc: int | None = None,
+                    config: DataArguments | None = None, exclude: Iterable[str] = (), num_proc: int | None = None,
                     progress: bool = True, bpe_vocab_size: int | None = None):
     """Load melodies from a dataset spec and build the packed dataset in one call.
 
     Returns `(dataset_dict, tokenizer, skip_report)`. Trains BPE on the training melodies when
     `bpe_vocab_size` is given and the tokenizer is not trained yet.
     """
-    from .corpora import load_melodies
-
-    config = config or DataConfig()
+    config = config or DataArguments()
     melodies, report = load_melodies(dataset, progress=progress, num_proc=num_proc, exclude=exclude)
     tokenizer = tokenizer or MelodyTokenizer()
     if bpe_vocab_size and not tokenizer.is_bpe:

@@ -14,80 +14,27 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .bundle import (  # noqa: F401 - re-exported: the bundle's names have always been importable from here
+    CHECKPOINTS_DIR,
+    DEFAULT_MODEL,
+    HUB_KWARGS,
+    TOKENIZER_FILE,
+    TRAINING_INFO,
+    TRAINING_LOG,
+    bundled_checkpoints,
+    bundled_name,
+    resolve_bundle,
+    resolve_file,
+)
+from .cards import render_model_card
 from .errors import HFMelodyError, ModelLoadError
+from .tokenizer import MelodyTokenizer
+from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_siblings, staging_folder
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = Path(__file__).parent / "checkpoints"
-TRAINING_INFO = "training_info.json"
-DEFAULT_MODEL = "folk-base"
-# what `from_pretrained` passes on to the HF cache, as in transformers
-HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
-
-
-def bundled_checkpoints() -> list[str]:
-    """Names of the checkpoints shipped inside the package (loadable offline by name)."""
-    if not CHECKPOINTS_DIR.is_dir():
-        return []
-    return sorted(p.name for p in CHECKPOINTS_DIR.iterdir() if (p / "config.json").is_file())
-
-
-def bundled_name(path: str | os.PathLike) -> str | None:
-    """`"folk-base"` for the folder of the bundled checkpoint folk-base (or the name itself), else None."""
-    p = Path(path) if path else None
-    if p is None:
-        return None
-    if str(path) in bundled_checkpoints():
-        return str(path)
-    if p.is_dir() and p.resolve().parent == CHECKPOINTS_DIR.resolve():
-        return p.name
-    return None
-
-
-def resolve_bundle(name_or_path: str | os.PathLike) -> str:
-    """A local folder for bundled names and folders; Hub ids are returned unchanged (resolved by the HF cache)."""
-    p = Path(name_or_path)
-    if not p.exists() and p.parent.is_dir() and any(p.parent.glob(f".{p.name}.*.old")):
-        from .utils import remove_stale_siblings
-
-        remove_stale_siblings(p)  # a save killed between its two renames (file systems without atomic exchange)
-    if p.is_dir():
-        return str(p)
-    if str(name_or_path) in bundled_checkpoints():
-        return str(CHECKPOINTS_DIR / str(name_or_path))
-    if p.exists():
-        raise ModelLoadError(f"{p}: is a file; give the folder that holds config.json and model.safetensors")
-    return str(name_or_path)
-
-
-def resolve_file(name_or_path: str | os.PathLike, filename: str, **hub_kwargs) -> str:
-    """Local path of `filename` inside a bundle given by name, folder or Hub id (HF cache; offline aware)."""
-    where = resolve_bundle(name_or_path)
-    if Path(where).is_dir():
-        path = Path(where) / filename
-        if not path.is_file():
-            raise ModelLoadError(f"{where}: has no {filename}; is it a hf_melody bundle (save_bundle writes one)?")
-        return str(path)
-    from transformers.utils import cached_file
-
-    try:
-        path = cached_file(where, filename, **hub_kwargs)
-    except Exception as e:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-        raise ModelLoadError(
-            f"{name_or_path!r}: not a folder, a bundled checkpoint ({', '.join(bundled_checkpoints()) or 'none'}) "
-            f"or a Hub id with {filename} in the local HF cache"
-            + (" (HF_HUB_OFFLINE is set; download it once online)" if offline else f" ({type(e).__name__})")
-        ) from e
-    if path is None:
-        raise ModelLoadError(f"{name_or_path!r}: the Hub repo has no {filename}")
-    return path
-
-
 def load_tokenizer(name_or_path: str | os.PathLike, **hub_kwargs):
     """The `MelodyTokenizer` of a bundle."""
-    from .tokenizer import MelodyTokenizer
-
     return MelodyTokenizer.from_pretrained(name_or_path, **hub_kwargs)
 
 
@@ -113,10 +60,10 @@ def check_model_config(name_or_path: str | os.PathLike, **hub_kwargs) -> dict[st
         raise ModelLoadError(f"{config_path}: model_type is {config.get('model_type')!r}, but hf_melody bundles "
                              "are GPT-2 models; set it to \"gpt2\" or give a bundle written by save_bundle()")
     where = resolve_bundle(name_or_path)
-    tokenizer_path = Path(where) / "miditok.json" if Path(where).is_dir() else None
+    tokenizer_path = Path(where) / TOKENIZER_FILE if Path(where).is_dir() else None
     if tokenizer_path is None:
         try:
-            tokenizer_path = Path(resolve_file(name_or_path, "miditok.json", **hub_kwargs))
+            tokenizer_path = Path(resolve_file(name_or_path, TOKENIZER_FILE, **hub_kwargs))
         except ModelLoadError:
             tokenizer_path = None
     if tokenizer_path is not None and tokenizer_path.is_file():
@@ -193,8 +140,6 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
     Example:
         >>> save_bundle(model, tokenizer, "out/my-model", training_info={"preset": "original"})  # doctest: +SKIP
     """
-    from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_siblings, staging_folder
-
     save_directory = Path(save_directory)
     if save_directory.exists() and not save_directory.is_dir():
         raise HFMelodyError(f"{save_directory}: is a file, not a folder; give a folder path for the bundle")
@@ -214,8 +159,6 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
         if save_directory.is_dir():  # keep what the new bundle does not replace (checkpoints, logs, old info)
             link_tree(save_directory, staging, skip={p.name for p in staging.iterdir()} | {"README.md"})
         if card:
-            from .cards import render_model_card
-
             info_path = staging / TRAINING_INFO
             info = json.loads(info_path.read_text()) if info_path.is_file() else {}
             atomic_write_text(staging / "README.md", render_model_card(staging, info, name=save_directory.name))

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError, ModelLoadError
+from .tokenizer import MelodyTokenizer
 
 DATASET_DIR = "dataset"
 """Where `hf-melody prepare` saves the `DatasetDict`, beside its `miditok.json`."""
@@ -44,8 +45,6 @@ def load_prepared(folder: str | os.PathLike, tokenizer=None, bpe_vocab_size: int
     `tokenizer` (e.g. the one of an `init_from` model) must be the folder's: the ids were made with it.
     """
     from datasets import load_from_disk
-
-    from .tokenizer import MelodyTokenizer
 
     folder = Path(folder)
     if bpe_vocab_size:

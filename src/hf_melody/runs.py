@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transformers import TrainerCallback
 
+from .arguments import DataArguments, ModelArguments
+from .bundle import TRAINING_INFO, TRAINING_LOG
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .training import DataArguments, ModelArguments
+from .modeling import PRESETS
+from .utils import atomic_write_text
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
@@ -46,14 +47,14 @@ def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, traini
         "tokenizer": hashlib.sha1(json.dumps(vocab).encode()).hexdigest()[:16],
         "vocab_size": tokenizer.vocab_size,
         "bpe_vocab_size": data_args.bpe_vocab_size,
-        "dataset": _absolute(data_args.dataset_list()),
-        "exclude": data_args.exclude_list(),
+        "dataset": _absolute(data_args.dataset),
+        "exclude": data_args.exclude,
         "max_length": data_args.max_length,
         "augment_semitones": data_args.augment_semitones,
         "validation_ratio": data_args.validation_ratio,
         "test_ratio": data_args.test_ratio,
         "use_style_tokens": data_args.use_style_tokens,
-        "data_seed": training_args.data_seed or 0,
+        "data_seed": data_args.split_seed if data_args.split_seed is not None else training_args.data_seed or 0,
     }
 
 
@@ -64,8 +65,6 @@ def _absolute(specs: list[str]) -> list[str]:
 
 def _recorded_run(output_dir: Path, checkpoint: str | None) -> tuple[dict | None, Path | None]:
     """The run fingerprint recorded in `output_dir` (bundle first, then its last checkpoint), with its file."""
-    from .hub import TRAINING_INFO
-
     for folder in (output_dir, Path(checkpoint) if checkpoint else None):
         path = folder / TRAINING_INFO if folder else None
         if path is not None and path.is_file():
@@ -98,8 +97,6 @@ def check_same_run(output_dir: str | os.PathLike, run: dict, checkpoint: str | N
                 raise ConfigError(f"{output_dir} holds another run ({path.name} records {key}={value!r}, this run "
                                   f"has {key}={run[key]!r}); {fix}")
     if checkpoint and (Path(checkpoint) / "config.json").is_file() and not (info and "run" in info):
-        from .modeling import PRESETS
-
         config = json.loads((Path(checkpoint) / "config.json").read_text())
         # the shape a preset gives (a fine-tuned bundle keeps the shape of the bundle it started from)
         want = {**PRESETS[run["model"]], "n_positions": run["n_positions"]} if run["model"] in PRESETS else {}
@@ -115,9 +112,6 @@ def clear_output_dir(output_dir: str | os.PathLike) -> None:
     import shutil
 
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-    from .hub import TRAINING_INFO
-    from .training import TRAINING_LOG
 
     folder = Path(output_dir)
     for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
@@ -161,9 +155,6 @@ class BundleCheckpointCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-        from .hub import TRAINING_INFO
-        from .utils import atomic_write_text
 
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if folder.is_dir():

@@ -13,10 +13,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ModelLoadError
+from .bundle import TOKENIZER_FILE, resolve_file
+from .errors import ConfigError, ModelLoadError
 from .music import PITCH_RANGE, TIME_SIGNATURE_RANGE  # noqa: F401 - PITCH_RANGE re-exported
+from .utils import atomic_write_text
 
-TOKENIZER_FILE = "miditok.json"
 """miditok's own `tokenizer.json` would clash with transformers' fast-tokenizer file of the same name."""
 
 STYLES: tuple[str, ...] = ("german-folk", "irish", "american-fiddle", "scottish-airs", "chorale", "other")
@@ -111,8 +112,6 @@ class MelodyTokenizer:
     def style_token_id(self, style: str) -> int:
         """Id of the control token of `style` (one of `STYLES`)."""
         if style not in STYLES:
-            from .errors import ConfigError
-
             raise ConfigError(f"unknown style {style!r}; choose one of: {', '.join(STYLES)}")
         return self.miditok[style_token(style)]
 
@@ -201,8 +200,6 @@ class MelodyTokenizer:
         """Train BPE on melodies (Melody records) to `vocab_size` tokens (must exceed the base vocabulary)."""
         import tempfile
 
-        from .errors import ConfigError
-
         if vocab_size <= len(self.miditok.vocab):
             raise ConfigError(
                 f"bpe_vocab_size={vocab_size} must be larger than the base vocabulary ({len(self.miditok.vocab)}); "
@@ -219,8 +216,6 @@ class MelodyTokenizer:
     # ---- save / load -----------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write `miditok.json` into `save_directory` (atomically)."""
-        from .utils import atomic_write_text
-
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         tmp = save_directory / f".{TOKENIZER_FILE}.partial"
@@ -233,8 +228,6 @@ class MelodyTokenizer:
     def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_kwargs) -> MelodyTokenizer:
         """Load `miditok.json` from a bundle folder, a bundled checkpoint name, or a Hub id (via the HF cache)."""
         from miditok import REMI
-
-        from .hub import resolve_file
 
         path = resolve_file(name_or_path, TOKENIZER_FILE, **hub_kwargs)
         try:

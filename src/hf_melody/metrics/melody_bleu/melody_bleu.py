@@ -3,8 +3,8 @@
 import datasets
 import evaluate
 
+from hf_melody.evaluation.similarity import corpus_bleu, self_bleu
 from hf_melody.metrics import metric_info
-from hf_melody.similarity import corpus_bleu, self_bleu
 
 _DESCRIPTION = """
 Corpus BLEU (n = 1..4, brevity penalty) over token n-grams: each generated continuation of a prompt is scored

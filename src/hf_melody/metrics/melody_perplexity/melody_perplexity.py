@@ -2,8 +2,8 @@
 
 import evaluate
 
+from hf_melody.evaluation.likelihood import melodies_from_notes, score_melodies
 from hf_melody.hub import load_model, load_tokenizer
-from hf_melody.likelihood import melodies_from_notes, score_melodies
 from hf_melody.metrics import metric_info
 
 _DESCRIPTION = """

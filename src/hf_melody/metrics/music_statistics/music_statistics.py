@@ -2,8 +2,8 @@
 
 import evaluate
 
+from hf_melody.evaluation.statistics import FEATURES, compare_sets, melody_statistics, summarize
 from hf_melody.metrics import metric_info
-from hf_melody.music_stats import FEATURES, compare_sets, melody_statistics, summarize
 
 _DESCRIPTION = """
 Per melody: pitch-class entropy (bits), scale consistency (best share of notes in one major / natural-minor

@@ -2,8 +2,8 @@
 
 import evaluate
 
+from hf_melody.evaluation.similarity import novelty
 from hf_melody.metrics import metric_info
-from hf_melody.similarity import novelty
 
 _DESCRIPTION = """
 For each generated melody, the longest run of consecutive notes (pitch + duration; or interval + duration with

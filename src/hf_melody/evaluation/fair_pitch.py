@@ -9,7 +9,7 @@ the onset paths the model could take from the end of the previous note:
 
 Example:
     >>> from hf_melody import load_melodies, load_model, load_tokenizer
-    >>> from hf_melody.fair_pitch import fair_pitch_logprobs
+    >>> from hf_melody.evaluation.fair_pitch import fair_pitch_logprobs
     >>> model, tok = load_model("folk-base"), load_tokenizer("folk-base")                  # doctest: +SKIP
     >>> melody = load_melodies("essen/kinder0")[0][0]                                     # doctest: +SKIP
     >>> ids = tok.encode(melody, bos=True, eos=True, style="german-folk")                 # doctest: +SKIP
@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 ONSET_TOKEN_TYPES: tuple[str, ...] = ("Bar", "TimeSig", "Position", "Rest")
 """Token types that place a note in time; they sit between the previous note's Duration and the note's Pitch."""

@@ -6,7 +6,7 @@ pitch, duration, and the inter-onset interval (time from this note's onset to th
 after the last note, so a melody's probability includes where it stops, like a model's EOS token).
 
 Example:
-    >>> from hf_melody.baselines import NGramNoteModel
+    >>> from hf_melody.evaluation.baselines import NGramNoteModel
     >>> model = NGramNoteModel(order=2).fit([m.notes for m in train])            # doctest: +SKIP
     >>> model.evaluate([m.notes for m in test])["pitch_bits_per_note"]          # doctest: +SKIP
     2.61
@@ -21,9 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-from .music import PITCH_RANGE
+from ..errors import ConfigError
+from ..music import PITCH_RANGE
 
+IDYOM_KINDER_PITCH_BITS = 2.106
+"""IDyOM's pitch prediction on the Kinderlieder (Pearce 2005), bits per note."""
+ORDER2_KINDER_PITCH_BITS = 2.62
+"""An order-2 n-gram on the same data (approximate, from the same literature)."""
 PITCH_ALPHABET = tuple(range(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
 """The pitch range of the melody tokenizer: every pitch has probability > 0."""
 END = "END"

@@ -1,7 +1,7 @@
 """Plots of a model comparison (matplotlib, Agg backend): loss curves, overfitting, bits per note, improvement heatmap.
 
 Example:
-    >>> from hf_melody.evaluation_plots import plot_all
+    >>> from hf_melody.evaluation.plots import plot_all
     >>> plot_all(results, logs, "out/eval")          # doctest: +SKIP
     [PosixPath('out/eval/loss_curves.png'), ...]
 """
@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .evaluation import IDYOM_KINDER_PITCH_BITS, ORDER2_KINDER_PITCH_BITS, overfitting_curve
+from .baselines import IDYOM_KINDER_PITCH_BITS, ORDER2_KINDER_PITCH_BITS
+from .training_record import overfitting_curve
 
 
 def _pyplot():

@@ -4,7 +4,7 @@ Every statistic works on plain note lists, `[onset, duration, pitch]` in ticks a
 and real melodies are measured the same way whatever tokenizer produced them.
 
 Example:
-    >>> from hf_melody.music_stats import melody_statistics, compare_sets
+    >>> from hf_melody.evaluation.statistics import melody_statistics, compare_sets
     >>> stats = melody_statistics([[0, 480, 60], [480, 480, 62], [960, 960, 64]], [[0, 4, 4]])
     >>> stats["pitch_range"], stats["in_key_ratio"]
     (4, 1.0)

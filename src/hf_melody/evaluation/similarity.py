@@ -2,7 +2,7 @@
 (longest note n-gram shared with the training data).
 
 Example:
-    >>> from hf_melody.similarity import corpus_bleu, self_bleu, novelty
+    >>> from hf_melody.evaluation.similarity import corpus_bleu, self_bleu, novelty
     >>> corpus_bleu([[1, 2, 3, 4, 5]], [[1, 2, 3, 4, 5]])["bleu"]
     1.0
     >>> report = novelty(generated_notes, training_notes)          # doctest: +SKIP
@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .statistics import num_bars
 
 SMOOTHING = ("none", "floor", "add-k")
 FLOOR_EPSILON = 0.1
@@ -272,7 +273,6 @@ def novelty(generated: Sequence[Sequence[Sequence[int]]], training: Sequence[Seq
         >>> report["copy_rate"], report["mean_longest_shared"]                       # doctest: +SKIP
         (0.0, 6.2)
     """
-    from .music_stats import num_bars
 
     index = training if isinstance(training, NoteNGramIndex) else NoteNGramIndex(training, transposition_invariant)
     tss = time_signatures or [None] * len(generated)

@@ -1,7 +1,7 @@
 """Likelihood of real melodies under a model: perplexity, bits per note, both pitch measures, dynamic evaluation.
 
 Example:
-    >>> from hf_melody.likelihood import score_melodies
+    >>> from hf_melody.evaluation.likelihood import score_melodies
     >>> from hf_melody import load_melodies, load_model, load_tokenizer
     >>> melodies, _ = load_melodies("essen/kinder0")                                        # doctest: +SKIP
     >>> score_melodies(load_model("folk-base"), load_tokenizer("folk-base"), melodies).bits_per_note  # doctest: +SKIP
@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .corpora import Melody
-from .errors import ConfigError
+from ..data import melody_style
+from ..errors import ConfigError
+from ..melody import Melody
 from .fair_pitch import fair_pitch_logprobs
 
 
@@ -33,7 +34,7 @@ class LikelihoodResult:
             None for BPE tokenizers. In REMI the note's own Position/Rest/Bar tokens come before its Pitch, so
             this pitch is predicted knowing when the note starts (see `fair_pitch_bits_per_note`).
         fair_pitch_bits_per_note: -log2 P(pitch | past only) per note, the note's own onset tokens marginalised
-            (`hf_melody.fair_pitch`): what IDyOM's pitch model predicts, so the measure to compare with it.
+            (`hf_melody.evaluation.fair_pitch`): what IDyOM's pitch model predicts, so the measure to compare with it.
             None unless `fair_pitch=True`.
         fair_pitch_explored_mass: mean share of each note's onset-path probability the fair measure explored
             (1.0 = exact; the rest was pruned, see `fair_pitch_logprobs`).
@@ -140,7 +141,6 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     import torch
     from tqdm.auto import tqdm
 
-    from .data import melody_style
 
     if not melodies:
         raise ConfigError("no melodies to score")
