@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .errors import HFMelodyError
-from .music import PITCH_RANGE
+from .music import pitch_range_text
 from .render import FORMATS  # noqa: E402,F401 - what `generate --formats` can write
 
 logger = logging.getLogger("hf_melody")
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--key-strictness", dest="key_strictness", default=None,
                    help='"hard" (default with --key: only in-key pitches) or a number (a soft penalty in logits)')
     g.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
-                   help=f"keep pitches within LO..HI (MIDI numbers, within {PITCH_RANGE[0]}..{PITCH_RANGE[1]})")
+                   help=f"keep pitches within LO..HI (MIDI numbers, within {pitch_range_text()})")
     g.add_argument("--end-on-tonic", dest="end_on_tonic", action="store_true", help="end on the key's tonic")
     g.add_argument("--no-grammar", dest="no_grammar", action="store_true",
                    help="turn off the REMI grammar that keeps every output valid (for comparisons)")
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=None, help="random seed; candidate i uses seed + i")
     f.add_argument("--key", default=None, help='keep the new bars in a key, e.g. "D minor"')
     f.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
-                   help=f"keep new pitches within LO..HI (MIDI numbers, within {PITCH_RANGE[0]}..{PITCH_RANGE[1]})")
+                   help=f"keep new pitches within LO..HI (MIDI numbers, within {pitch_range_text()})")
     f.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
                    "scottish-airs, chorale, other")
     f.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 1.0)")

@@ -25,6 +25,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from .errors import ConfigError
 from .grammar import FINISH_HORIZON, GrammarRules, LengthLimits, MelodyTracker, REMIGrammar
+from .music import MODES, NOTE_NAMES, Key, parse_key, tokenizer_pitch_range  # noqa: F401 - MODES, Key re-exported
 from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger(__name__)
@@ -93,76 +94,6 @@ class MusicalLengthCriteria(StoppingCriteria):
 
 # ---- keys and constraints -------------------------------------------------------------------------------------------
 
-MODES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
-    "melodic minor": (0, 2, 3, 5, 7, 9, 11),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "locrian": (0, 1, 3, 5, 6, 8, 10),
-    "major pentatonic": (0, 2, 4, 7, 9),
-    "minor pentatonic": (0, 3, 5, 7, 10),
-}
-"""Scales by name, as semitones above the tonic. Aliases: ionian = major, aeolian / natural minor = minor."""
-_MODE_ALIASES = {"ionian": "major", "aeolian": "minor", "natural minor": "minor", "maj": "major", "min": "minor",
-                 "pentatonic": "major pentatonic"}
-_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-
-@dataclass(frozen=True)
-class Key:
-    """A tonic and the pitch classes of its scale (0 = C).
-
-    Example:
-        >>> parse_key("D minor")
-        Key(name='D minor', tonic=2, pitch_classes=frozenset({0, 2, 4, 5, 7, 9, 10}))
-    """
-
-    name: str
-    tonic: int
-    pitch_classes: frozenset[int]
-
-
-def parse_key(key: str) -> Key:
-    """A `Key` from a name like "D minor", "F# major", "Bb dorian", "Am" or "G" (major by default).
-
-    Example:
-        >>> parse_key("Am").pitch_classes == parse_key("C major").pitch_classes
-        True
-    """
-    if not isinstance(key, str) or not key.strip():
-        raise ConfigError(f"key={key!r}: give a key name such as 'D minor' or 'F# major'")
-    words = key.replace("_", " ").replace("-", " ").split()
-    head, mode = words[0], " ".join(w.lower() for w in words[1:])
-    letter = head[:1].upper()
-    if letter not in _LETTERS:
-        raise ConfigError(f"key={key!r}: the tonic must be a note name A-G (with # or b), e.g. 'D minor'")
-    rest = head[1:]
-    accidental = 0
-    while rest[:1] in ("#", "b", "♯", "♭"):
-        accidental += 1 if rest[0] in "#♯" else -1
-        rest = rest[1:]
-    if rest in ("m", "min"):
-        mode = mode or "minor"
-    elif rest:
-        raise ConfigError(f"key={key!r}: cannot read the tonic {head!r}; write e.g. 'F#', 'Bb' or 'Am'")
-    mode = _MODE_ALIASES.get(mode or "major", mode or "major")
-    if mode not in MODES:
-        raise ConfigError(f"key={key!r}: unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    tonic = (_LETTERS[letter] + accidental) % 12
-    return Key(f"{head[0].upper()}{head[1:len(head) - len(rest)]} {mode}", tonic,
-               frozenset((tonic + step) % 12 for step in MODES[mode]))
-
-
-def _tokenizer_pitch_range(tokenizer: MelodyTokenizer) -> tuple[int, int]:
-    pitches = [int(t[6:]) for t in tokenizer.base_vocab if t.startswith("Pitch_")]
-    return min(pitches), max(pitches)
-
-
 @dataclass(frozen=True)
 class MelodyConstraints:
     """Musical constraints of one generation call, validated (build it with `MelodyConstraints.build`).
@@ -212,7 +143,7 @@ class MelodyConstraints:
             raise ConfigError(f"key_strictness={key_strictness!r}: use 'hard' or a penalty >= 0 such as 3.0")
         else:
             key_strictness = float(key_strictness)
-        lo_vocab, hi_vocab = _tokenizer_pitch_range(tokenizer)
+        lo_vocab, hi_vocab = tokenizer_pitch_range(tokenizer)
         if pitch_range is not None:
             if (not isinstance(pitch_range, list | tuple) or len(pitch_range) != 2
                     or not all(isinstance(p, int) and not isinstance(p, bool) for p in pitch_range)):
@@ -235,7 +166,7 @@ class MelodyConstraints:
         if not in_range:
             raise ConfigError(f"no pitch of {key_name} lies in pitch_range={pitch_range}; widen the range")
         if end_on_tonic and not any(p % 12 == tonic for p in range(lo, hi + 1)):
-            raise ConfigError(f"end_on_tonic: pitch_range={pitch_range} holds no {_NOTE_NAMES[tonic]}; widen it")
+            raise ConfigError(f"end_on_tonic: pitch_range={pitch_range} holds no {NOTE_NAMES[tonic]}; widen it")
         return cls(pitch_classes, tonic, key_name, key_strictness, pitch_range,
                    int(num_bars) if num_bars is not None else None, bool(end_on_tonic))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from .music import bar_start_ticks
 from .tokenizer import MelodyTokenizer
 
 MAX_INFILL_BARS = 4
@@ -104,21 +105,6 @@ def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tupl
         raise ConfigError(f"bars={first}-{last} is not inside this {n_bars}-bar melody; choose bars within 1..{n_bars} "
                           "(first <= last)")
     return first - 1, last
-
-
-def bar_start_ticks(score, n_bars: int) -> list[int]:
-    """Tick of the start of bars 0..n_bars (the last one is the end of bar n_bars-1), following the score's meters."""
-    from .music import bar_ticks
-
-    tss = sorted((int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures) or [(0, 4, 4)]
-    tpq = score.ticks_per_quarter
-    starts, tick, k = [0], 0, 0
-    for _ in range(n_bars):
-        while k + 1 < len(tss) and tss[k + 1][0] <= tick:
-            k += 1
-        tick += bar_ticks(tss[k][1], tss[k][2], tpq)
-        starts.append(tick)
-    return starts
 
 
 def infill_ids(model, tokenizer: MelodyTokenizer, ids: Sequence[int], bars, *, seed: int | None = None,
