@@ -27,19 +27,14 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .decoding import MelodyDecoder, generate_ids
 from .errors import ConfigError, HFMelodyError, MidiReadError, ModelLoadError
-from .generation import (
-    MelodyConstraints,
-    MusicalLengthCriteria,
-    NoteStreamer,
-    StreamedNote,
-    melody_logits_processors,
-    token_counts,
-)
+from .generation import MelodyConstraints, melody_logits_processors
 from .generation_options import DEFAULT_MAX_BARS, DEFAULT_MIN_BARS, check_generation_options
-from .grammar import LengthLimits
+from .grammar import LengthLimits, REMIGrammar
 from .hub import CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints, bundled_name, load_model, load_tokenizer
+from .lengths import MusicalLengthCriteria
 from .output import GeneratedMelody
 from .render import with_metadata
+from .streaming import NoteStreamer, StreamedNote
 from .tokenizer import STYLES, MelodyTokenizer
 
 logger = logging.getLogger(__name__)
@@ -490,22 +485,9 @@ class MelodyPipeline(Pipeline):
 
     def _trim(self, ids: list[int], prompt_length: int, max_new_notes: int | None, max_bars: int | None) -> list[int]:
         """Cut a generated sequence at EOS/padding and before the note or bar that exceeds the limits."""
-        tok = self.melody_tokenizer
-        ends = (tok.eos_token_id, tok.pad_token_id)
         new = ids[prompt_length:]
-        cut = next((k for k, i in enumerate(new) if i in ends), len(new))
-        if max_new_notes is None and max_bars is None:
-            return ids[:prompt_length + cut]
-        pitch_counts, bar_counts = (c.tolist() for c in token_counts(tok))
-        out = ids[:prompt_length]
-        notes = bars = 0
-        for i in new[:cut]:
-            notes += pitch_counts[i]
-            bars += bar_counts[i]
-            if (max_new_notes is not None and notes > max_new_notes) or (max_bars is not None and bars > max_bars):
-                break
-            out.append(i)
-        return out
+        return ids[:prompt_length + REMIGrammar.for_tokenizer(self.melody_tokenizer).keep_within(
+            new, max_new_notes, max_bars)]
 
     def postprocess(self, model_outputs: dict[str, Any], output_type: str = "melody"):
         tok = self.melody_tokenizer
