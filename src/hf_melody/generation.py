@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from .errors import ConfigError
+from .generation_options import check_int, check_key, check_pitch_range
 from .grammar import REMIGrammar
 from .grammar_processor import REMIGrammarProcessor, grammar_scores, mask_early_eos
 from .lengths import MinLengthProcessor, MusicalLengthCriteria, token_counts
@@ -80,46 +81,20 @@ class MelodyConstraints:
     def build(cls, tokenizer: MelodyTokenizer, key: str | None = None, scale: Sequence[int] | None = None,
               key_strictness: str | float = "hard", pitch_range: Sequence[int] | None = None,
               num_bars: int | None = None, end_on_tonic: bool = False) -> MelodyConstraints:
-        """Validate user options; raises `ConfigError` naming the bad value and the fix.
+        """Validate user options against the tokenizer (the checks of `MelodyGenerationConfig` plus the
+        vocabulary's pitch range); raises `ConfigError` naming the bad value and the fix.
 
         Example:
             >>> MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)  # doctest: +SKIP
         """
-        pitch_classes = tonic = key_name = None
-        if key is not None and scale is not None:
-            raise ConfigError("give either key= (e.g. 'D minor') or scale= (pitch classes), not both")
-        if key is not None:
-            parsed = parse_key(key)
-            pitch_classes, tonic, key_name = parsed.pitch_classes, parsed.tonic, parsed.name
-        elif scale is not None:
-            if isinstance(scale, str) or not scale or not all(isinstance(p, int) and 0 <= p < 12 for p in scale):
-                raise ConfigError(f"scale={scale!r}: give a list of pitch classes 0-11 (0 = C), e.g. [0, 2, 4, 5, 7, "
-                                  "9, 11]; the first one is the tonic")
-            pitch_classes, tonic, key_name = frozenset(scale), int(scale[0]), f"scale {list(scale)}"
-        if isinstance(key_strictness, str):
-            if key_strictness != "hard":
-                raise ConfigError(f"key_strictness={key_strictness!r}: use 'hard' or a penalty >= 0 such as 3.0")
-        elif isinstance(key_strictness, bool) or not isinstance(key_strictness, int | float) or key_strictness < 0:
-            raise ConfigError(f"key_strictness={key_strictness!r}: use 'hard' or a penalty >= 0 such as 3.0")
-        else:
-            key_strictness = float(key_strictness)
+        pitch_classes, tonic, key_name, key_strictness = check_key(key, scale, key_strictness, end_on_tonic)
+        pitch_range = check_pitch_range(pitch_range)
         lo_vocab, hi_vocab = tokenizer_pitch_range(tokenizer)
-        if pitch_range is not None:
-            if (not isinstance(pitch_range, list | tuple) or len(pitch_range) != 2
-                    or not all(isinstance(p, int) and not isinstance(p, bool) for p in pitch_range)):
-                raise ConfigError(f"pitch_range={pitch_range!r}: give two MIDI pitches (low, high), e.g. (60, 79)")
-            lo, hi = pitch_range
-            if lo > hi:
-                raise ConfigError(f"pitch_range={pitch_range!r}: low > high; write it as ({hi}, {lo})")
-            if lo < lo_vocab or hi > hi_vocab:
-                raise ConfigError(f"pitch_range={pitch_range!r} is outside the tokenizer's pitches "
-                                  f"{lo_vocab}..{hi_vocab}; narrow it")
-            pitch_range = (int(lo), int(hi))
-        if num_bars is not None and (isinstance(num_bars, bool) or int(num_bars) != num_bars or num_bars < 1):
-            raise ConfigError(f"num_bars={num_bars!r} must be a positive integer")
-        if end_on_tonic and tonic is None:
-            raise ConfigError("end_on_tonic=True needs a key (key='D minor') or a scale whose first degree is the "
-                              "tonic")
+        if pitch_range is not None and (pitch_range[0] < lo_vocab or pitch_range[1] > hi_vocab):
+            raise ConfigError(f"pitch_range={pitch_range!r} is outside the tokenizer's pitches {lo_vocab}..{hi_vocab}; "
+                              "narrow it")
+        if num_bars is not None:
+            num_bars = check_int("num_bars", num_bars, 1)
         lo, hi = pitch_range or (lo_vocab, hi_vocab)
         in_range = [p for p in range(lo, hi + 1) if pitch_classes is None or key_strictness != "hard"
                     or p % 12 in pitch_classes]

@@ -13,19 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .generation_options import SHOWN_SETTINGS
+
 
 @dataclass
 class GeneratedMelody:
     """One generated melody.
 
     Attributes:
-        score: the melody as a one-track `symusic.Score` (480 ticks per quarter), prompt included.
+        score: the melody as a one-track `symusic.Score` (`music.TPQ` = 480 ticks per quarter), prompt included.
         token_ids: all token ids (prompt + generated), BOS first.
         prompt_length: how many of `token_ids` came from the prompt.
         num_prompt_notes: how many of the score's notes came from the prompt.
-        settings: the generation settings, for reproducibility: `seed` is the call's seed and `melody_seed` the
-            seed of this melody (`seed + i` for the i-th melody), so `pipe(seed=m.settings["melody_seed"], ...)`
-            regenerates it alone with the same other settings.
+        settings: the generation settings (`MelodyGenerationConfig.settings()` of the call, resolved), for
+            reproducibility: `seed` is the call's seed and `melody_seed` the seed of this melody (`seed + i` for
+            the i-th melody), so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
+            regenerates it alone.
     """
 
     score: Any
@@ -36,7 +39,7 @@ class GeneratedMelody:
 
     @property
     def notes(self) -> list[tuple[int, int, int]]:
-        """`(onset, duration, pitch)` in ticks (480 per quarter)."""
+        """`(onset, duration, pitch)` in ticks (`music.TPQ` = 480 per quarter)."""
         return [(n.time, n.duration, n.pitch) for t in self.score.tracks for n in t.notes]
 
     @property
@@ -108,9 +111,8 @@ class GeneratedMelody:
                         settings=self._shown_settings(), prompt_notes=self.num_prompt_notes)
 
     def _shown_settings(self) -> dict[str, Any]:
-        return {k: v for k, v in self.settings.items() if k in ("model", "melody_seed", "temperature", "top_k",
-                                                                 "top_p", "style", "time_signature", "key",
-                                                                 "num_bars") and v is not None}
+        """The settings a piano roll's title shows (`SHOWN_SETTINGS`: the config fields marked `shown`)."""
+        return {k: v for k, v in self.settings.items() if k in SHOWN_SETTINGS and v is not None}
 
     def save_piano_roll(self, path: str | os.PathLike, title: str = "") -> Path:
         """Draw a piano-roll PNG (prompt notes in grey)."""
