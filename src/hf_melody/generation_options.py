@@ -54,7 +54,8 @@ _MINIMUMS = {"num_return_sequences": 1, "max_new_notes": 1, "max_bars": 1, "max_
 
 def _option(text: str, default: Any = None, **metadata) -> Any:
     """A field with its help text; metadata: `shown` (in the piano-roll title), `infill` (`infill` accepts it),
-    `cli=False` (no command-line flag), `setting=False` (not recorded in `GeneratedMelody.settings`), `flag`."""
+    `cli=False` (no command-line flag), `setting=False` (not recorded in `GeneratedMelody.settings`), `flag` and
+    `flag_help` (the command-line switch of a bool field and its help, e.g. `--no-grammar`)."""
     return field(default=default, metadata={"help": text, **metadata})
 
 
@@ -105,7 +106,8 @@ class MelodyGenerationConfig:
     time_signature: str | None = _option('meter to start in, e.g. "3/4" (unconditional starts)', shown=True)
     constrained: bool = _option(
         "only sample tokens that are legal REMI for a one-voice melody, so every melody decodes without errors; "
-        "False samples freely, as the raw model would", True, infill=True, flag="no-grammar")
+        "False samples freely, as the raw model would", True, infill=True, flag="no-grammar",
+        flag_help="turn off the REMI grammar that keeps every output valid (for comparisons)")
     key: str | None = _option(f'keep notes in a key, e.g. "D minor", "F# major", "Bb dorian" (modes: '
                               f'{", ".join(MODES)})', shown=True, infill=True)
     scale: list[int] | None = _option("or the allowed pitch classes (0 = C; the first one is the tonic)",
