@@ -22,6 +22,7 @@ from .errors import (
     NoMelodyError,
     SoundfontNotFoundError,
 )
+from .generation_options import MelodyGenerationConfig
 from .hub import bundled_checkpoints, load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .modeling import PRESETS, build_model
 from .pipeline import GeneratedMelody, MelodyPipeline
@@ -38,6 +39,7 @@ __all__ = [
     "GeneratedMelody",
     "HFMelodyError",
     "Melody",
+    "MelodyGenerationConfig",
     "MelodyPipeline",
     "MelodyTokenizer",
     "MidiReadError",
