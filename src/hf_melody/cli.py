@@ -157,7 +157,12 @@ def add_generation_flags(parser, infill: bool = False) -> None:
 
 
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The `MelodyGenerationConfig` options given on the command line (flags left out are not in the dict)."""
+    """The `MelodyGenerationConfig` options given on the command line (flags left out are not in the dict).
+
+    Example:
+        >>> generation_options(build_parser().parse_args(["generate", "--pitch_range", "60", "72"]))
+        {'pitch_range': (60, 72)}
+    """
     names = MelodyGenerationConfig.option_names()
     options = {k: v for k, v in vars(args).items() if k in names and v is not None}
     if "pitch_range" in options:

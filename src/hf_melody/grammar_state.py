@@ -75,7 +75,12 @@ class LengthLimits:
 
 
 class TrackedNote(NamedTuple):
-    """A note as the decoder will place it: times in the tokenizer's ticks from the start of the piece."""
+    """A note as the decoder will place it: times in the tokenizer's ticks from the start of the piece.
+
+    Example:
+        >>> grammar.feed(grammar.initial_state(), ids)[0]                                  # doctest: +SKIP
+        TrackedNote(onset=0, duration=480, pitch=62, bar=0, time_signature=(3, 4))
+    """
 
     onset: int
     duration: int
@@ -91,6 +96,11 @@ class MelodyState:
     `t` is its current tick, `e` the end of the latest note; the *cursor* `max(t, e)` is where the next note or rest
     starts. `end_bar` and `max_notes` are limits set when generation starts (None: no limit). `rest` is the
     length of the previous rest in a run of rests.
+
+    Example:
+        >>> state = grammar.prompt_state([tok.bos_token_id, *ids])                          # doctest: +SKIP
+        >>> state.bar, state.ts, state.notes, state.cursor                                 # doctest: +SKIP
+        (3, (3, 4), 11, 960)
     """
 
     __slots__ = ("phase", "ts", "t", "e", "bar", "bar_tick", "notes", "pitch", "styled", "end_bar", "max_notes",

@@ -22,7 +22,12 @@ __all__ = ["check_start", "is_token_ids", "prompt_ids", "start_inputs"]
 
 
 def is_token_ids(x: Any) -> bool:
-    """Whether `x` is one prompt of token ids (a 1-d tensor or a non-empty list of ints), not a list of prompts."""
+    """Whether `x` is one prompt of token ids (a 1-d tensor or a non-empty list of ints), not a list of prompts.
+
+    Example:
+        >>> is_token_ids([1, 4, 12]), is_token_ids(["a.mid", "b.mid"])
+        (True, False)
+    """
     if isinstance(x, torch.Tensor):
         return x.dim() == 1
     return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(i, int) for i in x)
@@ -55,7 +60,13 @@ def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
 
 
 def check_start(tokenizer: MelodyTokenizer, style: str | None, time_signature: str | None) -> None:
-    """`ConfigError` if `style` or `time_signature` has no token in the vocabulary (checked before any work)."""
+    """`ConfigError` if `style` or `time_signature` has no token in the vocabulary (checked before any work).
+
+    Example:
+        >>> check_start(tok, "irish", "5/7")                                                # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.ConfigError: time_signature='5/7' is not in the vocabulary; use one of 1/4, ...
+    """
     if style is not None:
         tokenizer.style_token_id(style)
     if time_signature is not None and f"TimeSig_{time_signature}" not in tokenizer.base_vocab:
