@@ -65,12 +65,12 @@ def grammar_cost(pipe, args) -> None:
     from hf_melody.grammar import REMIGrammar
 
     grammar = REMIGrammar.for_tokenizer(pipe.melody_tokenizer)
-    grammar._mask_cache.clear()
-    grammar._finish_cache.clear()
+    grammar.legal._mask_cache.clear()
+    grammar.legal._finish_cache.clear()
     rate, tokens, seconds = pipeline_tokens_per_s(pipe, True, args.melodies, 10_000)
     emit({"bench": "grammar_cost", "mode": "pipeline, cold mask cache", "constrained": True,
           "tokens_per_s": round(rate, 1), "tokens": tokens, "seconds": round(seconds, 3),
-          "cached_states": len(grammar._mask_cache)})
+          "cached_states": len(grammar.legal._mask_cache)})
     for rows, melodies in ((1, args.melodies), (args.batch, 1)):
         runs = {True: [], False: []}
         for rep in range(args.reps):

@@ -12,7 +12,7 @@ import argparse
 import time
 
 from hf_melody import MelodyPipeline
-from hf_melody.render import pitch_name
+from hf_melody.music import note_name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"first note after {now - started:.3f} s")
         if not args.no_wait and clock + note.onset_seconds > now:
             time.sleep(clock + note.onset_seconds - now)
-        print(f"bar {note.bar + 1:3d}  {note.onset_seconds:7.2f} s  {pitch_name(note.pitch):>4}  "
+        print(f"bar {note.bar + 1:3d}  {note.onset_seconds:7.2f} s  {note_name(note.pitch):>4}  "
               f"{note.duration:g} beats", flush=True)
     return 0
 

@@ -25,10 +25,11 @@ from .errors import (
     NoMelodyError,
     SoundfontNotFoundError,
 )
-from .generation import StreamedNote
+from .generation_options import MelodyGenerationConfig
 from .hub import bundled_checkpoints, load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .modeling import PRESETS, build_model
 from .pipeline import GeneratedMelody, MelodyPipeline
+from .streaming import StreamedNote
 from .tokenizer import MelodyTokenizer
 
 __version__ = "0.1.0"
@@ -57,6 +58,7 @@ __all__ = [
     "GeneratedMelody",
     "HFMelodyError",
     "Melody",
+    "MelodyGenerationConfig",
     "MelodyPipeline",
     "MelodyTokenizer",
     "MelodyTrainingArguments",

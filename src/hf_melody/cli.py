@@ -12,12 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
 
 from .errors import ConfigError, HFMelodyError
-from .music import PITCH_RANGE
-from .render import FORMATS  # noqa: E402,F401 - what `generate --formats` can write
+from .generation_options import DECODERS, MelodyGenerationConfig
+from .pipeline import MelodyPipeline
+from .render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
 
 logger = logging.getLogger("hf_melody")
 
@@ -111,24 +117,81 @@ def cmd_train(argv: list[str], verbose: bool = False) -> int:
     return 0
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: give true or false")
+
+
+def _strictness(text: str) -> str | float:
+    if text == "hard":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be "hard" or a number, got {text!r}') from None
+
+
+_FLAG_KINDS: dict[str, dict] = {
+    "int | None": {"type": int},
+    "float | None": {"type": float},
+    "str | None": {"type": str},
+    "str": {"type": str},
+    "bool | None": {"type": _boolean, "metavar": "{true,false}"},
+    "str | float | None": {"type": _strictness},
+    "tuple[int, int] | None": {"type": int, "nargs": 2, "metavar": ("LO", "HI")},
+    "list[int] | None": {"type": int, "nargs": "+", "metavar": "PC"},
+}
+"""argparse settings by field annotation (`HfArgumentParser` cannot read `str | float` or fixed-length tuples)."""
+
+
+def add_generation_flags(parser, infill: bool = False) -> None:
+    """Add one flag per `MelodyGenerationConfig` field (those `infill` takes, with `infill=True`), spelled both
+    `--num-bars` and `--num_bars`, with the field's help text; unset flags stay None (the pipeline's default).
+
+    Example:
+        >>> parser = argparse.ArgumentParser(allow_abbrev=False); add_generation_flags(parser)
+        >>> generation_options(parser.parse_args(["--num_bars", "8", "--key", "D minor"]))
+        {'key': 'D minor', 'num_bars': 8}
+    """
+    for f in fields(MelodyGenerationConfig):
+        if f.metadata.get("cli") is False or (infill and not f.metadata.get("infill")):
+            continue
+        names = dict.fromkeys((f"--{f.metadata.get('flag', f.name).replace('_', '-')}",
+                               f"--{f.metadata.get('flag', f.name).replace('-', '_')}"))
+        text = f.metadata.get("flag_help", f.metadata["help"]).replace("%", "%%")
+        if f.type == "bool":  # a switch away from the default: --end-on-tonic, --no-grammar
+            action = "store_false" if f.default else "store_true"
+            parser.add_argument(*names, dest=f.name, action=action, default=None, help=text)
+        elif f.name == "decoder":
+            parser.add_argument(*names, dest=f.name, choices=DECODERS, default=None, help=text)
+        else:
+            parser.add_argument(*names, dest=f.name, default=None, help=text, **_FLAG_KINDS[f.type])
+
+
+def generation_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `MelodyGenerationConfig` options given on the command line (flags left out are not in the dict).
+
+    Example:
+        >>> generation_options(build_parser().parse_args(["generate", "--pitch_range", "60", "72"]))
+        {'pitch_range': (60, 72)}
+    """
+    names = MelodyGenerationConfig.option_names()
+    options = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if "pitch_range" in options:
+        options["pitch_range"] = tuple(options["pitch_range"])
+    return options
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    import random
-
-    from tqdm.auto import tqdm
-
-    from .pipeline import MelodyPipeline
-    from .render import check_formats
-
     formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
     check_out_folder("--out", args.out)
+    kwargs = generation_options(args)
+    kwargs.pop("seed", None)  # melody i gets seed + i below
+    MelodyGenerationConfig.from_options(kwargs)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
-    kwargs = {"temperature": args.temperature,
-              "top_k": args.top_k, "top_p": args.top_p, "max_new_notes": args.max_new_notes,
-              "max_bars": args.max_bars, "time_signature": args.time_signature, "style": args.style,
-              "key": args.key, "key_strictness": args.key_strictness, "num_bars": args.num_bars,
-              "end_on_tonic": args.end_on_tonic or None, "constrained": False if args.no_grammar else None,
-              "pitch_range": tuple(args.pitch_range) if args.pitch_range else None}
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives the
     # same files and lets one progress bar cover the whole job (generation and rendering)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31 - 1 - args.num)
@@ -146,8 +209,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def parse_bars(text: str) -> tuple[int, int]:
     """`"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError` for anything else."""
-    from .errors import ConfigError
-
     first, sep, last = text.partition("-")
     try:
         return (int(first), int(last) if sep else int(first))
@@ -156,20 +217,13 @@ def parse_bars(text: str) -> tuple[int, int]:
 
 
 def cmd_infill(args: argparse.Namespace) -> int:
-    import random
-
-    from tqdm.auto import tqdm
-
-    from .pipeline import MelodyPipeline
-    from .render import check_formats
-
     bars = parse_bars(args.bars)
     formats = check_formats(parse_formats(args.formats))
     out = check_out_folder("--out", args.out)
+    options = generation_options(args)
+    options.pop("seed", None)  # candidate i gets seed + i below
+    MelodyGenerationConfig.from_options(options, infill=True)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
-    options = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "key": args.key,
-               "pitch_range": tuple(args.pitch_range) if args.pitch_range else None, "style": args.style}
-    options = {k: v for k, v in options.items() if v is not None}
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31 - 1 - args.num)
     written = []
     for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
@@ -258,35 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="sample melodies and write MIDI, WAV and piano-roll PNG files",
-                       description="Sample melodies (or continue a MIDI prompt) and write melody_<i>.mid/.wav/.png.")
+                       description="Sample melodies (or continue a MIDI prompt) and write melody_<i>.mid/.wav/.png. "
+                                   "Melody i uses seed --seed + i.", allow_abbrev=False)
     g.add_argument("--model", default="folk-base", help="bundled name, local folder or Hub id (default: folk-base)")
     g.add_argument("--num", type=int, default=4, help="how many melodies (default: 4)")
     g.add_argument("--out", default="out", help="output folder (default: out)")
     g.add_argument("--prompt", default=None, help="a MIDI file whose melody is continued")
-    g.add_argument("--seed", type=int, default=None, help="random seed; the same seed gives identical files")
-    g.add_argument("--max-new-notes", dest="max_new_notes", type=int, default=None,
-                   help="exactly this many new notes (default: a whole tune of 8-32 bars that ends by itself)")
-    g.add_argument("--max-bars", dest="max_bars", type=int, default=None, help="stop after this many new bars")
-    g.add_argument("--num-bars", dest="num_bars", type=int, default=None,
-                   help="exactly this many new bars, ending on the bar line")
-    g.add_argument("--key", default=None, help='keep to a key, e.g. "D minor" or "G mixolydian"')
-    g.add_argument("--key-strictness", dest="key_strictness", default=None,
-                   help='"hard" (default with --key: only in-key pitches) or a number (a soft penalty in logits)')
-    g.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
-                   help=f"keep pitches within LO..HI (MIDI numbers, within {PITCH_RANGE[0]}..{PITCH_RANGE[1]})")
-    g.add_argument("--end-on-tonic", dest="end_on_tonic", action="store_true", help="end on the key's tonic")
-    g.add_argument("--no-grammar", dest="no_grammar", action="store_true",
-                   help="turn off the REMI grammar that keeps every output valid (for comparisons)")
-    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 1.0)")
-    g.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample among the k likeliest tokens")
-    g.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling threshold")
-    g.add_argument("--time-signature", dest="time_signature", default=None, help="meter to start in, e.g. 3/4")
-    g.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
-                   "scottish-airs, chorale, other")
     g.add_argument("--formats", default="mid,wav,png",
                    help="comma-separated subset of mid, wav, flac, ogg, mp3, png, musicxml, abc (default: mid,wav,png)")
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    add_generation_flags(g.add_argument_group("generation options (MelodyGenerationConfig)"))
 
     # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
     sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk "
@@ -296,24 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("infill", help="regenerate chosen bars of a MIDI melody, keeping the rest",
                        description="Regenerate bars of a melody (e.g. --bars 5-6) knowing the bars before and after "
-                                   "them; writes infill_<i>.mid/.wav/.png, one per candidate.")
+                                   "them; writes infill_<i>.mid/.wav/.png, one per candidate (seed --seed + i).",
+                       allow_abbrev=False)
     f.add_argument("--prompt", required=True, help="the MIDI file whose bars are regenerated")
     f.add_argument("--bars", required=True, help="the bar or bars to regenerate, 1-based: 5 or 5-6")
     f.add_argument("--model", default="folk-base", help="bundled name, local folder or Hub id (default: folk-base)")
     f.add_argument("--num", type=int, default=1, help="how many candidates (default: 1)")
     f.add_argument("--out", default="out", help="output folder (default: out)")
-    f.add_argument("--seed", type=int, default=None, help="random seed; candidate i uses seed + i")
-    f.add_argument("--key", default=None, help='keep the new bars in a key, e.g. "D minor"')
-    f.add_argument("--pitch-range", dest="pitch_range", type=int, nargs=2, metavar=("LO", "HI"), default=None,
-                   help=f"keep new pitches within LO..HI (MIDI numbers, within {PITCH_RANGE[0]}..{PITCH_RANGE[1]})")
-    f.add_argument("--style", default=None, help="style token: german-folk, irish, american-fiddle, "
-                   "scottish-airs, chorale, other")
-    f.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 1.0)")
-    f.add_argument("--top-k", dest="top_k", type=int, default=None, help="sample among the k likeliest tokens")
-    f.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling threshold")
     f.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of " + ", ".join(FORMATS))
     f.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
     f.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
+    add_generation_flags(f.add_argument_group("generation options (MelodyGenerationConfig, those infill takes)"),
+                         infill=True)
 
     k = sub.add_parser("corpora", help="list the packaged corpus conversions, or rebuild them from music21",
                        description="The music21 corpora ship converted (corpus_packs/*.json.gz) so they load in "
@@ -370,11 +400,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "generate" and args.key_strictness not in (None, "hard"):
-        try:
-            args.key_strictness = float(args.key_strictness)
-        except ValueError:
-            parser.error(f'--key-strictness must be "hard" or a number, got {args.key_strictness!r}')
     commands = {"generate": cmd_generate, "models": cmd_models, "cards": cmd_cards, "demo": cmd_demo,
                 "infill": cmd_infill, "corpora": cmd_corpora}
     try:

@@ -12,13 +12,12 @@ import html
 from typing import Any
 
 from .errors import SoundfontNotFoundError
+from .render import audio_bytes, piano_roll_png
 
 
 def melody_html(melody: Any, soundfont: str | None = None, dpi: int = 80) -> str:
     """HTML for a `GeneratedMelody`: title, audio player, piano roll. Without a soundfont the player is replaced
     by a one-line hint (the piano roll still shows)."""
-    from .render import audio_bytes, piano_roll_png
-
     title = html.escape(melody.title)
     try:
         wav = base64.b64encode(audio_bytes(melody.score, "wav", soundfont)).decode()

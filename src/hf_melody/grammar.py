@@ -13,8 +13,10 @@ The rules follow what miditok's REMI encoder writes for a one-voice melody and w
 - `Bar` comes only once the cursor has reached the bar line (a note held up to or over it);
 - EOS only right after a note's `Duration`.
 
-Time is tracked in the tokenizer's ticks exactly like the decoder does, so the notes a `MelodyTracker` reports
-are the notes `MelodyTokenizer.decode` returns. BPE tokens are handled by simulating their expansion.
+Time is tracked in the tokenizer's ticks exactly like the decoder does, so the notes a `MelodyTracker`
+(`hf_melody.streaming`) reports are the notes `MelodyTokenizer.decode` returns. BPE tokens are handled by
+simulating their expansion. The token kinds, phases and `MelodyState` live in `grammar_state`; the search for legal
+next tokens and its caches in `grammar_masks`; `REMIGrammarProcessor` (the logits processor) in `grammar_processor`.
 
 Example:
     >>> from hf_melody import MelodyTokenizer
@@ -31,130 +33,55 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
 
 import torch
 
+from .grammar_masks import LegalTokens
+from .grammar_state import (
+    BAR,
+    DURATION,
+    END,
+    FINISH_HORIZON,
+    FIRST_KINDS,
+    K_BAR,
+    K_DURATION,
+    K_EOS,
+    K_OTHER,
+    K_PAD,
+    K_PITCH,
+    K_POSITION,
+    K_REST,
+    K_STYLE,
+    K_TIMESIG,
+    KINDS,
+    PITCH,
+    POSITION,
+    REST,
+    START,
+    TIMESIG,
+    GrammarRules,
+    LengthLimits,
+    MelodyState,
+    TrackedNote,
+)
+from .music import DEFAULT_TIME_SIGNATURE
 from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger(__name__)
 
-# phases: what the last token was
-START, BAR, TIMESIG, POSITION, PITCH, DURATION, REST, END = range(8)
-# token kinds
-K_PAD, K_BOS, K_EOS, K_STYLE, K_BAR, K_TIMESIG, K_POSITION, K_PITCH, K_DURATION, K_REST, K_OTHER = range(11)
-_KINDS = {"PAD": K_PAD, "BOS": K_BOS, "EOS": K_EOS, "Bar": K_BAR, "TimeSig": K_TIMESIG, "Position": K_POSITION,
-          "Pitch": K_PITCH, "Duration": K_DURATION, "Rest": K_REST}
-# which token kinds may start a legal continuation in each phase (a prefilter before simulating)
-_FIRST_KINDS = {
-    START: {K_STYLE, K_BAR},
-    BAR: {K_TIMESIG},
-    TIMESIG: {K_BAR, K_POSITION, K_REST},
-    POSITION: {K_PITCH},
-    PITCH: {K_DURATION},
-    DURATION: {K_EOS, K_BAR, K_POSITION, K_REST},
-    REST: {K_POSITION, K_REST},
-    END: {K_EOS, K_PAD},
-}
-DEFAULT_TIME_SIGNATURE = (4, 4)  # what miditok's decoder assumes before any TimeSig
-FINISH_HORIZON = 24
-"""With `end_on_tonic` or an exact end, the last this-many tokens of the budget only allow continuations that can
-still end the melody properly in time (checked by a bounded search over base tokens)."""
+__all__ = ["FINISH_HORIZON", "GrammarRules", "LengthLimits", "MelodyState", "REMIGrammar", "TrackedNote"]
 
-
-@dataclass(frozen=True)
-class GrammarRules:
-    """Options of the grammar that hold for a whole generation call.
-
-    Args:
-        tonic: pitch class (0 = C) the last note must have (`end_on_tonic`), or None.
-        exact_end: with an end bar (see `MelodyState.end_bar`), the melody must end exactly on that bar line.
-        allow_style: a style token may open the piece (when the prompt did not choose one).
-    """
-
-    tonic: int | None = None
-    exact_end: bool = False
-    allow_style: bool = True
-
-
-@dataclass(frozen=True)
-class LengthLimits:
-    """How long the generated part may or must be (None: no limit), counted from the end of the prompt.
-
-    Args:
-        num_bars: exactly this many bars, ending on the bar line (the prompt's unfinished bar counts as the first).
-        max_bars: at most this many bars (counted like `num_bars`).
-        exact_bars: exactly this many new `Bar` tokens, then EOS (for infilling: the bars of a gap).
-        max_new_notes: at most this many notes.
-        min_bars, min_new_notes: EOS is masked until the melody has this many bars / notes.
-    """
-
-    num_bars: int | None = None
-    max_bars: int | None = None
-    exact_bars: int | None = None
-    max_new_notes: int | None = None
-    min_bars: int | None = None
-    min_new_notes: int | None = None
-
-
-class TrackedNote(NamedTuple):
-    """A note as the decoder will place it: times in the tokenizer's ticks from the start of the piece."""
-
-    onset: int
-    duration: int
-    pitch: int
-    bar: int
-    time_signature: tuple[int, int]
-
-
-class MelodyState:
-    """Where a sequence stands: the last token type, the meter and the decoder's clock.
-
-    Times are in the tokenizer's ticks, relative to the start of the current bar, as in miditok's decoder:
-    `t` is its current tick, `e` the end of the latest note; the *cursor* `max(t, e)` is where the next note or rest
-    starts. `end_bar` and `max_notes` are limits set when generation starts (None: no limit). `rest` is the
-    length of the previous rest in a run of rests.
-    """
-
-    __slots__ = ("phase", "ts", "t", "e", "bar", "bar_tick", "notes", "pitch", "styled", "end_bar", "max_notes",
-                 "rest")
-
-    def __init__(self):
-        self.phase = START
-        self.ts: tuple[int, int] | None = None
-        self.t = 0
-        self.e = 0
-        self.bar = -1
-        self.bar_tick = 0
-        self.notes = 0
-        self.pitch = -1
-        self.styled = False
-        self.end_bar: int | None = None
-        self.max_notes: int | None = None
-        self.rest = 0  # ticks of the previous token when it was a rest
-
-    def copy(self) -> MelodyState:
-        new = MelodyState.__new__(MelodyState)
-        for name in self.__slots__:
-            setattr(new, name, getattr(self, name))
-        return new
-
-    @property
-    def cursor(self) -> int:
-        return max(self.t, self.e)
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
-        return f"MelodyState({fields})"
+_FIRST_KINDS = FIRST_KINDS  # the name `grammar_tables` imports
 
 
 class REMIGrammar:
-    """Legal-next-token tables of a `MelodyTokenizer` (plain REMI or BPE), built once per tokenizer.
+    """The REMI state machine of a `MelodyTokenizer` (plain REMI or BPE), built once per tokenizer.
 
-    `allowed_mask(state, rules)` is cached per *state class* (phase, meter, cursor, distance to the limits), so
-    after a short warm-up a generation step costs a dictionary lookup per sequence.
+    `apply` / `feed` move a `MelodyState` over tokens (one named step per token kind); `count_tensors` and
+    `keep_within` count the notes and bars of token ids; `allowed_mask(state, rules)` gives the legal next tokens,
+    cached per *state class* (phase, meter, cursor, distance to the limits) by `self.legal`, so after a short
+    warm-up a generation step costs a dictionary lookup per sequence.
 
     Example:
         >>> grammar = REMIGrammar.for_tokenizer(MelodyTokenizer())          # doctest: +SKIP
@@ -184,7 +111,7 @@ class REMIGrammar:
         self._by_first_kind: dict[int, list[int]] = {}
         for i, exp in enumerate(self.expansions):
             self._by_first_kind.setdefault(exp[0][0], []).append(i)
-        kinds_of = {kind: sorted({v for k, v in base.values() if k == kind}, key=str) for kind in _KINDS.values()}
+        kinds_of = {kind: sorted({v for k, v in base.values() if k == kind}, key=str) for kind in KINDS.values()}
         self._time_sigs = kinds_of[K_TIMESIG]
         self._pitches = sorted(kinds_of[K_PITCH])
         self._durations = kinds_of[K_DURATION]
@@ -192,14 +119,20 @@ class REMIGrammar:
         # Without Rest tokens (our REMI since 0.2) a silence is a gap: a Position may lie after the cursor, and a Bar
         # may follow a note that ends before the bar line (empty bars are `Bar TimeSig` alone).
         self.gaps = not self._rests
-        self._finish_cache: dict[tuple, bool] = {}
         self.max_notes_per_token = max(sum(k == K_DURATION for k, _ in exp) for exp in self.expansions)
         self.pitch_of = {i: [v for k, v in exp if k == K_PITCH] for i, exp in enumerate(self.expansions)}
         self._span_cache: dict[int, int] = {}
-        self._mask_cache: dict[tuple, torch.Tensor] = {}
         # special tokens (BOS, styles, and any the grammar does not know, e.g. infilling markers) open a new segment
         # of a prompt; PAD and EOS do not (see `prompt_state`)
         self.segment_ids = frozenset(int(i) for i in mt.special_tokens_ids) - {self.pad_token_id, self.eos_token_id}
+        self._steps = {K_STYLE: self._style, K_EOS: self._eos, K_BAR: self._bar, K_TIMESIG: self._time_signature,
+                       K_POSITION: self._position, K_PITCH: self._pitch, K_DURATION: self._duration,
+                       K_REST: self._rest}
+        self.legal = LegalTokens(self)
+        self._count_tensors: tuple[torch.Tensor, torch.Tensor] | None = None
+        # what each token id adds to a melody: notes (Pitch tokens) and bar lines (Bar tokens)
+        self.notes_per_token = [sum(k == K_PITCH for k, _ in exp) for exp in self.expansions]
+        self.bars_per_token = [sum(k == K_BAR for k, _ in exp) for exp in self.expansions]
 
     @staticmethod
     @lru_cache(maxsize=8)
@@ -217,7 +150,7 @@ class REMIGrammar:
         kind, _, value = tok_str.partition("_")
         if kind.startswith("Style-"):
             return K_STYLE, kind[6:]
-        code = _KINDS.get(kind, K_OTHER)
+        code = KINDS.get(kind, K_OTHER)
         if code == K_TIMESIG:
             num, den = value.split("/")
             return code, (int(num), int(den))
@@ -274,113 +207,128 @@ class REMIGrammar:
 
     def apply(self, s: MelodyState, kind: int, value, rules: GrammarRules | None = None) -> bool:
         """Advance `s` by one base token. With `rules`, return False (state then undefined) if it is illegal;
-        without, follow miditok's decoder whatever the token (for prompts)."""
-        check = rules is not None
+        without, follow miditok's decoder whatever the token (for prompts).
+
+        Example:
+            >>> s = grammar.initial_state()                                                   # doctest: +SKIP
+            >>> grammar.apply(s, K_BAR, None, GrammarRules()), s.phase == BAR                 # doctest: +SKIP
+            (True, True)
+        """
         if s.phase == END:
-            return kind in (K_EOS, K_PAD) or not check
-        if kind == K_PAD or kind == K_BOS or kind == K_OTHER:
-            return not check
-        if kind == K_STYLE:
-            if check and not (s.phase == START and not s.styled and rules.allow_style):
+            return kind in (K_EOS, K_PAD) or rules is None
+        step = self._steps.get(kind)
+        if step is None:  # PAD, BOS and tokens the grammar does not know: the decoder skips them
+            return rules is None
+        return step(s, value, rules)
+
+    # one step per token kind: check it against `rules` (when given), then move the state as the decoder does
+    def _style(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        if rules is not None and not (s.phase == START and not s.styled and rules.allow_style):
+            return False
+        s.styled = True
+        return True
+
+    def _eos(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        if rules is not None and not self.can_end(s, rules):
+            return False
+        s.phase = END
+        return True
+
+    def _bar(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        if s.bar < 0:  # the first bar starts at tick 0
+            if rules is not None and s.phase != START:
                 return False
-            s.styled = True
-            return True
-        if kind == K_EOS:
-            if check and not self.can_end(s, rules):
-                return False
-            s.phase = END
-            return True
-        if kind == K_BAR:
-            if s.bar < 0:  # the first bar starts at tick 0
-                if check and s.phase != START:
-                    return False
-                s.bar, s.t, s.e = 0, 0, min(s.e, 0)
-                s.phase = BAR
-                return True
-            length = self.ticks_per_bar(s.ts)
-            if check:
-                if s.phase not in (TIMESIG, DURATION) or (s.cursor < length and not self.gaps):
-                    return False
-                if s.end_bar is not None and s.bar + 1 >= s.end_bar:
-                    return False
-                if s.max_notes is not None and s.notes >= s.max_notes:
-                    return False  # the note limit is reached: only EOS is left
-            s.bar += 1
-            s.bar_tick += length
-            s.e -= length
-            s.t = 0
+            s.bar, s.t, s.e = 0, 0, min(s.e, 0)
             s.phase = BAR
             return True
-        if kind == K_TIMESIG:
-            if check and (s.phase != BAR or (s.ts is not None and value != s.ts)):
+        length = self.ticks_per_bar(s.ts)
+        if rules is not None:
+            if s.phase not in (TIMESIG, DURATION) or (s.cursor < length and not self.gaps):
                 return False
-            s.ts = value
-            s.phase = TIMESIG
-            return True
-        if kind == K_POSITION:
-            tick = value * self.ticks_per_position(s.ts)
-            if check:
-                if s.phase not in (TIMESIG, DURATION, REST):
+            if s.end_bar is not None and s.bar + 1 >= s.end_bar:
+                return False
+            if s.max_notes is not None and s.notes >= s.max_notes:
+                return False  # the note limit is reached: only EOS is left
+        s.bar += 1
+        s.bar_tick += length
+        s.e -= length
+        s.t = 0
+        s.phase = BAR
+        return True
+
+    def _time_signature(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        if rules is not None and (s.phase != BAR or (s.ts is not None and value != s.ts)):
+            return False
+        s.ts = value
+        s.phase = TIMESIG
+        return True
+
+    def _position(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        tick = value * self.ticks_per_position(s.ts)
+        if rules is not None:
+            if s.phase not in (TIMESIG, DURATION, REST):
+                return False
+            if (tick < s.cursor if self.gaps else tick != s.cursor) or tick >= self.ticks_per_bar(s.ts):
+                return False
+            if s.max_notes is not None and s.notes >= s.max_notes:
+                return False
+        if s.bar < 0:
+            s.bar = 0
+        s.t = tick
+        s.phase = POSITION
+        return True
+
+    def _pitch(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        if rules is not None:
+            if s.phase != POSITION:
+                return False
+            if rules.tonic is not None and value % 12 != rules.tonic and self._must_be_last(s):
+                return False
+        s.pitch = value
+        s.phase = PITCH
+        return True
+
+    def _duration(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        if s.phase != PITCH:  # the decoder ignores a Duration that follows no Pitch
+            return rules is None
+        d = self._dur_ticks[self.ticks_per_beat(s.ts)][value]
+        if rules is not None:
+            room = self.room(s, s.t)
+            if room is not None:
+                if d > room:
                     return False
-                if (tick < s.cursor if self.gaps else tick != s.cursor) or tick >= self.ticks_per_bar(s.ts):
+                if d == room and rules.tonic is not None and s.pitch % 12 != rules.tonic:
                     return False
-                if s.max_notes is not None and s.notes >= s.max_notes:
-                    return False
-            if s.bar < 0:
-                s.bar = 0
-            s.t = tick
-            s.phase = POSITION
-            return True
-        if kind == K_PITCH:
-            if check:
-                if s.phase != POSITION:
-                    return False
-                if rules.tonic is not None and value % 12 != rules.tonic and self._must_be_last(s):
-                    return False
-            s.pitch = value
-            s.phase = PITCH
-            return True
-        if kind == K_DURATION:
-            if s.phase != PITCH:  # the decoder ignores a Duration that follows no Pitch
-                return not check
-            d = self._dur_ticks[self.ticks_per_beat(s.ts)][value]
-            if check:
-                room = self.room(s, s.t)
-                if room is not None:
-                    if d > room:
-                        return False
-                    if d == room and rules.tonic is not None and s.pitch % 12 != rules.tonic:
-                        return False
-            s.e = max(s.e, s.t + d)
-            s.notes += 1
-            s.phase = DURATION
-            return True
-        if kind == K_REST:
-            tpb = self.ticks_per_beat(s.ts)
-            r = self._rest_ticks[tpb][value]
-            if check:
-                if s.phase not in (TIMESIG, DURATION, REST):
-                    return False
-                if s.phase == REST and not (r < s.rest or r == s.rest == self._max_rest[tpb]):
-                    return False  # not the encoder's greedy split of a gap
-                if s.max_notes is not None and s.notes >= s.max_notes:
-                    return False
-                room = self.room(s, s.cursor)
-                if room is not None and r > room - self.ticks_per_position(s.ts):
-                    return False  # a rest must leave room for one more note
-            if s.bar < 0:
-                s.bar = 0
-            s.t = s.cursor + r
-            s.rest = r
-            length = self.ticks_per_bar(s.ts)
-            while s.t >= length:
-                s.t -= length
-                s.e -= length
-                s.bar += 1
-                s.bar_tick += length
-            s.phase = REST
-            return True
-        return not check
+        s.e = max(s.e, s.t + d)
+        s.notes += 1
+        s.phase = DURATION
+        return True
+
+    def _rest(self, s: MelodyState, value, rules: GrammarRules | None) -> bool:
+        tpb = self.ticks_per_beat(s.ts)
+        r = self._rest_ticks[tpb][value]
+        if rules is not None:
+            if s.phase not in (TIMESIG, DURATION, REST):
+                return False
+            if s.phase == REST and not (r < s.rest or r == s.rest == self._max_rest[tpb]):
+                return False  # not the encoder's greedy split of a gap
+            if s.max_notes is not None and s.notes >= s.max_notes:
+                return False
+            room = self.room(s, s.cursor)
+            if room is not None and r > room - self.ticks_per_position(s.ts):
+                return False  # a rest must leave room for one more note
+        if s.bar < 0:
+            s.bar = 0
+        s.t = s.cursor + r
+        s.rest = r
+        length = self.ticks_per_bar(s.ts)
+        while s.t >= length:  # a rest may run over bar lines: the decoder moves to the right bar
+            s.t -= length
+            s.e -= length
+            s.bar += 1
+            s.bar_tick += length
+        s.phase = REST
+        return True
 
     def note_of(self, s: MelodyState, kind: int, value) -> TrackedNote | None:
         """The note that base token `(kind, value)` completes in state `s`, if any."""
@@ -404,6 +352,38 @@ class REMIGrammar:
                 if note is not None:
                     notes.append(note)
         return notes
+
+    # ---- counting notes and bars ----------------------------------------------------------------------------------
+    def count_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two vocabulary-sized tensors: the notes (Pitch tokens) and bar lines (Bar tokens) each token id adds.
+
+        Example:
+            >>> notes, bars = grammar.count_tensors()                                         # doctest: +SKIP
+            >>> int(notes[ids].sum()), int(bars[ids].sum())      # notes and bar lines in ids  # doctest: +SKIP
+        """
+        if self._count_tensors is None:
+            self._count_tensors = (torch.tensor(self.notes_per_token, dtype=torch.long),
+                                   torch.tensor(self.bars_per_token, dtype=torch.long))
+        return self._count_tensors
+
+    def keep_within(self, ids, max_notes: int | None = None, max_bars: int | None = None) -> int:
+        """How many leading `ids` to keep: up to the first EOS or PAD, and before the token that would take them
+        past `max_notes` notes or `max_bars` Bar tokens (None: no limit).
+
+        Example:
+            >>> new = ids[prompt_length:]                                                       # doctest: +SKIP
+            >>> new[:grammar.keep_within(new, max_notes=32)]                 # at most 32 notes  # doctest: +SKIP
+        """
+        ends = (self.eos_token_id, self.pad_token_id)
+        notes = bars = 0
+        for k, i in enumerate(ids):
+            if i in ends:
+                return k
+            notes += self.notes_per_token[i]
+            bars += self.bars_per_token[i]
+            if (max_notes is not None and notes > max_notes) or (max_bars is not None and bars > max_bars):
+                return k
+        return len(ids)
 
     def prompt_state(self, ids) -> MelodyState:
         """The state after a prompt of raw token ids, following the decoder whatever they hold: each special token
@@ -436,148 +416,27 @@ class REMIGrammar:
         s.max_notes = None if limits.max_new_notes is None else s.notes + limits.max_new_notes
         return s.end_bar, s.max_notes, first + min_bars - 1, s.notes + (limits.min_new_notes or 0)
 
-    # ---- masks ----------------------------------------------------------------------------------------------------
+    # ---- legal next tokens (the search and its caches live in `grammar_masks.LegalTokens`) ------------------------
     def state_key(self, s: MelodyState, rules: GrammarRules, budget: int | None = None) -> tuple:
-        """What the legal continuations of `s` (within `budget` more tokens) depend on: the cache key of its mask.
-
-        Distances to the limits are capped where they stop mattering: past the most time or notes one token (or
-        `budget` base tokens) can use, any larger value allows the same continuations.
-        """
-        if s.phase == END:
-            return (END,)
-        tpb = self.ticks_per_beat(s.ts)
-        room = None
-        if s.end_bar is not None and s.ts is not None:
-            start = s.t if s.phase in (POSITION, PITCH) else s.cursor
-            span = self._max_span(tpb) + (budget or 0) * max(max(self._dur_ticks[tpb].values()),
-                                                             max(self._rest_ticks[tpb].values(), default=0))
-            cap = span + 2 * self.ticks_per_bar(s.ts) + 2 * self.ticks_per_position(s.ts)
-            room = min(self.room(s, start), cap)
-        notes_left = None
-        if s.max_notes is not None:
-            notes_left = min(s.max_notes - s.notes, self.max_notes_per_token + 1 + (budget or 0))
-        tonic = None
-        if rules.tonic is not None and s.phase in (PITCH, DURATION):
-            tonic = s.pitch % 12 == rules.tonic
-        if s.phase in (POSITION, PITCH):
-            where = (s.t, max(s.e, s.t))
-        elif s.phase == REST:
-            where = (s.cursor, s.rest)
-        else:
-            where = (s.cursor,)
-        return (s.phase, s.ts, where, room, notes_left, tonic, s.styled and s.phase == START, s.bar < 0, rules,
-                budget)
-
-    def _finish_moves(self, s: MelodyState, rules: GrammarRules) -> list[tuple[int, object]]:
-        """Base tokens worth trying when looking for the shortest ending (one pitch stands for all: only whether
-        it is the tonic matters to the grammar)."""
-        if s.phase == START:
-            return [(K_BAR, None)]
-        if s.phase == BAR:
-            return [(K_TIMESIG, ts) for ts in ([s.ts] if s.ts is not None else self._time_sigs)]
-        if s.phase == POSITION:
-            pitch = next(p for p in self._pitches if rules.tonic is None or p % 12 == rules.tonic)
-            return [(K_PITCH, pitch)]
-        if s.phase == PITCH:
-            tpb = self.ticks_per_beat(s.ts)
-            return [(K_DURATION, d) for d in sorted(self._durations, key=lambda d: -self._dur_ticks[tpb][d])]
-        moves: list[tuple[int, object]] = []
-        tpp = self.ticks_per_position(s.ts)
-        if s.cursor % tpp == 0:
-            moves.append((K_POSITION, s.cursor // tpp))
-        elif self.gaps and -(-s.cursor // tpp) * tpp < self.ticks_per_bar(s.ts):
-            moves.append((K_POSITION, -(-s.cursor // tpp)))
-        tpb = self.ticks_per_beat(s.ts)
-        moves += [(K_REST, r) for r in sorted(self._rests, key=lambda r: -self._rest_ticks[tpb][r])]
-        return [*moves, (K_BAR, None)]
+        """The cache key of `s`'s mask: see `LegalTokens.state_key`."""
+        return self.legal.state_key(s, rules, budget)
 
     def can_finish(self, s: MelodyState, budget: int, rules: GrammarRules) -> bool:
-        """Whether the melody can still end legally (EOS included) within `budget` more base tokens."""
-        if s.phase == END:
-            return True
-        if budget <= 0:
-            return False
-        if self.can_end(s, rules):
-            return True
-        if budget == 1:
-            return False
-        key = self.state_key(s, rules, budget)
-        done = self._finish_cache.get(key)
-        if done is None:
-            done = False
-            for kind, value in self._finish_moves(s, rules):
-                sim = s.copy()
-                if self.apply(sim, kind, value, rules) and self.can_finish(sim, budget - 1, rules):
-                    done = True
-                    break
-            if len(self._finish_cache) > 500_000:
-                self._finish_cache.clear()
-            self._finish_cache[key] = done
-        return done
+        """Whether the melody can still end legally within `budget` base tokens: see `LegalTokens.can_finish`."""
+        return self.legal.can_finish(s, budget, rules)
 
     def allowed_ids(self, s: MelodyState, rules: GrammarRules, budget: int | None = None) -> list[int]:
-        """Token ids whose whole expansion is a legal continuation of `s` (EOS included when it is).
+        """Token ids that may legally follow `s`: see `LegalTokens.allowed_ids`.
 
-        With a `budget` (tokens left, this one included) and an ending to reach (`rules.tonic` or
-        `rules.exact_end`), only tokens after which that ending stays reachable in time are kept.
+        Example:
+            >>> [tok.miditok[i] for i in grammar.allowed_ids(state, GrammarRules())]       # doctest: +SKIP
         """
-        out = []
-        for kind in _FIRST_KINDS[s.phase]:
-            for i in self._by_first_kind.get(kind, ()):
-                sim = s.copy()
-                if all(self.apply(sim, k, v, rules) for k, v in self.expansions[i]):
-                    if budget is None or self.can_finish(sim, budget - 1, rules):
-                        out.append(i)
-        if s.phase == END:
-            out = [self.eos_token_id, self.pad_token_id]
-        return sorted(set(out))
+        return self.legal.allowed_ids(s, rules, budget)
 
     def allowed_mask(self, s: MelodyState, rules: GrammarRules, budget: int | None = None) -> torch.Tensor:
-        """A boolean vocabulary-sized mask of the legal next tokens (cached per state class).
+        """A boolean vocabulary-sized mask of the legal next tokens: see `LegalTokens.allowed_mask`.
 
-        `budget`: tokens that may still be generated, this one included (see `allowed_ids`); when the asked-for
-        ending cannot fit any more, the plain grammar applies (the melody is then cut by the token limit). Never
-        empty: if no token is legal at all (a prompt off the tokenizer's grid), EOS is allowed.
+        Example:
+            >>> scores.masked_fill(~grammar.allowed_mask(state, GrammarRules()), float("-inf"))  # doctest: +SKIP
         """
-        needs_ending = rules.tonic is not None or (rules.exact_end and s.end_bar is not None)
-        if budget is not None and (budget > FINISH_HORIZON or not needs_ending):
-            budget = None
-        key = self.state_key(s, rules, budget)
-        mask = self._mask_cache.get(key)
-        if mask is None:
-            ids = self.allowed_ids(s, rules, budget)
-            if not ids and budget is not None:
-                logger.info("the asked-for ending no longer fits in the tokens left (%r); going on without it", s)
-                ids = self.allowed_ids(s, rules)
-            if not ids:
-                logger.warning("no legal continuation (%r: a prompt off the tokenizer's grid?); ending here", s)
-                ids = [self.eos_token_id]
-            mask = torch.zeros(self.vocab_size, dtype=torch.bool)
-            mask[ids] = True
-            if len(self._mask_cache) > 200_000:
-                self._mask_cache.clear()
-            self._mask_cache[key] = mask
-        return mask
-
-
-class MelodyTracker:
-    """Follows one token stream with the grammar and reports each note as soon as its `Duration` arrives.
-
-    Example:
-        >>> tracker = MelodyTracker(MelodyTokenizer())                   # doctest: +SKIP
-        >>> notes = tracker.feed(ids)     # [TrackedNote(onset, duration, pitch, bar, time_signature)] # doctest: +SKIP
-    """
-
-    def __init__(self, tokenizer: MelodyTokenizer):
-        self.grammar = REMIGrammar.for_tokenizer(tokenizer)
-        self.state = self.grammar.initial_state()
-        self.num_notes = 0
-
-    @property
-    def ticks_per_quarter(self) -> int:
-        return self.grammar.ticks_per_quarter
-
-    def feed(self, ids) -> list[TrackedNote]:
-        notes = self.grammar.feed(self.state, ids)
-        self.num_notes += len(notes)
-        return notes
+        return self.legal.allowed_mask(s, rules, budget)

@@ -18,8 +18,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Sequence
 
+from .decoding import generate_ids
+from .errors import ConfigError
+from .generation_options import MelodyGenerationConfig
+from .music import bar_start_ticks
+from .output import GeneratedMelody
+from .prompts import prompt_ids
+from .render import with_metadata
 from .tokenizer import MelodyTokenizer
 
 MAX_INFILL_BARS = 4
@@ -90,8 +98,6 @@ def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tupl
     Raises:
         ConfigError: not two increasing bar numbers inside the melody.
     """
-    from .errors import ConfigError
-
     if isinstance(bars, int) and not isinstance(bars, bool):
         bars = (bars, bars)
     try:
@@ -106,21 +112,6 @@ def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tupl
     return first - 1, last
 
 
-def bar_start_ticks(score, n_bars: int) -> list[int]:
-    """Tick of the start of bars 0..n_bars (the last one is the end of bar n_bars-1), following the score's meters."""
-    from .music import bar_ticks
-
-    tss = sorted((int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures) or [(0, 4, 4)]
-    tpq = score.ticks_per_quarter
-    starts, tick, k = [0], 0, 0
-    for _ in range(n_bars):
-        while k + 1 < len(tss) and tss[k + 1][0] <= tick:
-            k += 1
-        tick += bar_ticks(tss[k][1], tss[k][2], tpq)
-        starts.append(tick)
-    return starts
-
-
 def infill_ids(model, tokenizer: MelodyTokenizer, ids: Sequence[int], bars, *, seed: int | None = None,
                **options) -> tuple[list[int], tuple[int, int]]:
     """Token ids of the melody `ids` (BOS [style] bars [EOS]) with `bars` (1-based, inclusive) regenerated.
@@ -130,8 +121,6 @@ def infill_ids(model, tokenizer: MelodyTokenizer, ids: Sequence[int], bars, *, s
     `hf_melody.decoding.generate_ids` (temperature, top_k, top_p, key, pitch_range, constrained, ...). Returns the new
     ids and the 0-based `(start, stop)` bar span.
     """
-    from .decoding import generate_ids
-
     ids = [int(i) for i in ids if int(i) != tokenizer.pad_token_id]
     head_n = head_length(ids, tokenizer)
     head = ids[:head_n] or [tokenizer.bos_token_id]
@@ -163,41 +152,35 @@ def clip_to_bars(score, start: int, stop: int, n_bars: int):
     return score
 
 
-def infill_melodies(pipe, melody, bars, *, num_return_sequences: int = 1, seed: int | None = None,
-                    style: str | None = None, **options) -> list:
-    """`MelodyPipeline.infill`: `num_return_sequences` versions of `melody` with `bars` regenerated.
+def infill_melodies(pipe, melody, bars, config: MelodyGenerationConfig) -> list[GeneratedMelody]:
+    """`MelodyPipeline.infill`: `config.num_return_sequences` versions of `melody` with `bars` regenerated.
 
     `melody` is a MIDI path, a `symusic.Score`, a `Melody` record or token ids; `bars` is 1-based and inclusive
-    (`(5, 6)`, or `5` for one bar). Candidate `i` uses seed `seed + i`. Every other option is a sampling or musical
-    constraint of `hf_melody.decoding.generate_ids` (temperature, top_k, top_p, key, pitch_range, constrained, ...).
-    Returns `GeneratedMelody` objects whose `settings` record the bars and the seed.
+    (`(5, 6)`, or `5` for one bar). Candidate `i` uses seed `config.seed + i`; the other infill options of `config`
+    (temperature, top_k, top_p, key, pitch_range, constrained, ...) go to `hf_melody.decoding.generate_ids`.
+    Returns `GeneratedMelody` objects whose `settings` record the bars, the seed and the options given.
+
+    Example:
+        >>> config = MelodyGenerationConfig.from_options({"seed": 0, "key": "G major"}, infill=True)  # doctest: +SKIP
+        >>> [new] = infill_melodies(pipe, "tune.mid", (5, 6), config)                               # doctest: +SKIP
     """
-    import random
-
-    from .errors import ConfigError
-    from .output import GeneratedMelody
-    from .render import with_metadata
-
     tok = pipe.melody_tokenizer
-    if isinstance(num_return_sequences, bool) or not isinstance(num_return_sequences, int) \
-            or num_return_sequences < 1:
-        raise ConfigError(f"num_return_sequences={num_return_sequences!r} must be a positive integer")
-    body = tok.encode(melody) if hasattr(melody, "to_score") else pipe._prompt_ids(melody)
+    body = tok.encode(melody) if hasattr(melody, "to_score") else prompt_ids(tok, melody)
     if not body:
         raise ConfigError("infill needs a melody with at least one bar; give a MIDI file, a Score or token ids")
-    head = [tok.bos_token_id] + ([tok.style_token_id(style)] if style is not None else [])
+    head = [tok.bos_token_id] + ([tok.style_token_id(config.style)] if config.style is not None else [])
     ids = head + [i for i in body if i not in (tok.bos_token_id, tok.eos_token_id)]
-    if seed is None:
-        seed = random.SystemRandom().randrange(2**31 - 1 - num_return_sequences)
+    n = config.num_return_sequences
+    seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1 - n)
     n_bars = sum(1 for t in ids if t == tok.bar_token_id)
     check_bars(bars, n_bars)  # one clear error before any sampling
+    given = {k: v for k, v in config.to_options().items() if k not in ("num_return_sequences", "seed", "style")}
     results = []
-    for i in range(num_return_sequences):
-        new_ids, (start, stop) = infill_ids(pipe.model, tok, ids, bars, seed=seed + i, **options)
+    for i in range(n):
+        new_ids, (start, stop) = infill_ids(pipe.model, tok, ids, bars, seed=seed + i, **given)
         score = clip_to_bars(tok.decode(new_ids), start, stop, n_bars)
         settings = {"model": getattr(pipe, "model_name", pipe.model.name_or_path), "task": "infill",
-                    "bars": [start + 1, stop], "seed": seed, "melody_seed": seed + i, "style": style,
-                    **{k: v for k, v in options.items() if v is not None}}
+                    "bars": [start + 1, stop], "seed": seed, "melody_seed": seed + i, "style": config.style, **given}
         result = GeneratedMelody(score, new_ids, 0, 0, settings)
         result.score = with_metadata(score, key=result.key, title=result.title)
         results.append(result)

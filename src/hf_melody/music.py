@@ -1,26 +1,45 @@
-"""Musical facts every module shares: ticks per quarter, the pitch range, supported meters, bar lengths.
+"""Musical facts every module shares: ticks per quarter, the pitch range, meters and bar lengths, note names, keys.
 
-Written once here; the tokenizer, the corpora, the baselines, the CLI help and the cards read them from this module.
+Written once here; the tokenizer, the corpora, the grammar, the generation options, the files we write (MIDI key
+signatures, ABC) and the CLI help read them from this module.
 
 Example:
-    >>> from hf_melody.music import PITCH_RANGE, bar_ticks
-    >>> bar_ticks(6, 8)
-    1440
+    >>> from hf_melody.music import PITCH_RANGE, bar_ticks, note_name, parse_key
+    >>> bar_ticks(6, 8), note_name(PITCH_RANGE[0]), parse_key("Am").name
+    (1440, 'G2', 'A minor')
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError
+
+__all__ = [
+    "GRID",
+    "MODES",
+    "NOTE_NAMES",
+    "PITCH_RANGE",
+    "PLACEMENT_RANGE",
+    "TIME_SIGNATURE_RANGE",
+    "TPQ",
+    "Key",
+    "bar_start_ticks",
+    "bar_ticks",
+    "key_name_of_signature",
+    "key_signature",
+    "note_name",
+    "parse_key",
+    "pitch_range_text",
+    "tokenizer_pitch_range",
+]
+
+# ---- time -----------------------------------------------------------------------------------------------------------
 
 TPQ = 480
 """Ticks per quarter note of every melody record and of every score we build."""
 GRID = TPQ // 4
 """Onsets are quantized to sixteenth notes, the finest position of the tokenizer."""
-
-PITCH_RANGE: tuple[int, int] = (43, 91)
-"""Inclusive MIDI pitch range of the melody tokenizer (G2..G6): every tune of the folk corpora fits by octaves (the
-widest need 44..88), with room to transpose."""
-PLACEMENT_RANGE: tuple[int, int] = (48, 84)
-"""Melodies are first placed by whole octaves into C3..C6, the register of the folk corpora; only a tune that
-cannot fit there uses the wider `PITCH_RANGE` (so the corpora's tunes keep the octave they always had)."""
 
 TIME_SIGNATURE_RANGE: dict[int, list[int]] = {
     1: [3, 4],
@@ -31,17 +50,193 @@ TIME_SIGNATURE_RANGE: dict[int, list[int]] = {
 }
 """Supported meters, denominator -> numerators. Wider than miditok's default: the folk corpora use 3/2, 4/2, 6/4,
 3/1 ... (see STACK-NOTES)."""
+DEFAULT_TIME_SIGNATURE = (4, 4)
+"""The meter of a score (or of its beginning) that states none, as MIDI and miditok's decoder assume."""
 
 
 def bar_ticks(numerator: int, denominator: int, tpq: int = TPQ) -> int:
-    """Length of one bar of `numerator/denominator` in ticks (`tpq` per quarter note)."""
+    """Length of one bar of `numerator/denominator` in ticks (`tpq` per quarter note).
+
+    Example:
+        >>> bar_ticks(3, 4), bar_ticks(6, 8, tpq=8)
+        (1440, 24)
+    """
     return numerator * tpq * 4 // denominator
 
+
+def bar_start_ticks(score, n_bars: int | None = None) -> list[int]:
+    """Ticks at which the bars of a `symusic.Score` start, following its time signatures (4/4 before the first).
+
+    With `n_bars`, the starts of bars 0..n_bars (the last one is the end of bar n_bars-1); without, every bar
+    start up to the end of the score plus the bar line after it.
+
+    Example:
+        >>> bar_start_ticks(score, 2)          # a 3/4 tune at 480 ticks per quarter   # doctest: +SKIP
+        [0, 1440, 2880]
+    """
+    tss = sorted((int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures)
+    if not tss or tss[0][0] > 0:
+        tss.insert(0, (0, *DEFAULT_TIME_SIGNATURE))
+    tpq = score.ticks_per_quarter
+    end = max(score.end(), 1)
+    starts, tick, k = [0], 0, 0
+    while (len(starts) <= n_bars) if n_bars is not None else tick <= end:
+        while k + 1 < len(tss) and tss[k + 1][0] <= tick:
+            k += 1
+        tick += bar_ticks(tss[k][1], tss[k][2], tpq)
+        starts.append(tick)
+    return starts
+
+
+# ---- pitch ----------------------------------------------------------------------------------------------------------
+
+PITCH_RANGE: tuple[int, int] = (43, 91)
+"""Inclusive MIDI pitch range of the melody tokenizer (G2..G6): every tune of the folk corpora fits by octaves (the
+widest need 44..88), with room to transpose."""
+PLACEMENT_RANGE: tuple[int, int] = (48, 84)
+"""Melodies are first placed by whole octaves into C3..C6, the register of the folk corpora; only a tune that
+cannot fit there uses the wider `PITCH_RANGE` (so the corpora's tunes keep the octave they always had)."""
 
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 """Pitch-class names, sharps and flats as folk tunes most often spell them."""
 
 
 def note_name(pitch: int) -> str:
-    """`60` -> `"C4"` (scientific pitch notation, MIDI 60 = middle C)."""
+    """`60` -> `"C4"` (scientific pitch notation, MIDI 60 = middle C).
+
+    Example:
+        >>> note_name(60), note_name(70)
+        ('C4', 'Bb4')
+    """
     return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def tokenizer_pitch_range(tokenizer) -> tuple[int, int]:
+    """The lowest and highest pitch a tokenizer has a `Pitch_` token for (a `MelodyTokenizer`, or anything with a
+    `base_vocab` of token strings).
+
+    Example:
+        >>> tokenizer_pitch_range(MelodyTokenizer()) == PITCH_RANGE                       # doctest: +SKIP
+        True
+    """
+    pitches = [int(t[6:]) for t in tokenizer.base_vocab if t.startswith("Pitch_")]
+    return min(pitches), max(pitches)
+
+
+def pitch_range_text(pitch_range: tuple[int, int] = PITCH_RANGE) -> str:
+    """How help texts show a pitch range.
+
+    Example:
+        >>> pitch_range_text()
+        '43..91 (G2..G6)'
+    """
+    lo, hi = pitch_range
+    return f"{lo}..{hi} ({note_name(lo)}..{note_name(hi)})"
+
+
+# ---- keys -----------------------------------------------------------------------------------------------------------
+
+MODES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "harmonic minor": (0, 2, 3, 5, 7, 8, 11),
+    "melodic minor": (0, 2, 3, 5, 7, 9, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "locrian": (0, 1, 3, 5, 6, 8, 10),
+    "major pentatonic": (0, 2, 4, 7, 9),
+    "minor pentatonic": (0, 3, 5, 7, 10),
+}
+"""Scales by name, as semitones above the tonic. Aliases: ionian = major, aeolian / natural minor = minor."""
+MODE_ALIASES = {"ionian": "major", "aeolian": "minor", "natural minor": "minor", "maj": "major", "min": "minor",
+                "pentatonic": "major pentatonic"}
+_LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_MAJOR_OFFSET = {"major": 0, "minor": 9, "harmonic minor": 9, "melodic minor": 9, "dorian": 2, "phrygian": 4,
+                 "lydian": 5, "mixolydian": 7, "locrian": 11, "major pentatonic": 0, "minor pentatonic": 9}
+"""Semitones from a mode's tonic down to the tonic of the major scale with the same key signature."""
+MAJOR_BY_SHARPS = {-7: "Cb", -6: "Gb", -5: "Db", -4: "Ab", -3: "Eb", -2: "Bb", -1: "F", 0: "C", 1: "G", 2: "D",
+                   3: "A", 4: "E", 5: "B", 6: "F#", 7: "C#"}
+"""The major key of each key signature (sharps > 0, flats < 0)."""
+MINOR_BY_SHARPS = {-7: "Ab", -6: "Eb", -5: "Bb", -4: "F", -3: "C", -2: "G", -1: "D", 0: "A", 1: "E", 2: "B",
+                   3: "F#", 4: "C#", 5: "G#", 6: "D#", 7: "A#"}
+"""The minor key of each key signature (sharps > 0, flats < 0)."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """A tonic and the pitch classes of its scale (0 = C).
+
+    Example:
+        >>> parse_key("D minor")
+        Key(name='D minor', tonic=2, pitch_classes=frozenset({0, 2, 4, 5, 7, 9, 10}))
+    """
+
+    name: str
+    tonic: int
+    pitch_classes: frozenset[int]
+
+    @property
+    def mode(self) -> str:
+        """The mode's name, e.g. "minor" for "D minor"."""
+        return self.name.split(" ", 1)[1]
+
+
+def parse_key(key: str) -> Key:
+    """A `Key` from a name like "D minor", "F# major", "Bb dorian", "Am" or "G" (major by default).
+
+    Raises:
+        ConfigError: a name that is not a tonic A-G (with # or b) followed by a mode of `MODES`.
+
+    Example:
+        >>> parse_key("Am").pitch_classes == parse_key("C major").pitch_classes
+        True
+    """
+    if not isinstance(key, str) or not key.strip():
+        raise ConfigError(f"key={key!r}: give a key name such as 'D minor' or 'F# major'")
+    words = key.replace("_", " ").replace("-", " ").split()
+    head, mode = words[0], " ".join(w.lower() for w in words[1:])
+    letter = head[:1].upper()
+    if letter not in _LETTERS:
+        raise ConfigError(f"key={key!r}: the tonic must be a note name A-G (with # or b), e.g. 'D minor'")
+    rest = head[1:]
+    accidental = 0
+    while rest[:1] in ("#", "b", "♯", "♭"):
+        accidental += 1 if rest[0] in "#♯" else -1
+        rest = rest[1:]
+    if rest in ("m", "min"):
+        mode = mode or "minor"
+    elif rest:
+        raise ConfigError(f"key={key!r}: cannot read the tonic {head!r}; write e.g. 'F#', 'Bb' or 'Am'")
+    mode = MODE_ALIASES.get(mode or "major", mode or "major")
+    if mode not in MODES:
+        raise ConfigError(f"key={key!r}: unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    tonic = (_LETTERS[letter] + accidental) % 12
+    return Key(f"{head[0].upper()}{head[1:len(head) - len(rest)]} {mode}", tonic,
+               frozenset((tonic + step) % 12 for step in MODES[mode]))
+
+
+def key_signature(key: str) -> tuple[int, int]:
+    """`(sharps, tonality)` of a key name for a MIDI key signature: flats are negative, tonality 1 is minor.
+
+    Example:
+        >>> key_signature("D minor"), key_signature("Bb major"), key_signature("G mixolydian")
+        ((-1, 1), (-2, 0), (0, 0))
+    """
+    parsed = parse_key(key)
+    major_pc = (parsed.tonic - _MAJOR_OFFSET[parsed.mode]) % 12
+    sharps = (major_pc * 7) % 12
+    if sharps > 6 or (sharps == 6 and "b" in parsed.name.split(" ")[0][1:]):
+        sharps -= 12
+    return sharps, int(parsed.mode.endswith("minor"))
+
+
+def key_name_of_signature(sharps: int, minor: bool = False) -> str:
+    """The key a key signature stands for, written as ABC does ("D", "Bbm").
+
+    Example:
+        >>> key_name_of_signature(-1, minor=True), key_name_of_signature(2)
+        ('Dm', 'D')
+    """
+    return MINOR_BY_SHARPS[sharps] + "m" if minor else MAJOR_BY_SHARPS[sharps]

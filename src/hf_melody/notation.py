@@ -16,14 +16,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import MissingDependencyError
+from .music import key_name_of_signature
 from .render import DEFAULT_TEMPO_QPM, with_metadata
 from .utils import atomic_write_bytes, atomic_write_text
 
 _ABC_UNIT = Fraction(1, 4)  # L:1/16, in quarter notes
-_MAJOR_BY_SHARPS = {-7: "Cb", -6: "Gb", -5: "Db", -4: "Ab", -3: "Eb", -2: "Bb", -1: "F", 0: "C", 1: "G", 2: "D",
-                    3: "A", 4: "E", 5: "B", 6: "F#", 7: "C#"}
-_MINOR_BY_SHARPS = {-7: "Ab", -6: "Eb", -5: "Bb", -4: "F", -3: "C", -2: "G", -1: "D", 0: "A", 1: "E", 2: "B",
-                    3: "F#", 4: "C#", 5: "G#", 6: "D#", 7: "A#"}
 
 
 def _music21():
@@ -114,7 +111,7 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
     first_ts = part.recurse().getElementsByClass(m21.meter.TimeSignature).first()
     first_key = part.recurse().getElementsByClass(m21.key.KeySignature).first()
     sharps, minor = (first_key.sharps, getattr(first_key, "mode", "") == "minor") if first_key else (0, False)
-    key_name = (_MINOR_BY_SHARPS[sharps] + "m") if minor else _MAJOR_BY_SHARPS[sharps]
+    key_name = key_name_of_signature(sharps, minor)
     altered = {}  # the key signature's alteration of each letter
     for p in (m21.key.KeySignature(sharps).alteredPitches if sharps else []):
         altered[p.step] = int(p.accidental.alter)

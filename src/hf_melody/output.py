@@ -13,19 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .display import melody_html
+from .generation_options import SHOWN_SETTINGS
+from .notation import save_abc, save_musicxml
+from .render import save_all, save_audio, save_midi, save_piano_roll, save_wav, with_metadata
+
 
 @dataclass
 class GeneratedMelody:
     """One generated melody.
 
     Attributes:
-        score: the melody as a one-track `symusic.Score` (480 ticks per quarter), prompt included.
+        score: the melody as a one-track `symusic.Score` (`music.TPQ` = 480 ticks per quarter), prompt included.
         token_ids: all token ids (prompt + generated), BOS first.
         prompt_length: how many of `token_ids` came from the prompt.
         num_prompt_notes: how many of the score's notes came from the prompt.
-        settings: the generation settings, for reproducibility: `seed` is the call's seed and `melody_seed` the
-            seed of this melody (`seed + i` for the i-th melody), so `pipe(seed=m.settings["melody_seed"], ...)`
-            regenerates it alone with the same other settings.
+        settings: the generation settings (`MelodyGenerationConfig.settings()` of the call, resolved), for
+            reproducibility: `seed` is the call's seed and `melody_seed` the seed of this melody (`seed + i` for
+            the i-th melody), so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
+            regenerates it alone.
     """
 
     score: Any
@@ -36,7 +42,7 @@ class GeneratedMelody:
 
     @property
     def notes(self) -> list[tuple[int, int, int]]:
-        """`(onset, duration, pitch)` in ticks (480 per quarter)."""
+        """`(onset, duration, pitch)` in ticks (`music.TPQ` = 480 per quarter)."""
         return [(n.time, n.duration, n.pitch) for t in self.score.tracks for n in t.notes]
 
     @property
@@ -58,40 +64,28 @@ class GeneratedMelody:
 
     def to_midi_bytes(self) -> bytes:
         """The Standard MIDI File (key/time signature, tempo and track name included) as bytes."""
-        from .render import with_metadata
-
         return with_metadata(self.score, key=self.key, title=self.title).dumps_midi()
 
     def save_midi(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
         """Write a Standard MIDI File with key signature (when a key was asked), time signature, tempo and title."""
-        from .render import save_midi
-
         return save_midi(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm)
 
     def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
                  sample_rate: int = 22050) -> Path:
         """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT)."""
-        from .render import save_wav
-
         return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
 
     def save_audio(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
                    sample_rate: int = 22050) -> Path:
         """Render to .wav, .flac, .ogg or .mp3 (by extension; all but WAV need the `audio` extra)."""
-        from .render import save_audio
-
         return save_audio(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
 
     def save_musicxml(self, path: str | os.PathLike) -> Path:
         """Write sheet music as MusicXML (MuseScore, Finale, Sibelius...; needs the `corpus` extra: music21)."""
-        from .notation import save_musicxml
-
         return save_musicxml(self.score, path, key=self.key, title=self.title)
 
     def save_abc(self, path: str | os.PathLike) -> Path:
         """Write the melody as an ABC tune (needs the `corpus` extra: music21)."""
-        from .notation import save_abc
-
         return save_abc(self.score, path, key=self.key, title=self.title)
 
     def save(self, stem: str | os.PathLike, formats: tuple[str, ...] = ("mid", "wav", "png"),
@@ -102,27 +96,20 @@ class GeneratedMelody:
         Example:
             >>> melody.save("out/tune", ("mid", "musicxml", "flac"))                         # doctest: +SKIP
         """
-        from .render import save_all
-
         return save_all(self.score, stem, formats, soundfont=soundfont, key=self.key, title=self.title,
                         settings=self._shown_settings(), prompt_notes=self.num_prompt_notes)
 
     def _shown_settings(self) -> dict[str, Any]:
-        return {k: v for k, v in self.settings.items() if k in ("model", "melody_seed", "temperature", "top_k",
-                                                                 "top_p", "style", "time_signature", "key",
-                                                                 "num_bars") and v is not None}
+        """The settings a piano roll's title shows (`SHOWN_SETTINGS`: the config fields marked `shown`)."""
+        return {k: v for k, v in self.settings.items() if k in SHOWN_SETTINGS and v is not None}
 
     def save_piano_roll(self, path: str | os.PathLike, title: str = "") -> Path:
         """Draw a piano-roll PNG (prompt notes in grey)."""
-        from .render import save_piano_roll
-
         return save_piano_roll(self.score, path, title=title, settings=self._shown_settings(),
                                prompt_notes=self.num_prompt_notes)
 
     def _repr_html_(self) -> str:
         """Jupyter display: an audio player (WAV, when a soundfont is found) above the piano roll."""
-        from .display import melody_html
-
         return melody_html(self)
 
     def __repr__(self) -> str:

@@ -15,42 +15,49 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import logging
 import os
+import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
+import transformers.pipelines
 from transformers import AutoModelForCausalLM, LogitsProcessorList, Pipeline, StoppingCriteriaList
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .decoding import MelodyDecoder, generate_ids
-from .errors import ConfigError, HFMelodyError, MidiReadError, ModelLoadError
-from .generation import (
-    MelodyConstraints,
-    MusicalLengthCriteria,
-    NoteStreamer,
-    StreamedNote,
-    melody_logits_processors,
-    token_counts,
+from .errors import ConfigError, HFMelodyError, ModelLoadError
+from .generation import MelodyConstraints, melody_logits_processors
+from .generation_options import MelodyGenerationConfig, options_doc
+from .grammar import LengthLimits, REMIGrammar
+from .hub import (
+    CHECKPOINTS_DIR,
+    DEFAULT_MODEL,
+    TRAINING_INFO,
+    bundled_checkpoints,
+    bundled_name,
+    load_model,
+    load_tokenizer,
+    push_bundle_to_hub,
+    resolve_bundle,
+    save_bundle,
 )
-from .generation_options import DEFAULT_MAX_BARS, DEFAULT_MIN_BARS, check_generation_options
-from .grammar import LengthLimits
-from .hub import CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints, bundled_name, load_model, load_tokenizer
+from .infill import infill_melodies
+from .lengths import MusicalLengthCriteria
 from .output import GeneratedMelody
+from .prompts import check_start, is_token_ids, prompt_ids, start_inputs
 from .render import with_metadata
-from .tokenizer import STYLES, MelodyTokenizer
+from .streaming import NoteStreamer, StreamedNote
+from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger(__name__)
-
-OUTPUT_TYPES = ("melody", "score", "ids", "midi")
-
-
-def _is_token_ids(x: Any) -> bool:
-    if isinstance(x, torch.Tensor):
-        return x.dim() == 1
-    return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(i, int) for i in x)
 
 
 class MelodyPipeline(Pipeline):
@@ -82,6 +89,8 @@ class MelodyPipeline(Pipeline):
             raise ModelLoadError(f"the tokenizer has {melody_tokenizer.vocab_size} tokens but the model expects "
                                  f"{model.config.vocab_size}; miditok.json does not belong to this model")
         self.melody_tokenizer = melody_tokenizer  # before super().__init__, which validates default options
+        # generation options given here are the defaults of every call (the rest go to transformers' Pipeline)
+        self._default_options = {k: kwargs.pop(k) for k in list(kwargs) if k in MelodyGenerationConfig.option_names()}
         super().__init__(model=model, **kwargs)
         self.model.eval()
         self.model_name = bundled_name(getattr(model, "name_or_path", "")) or getattr(model, "name_or_path", "")
@@ -117,8 +126,6 @@ class MelodyPipeline(Pipeline):
         Example:
             >>> pipe.save_pretrained("out/my-bundle")                                         # doctest: +SKIP
         """
-        from .hub import save_bundle
-
         if kwargs:
             raise ConfigError(f"save_pretrained() takes no option(s) {sorted(kwargs)}; it writes the whole bundle")
         if Path(save_directory).is_file():
@@ -134,10 +141,6 @@ class MelodyPipeline(Pipeline):
         Example:
             >>> pipe.push_to_hub("me/folk-melodies", private=True)                            # doctest: +SKIP
         """
-        import tempfile
-
-        from .hub import push_bundle_to_hub
-
         if kwargs:
             raise ConfigError(f"push_to_hub() does not take {sorted(kwargs)}; it accepts commit_message, private "
                               "and token")
@@ -148,10 +151,6 @@ class MelodyPipeline(Pipeline):
 
     def _training_info(self) -> dict[str, Any] | None:
         """The loaded bundle's `training_info.json` (so a re-saved card stays truthful), if it has one."""
-        import json
-
-        from .hub import TRAINING_INFO, resolve_bundle
-
         source = resolve_bundle(getattr(self.model, "name_or_path", "") or ".")
         path = Path(source) / TRAINING_INFO
         if not path.is_file():
@@ -159,93 +158,36 @@ class MelodyPipeline(Pipeline):
         return json.loads(path.read_text())
 
     # ---- parameters ----------------------------------------------------------------------------------------------
-    def _sanitize_parameters(self, num_return_sequences: int | None = None, max_new_notes: int | None = None,
-                             max_bars: int | None = None, max_new_tokens: int | None = None,
-                             min_new_notes: int | None = None, min_bars: int | None = None,
-                             temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                             seed: int | None = None, do_sample: bool | None = None,
-                             time_signature: str | None = None, style: str | None = None,
-                             output_type: str | None = None, constrained: bool | None = None, key: str | None = None,
-                             scale: list[int] | None = None, key_strictness: str | float | None = None,
-                             pitch_range: tuple[int, int] | None = None, num_bars: int | None = None,
-                             end_on_tonic: bool | None = None, decoder: str | None = None,
-                             generation_config: Any = None, **kwargs):
-        pre, fwd, post = {}, {}, {}
-        if time_signature is not None:
-            pre["time_signature"] = time_signature
-        if style is not None:
-            if style not in STYLES:
-                raise ConfigError(f"unknown style {style!r}; choose one of: {', '.join(STYLES)}")
-            pre["style"] = style
-        fwd.update(check_generation_options(
-            self.model, num_return_sequences=num_return_sequences, max_new_notes=max_new_notes, max_bars=max_bars,
-            max_new_tokens=max_new_tokens, min_new_notes=min_new_notes, min_bars=min_bars, temperature=temperature,
-            top_k=top_k, top_p=top_p, seed=seed, do_sample=do_sample, num_bars=num_bars, constrained=constrained,
-            decoder=decoder, generation_config=generation_config, **kwargs))
+    def _sanitize_parameters(self, **options):
+        """Parse the options of a call (over the pipeline's defaults) into one `MelodyGenerationConfig`, checked
+        against the model and its tokenizer before any work."""
+        config = MelodyGenerationConfig.from_options({**self._default_options, **options}).resolve(self.model)
+        check_start(self.melody_tokenizer, config.style, config.time_signature)
+        strictness = "hard" if config.key_strictness is None else config.key_strictness
         constraints = MelodyConstraints.build(
-            self.melody_tokenizer, key=key, scale=scale,
-            key_strictness="hard" if key_strictness is None else key_strictness, pitch_range=pitch_range,
-            num_bars=num_bars, end_on_tonic=bool(end_on_tonic))
-        if constraints != MelodyConstraints(key_strictness=constraints.key_strictness):
-            fwd["constraints"] = constraints
-        if constraints.needs_grammar and constrained is False:
-            raise ConfigError("num_bars and end_on_tonic need the grammar; drop constrained=False")
-        if key_strictness is not None and constraints.pitch_classes is None:
-            raise ConfigError("key_strictness applies to a key: add key='D minor' (or scale=[...])")
-        if output_type is not None:
-            if output_type not in OUTPUT_TYPES:
-                raise ConfigError(f"output_type={output_type!r}; choose one of {OUTPUT_TYPES}")
-            post["output_type"] = output_type
-        return pre, fwd, post
+            self.melody_tokenizer, key=config.key, scale=config.scale, key_strictness=strictness,
+            pitch_range=config.pitch_range, num_bars=config.num_bars, end_on_tonic=config.end_on_tonic)
+        return {"config": config}, {"config": config, "constraints": constraints}, {"config": config}
 
     def __call__(self, inputs: Any = None, **kwargs):
         """Generate melodies.
 
         Args:
             inputs: None (unconditional), a prompt (MIDI path, `symusic.Score`, token ids) or a list of prompts.
-            num_return_sequences: melodies per prompt (default 1).
-            max_new_notes: exactly this many new notes (the grammar then ends the melody; with `min_new_notes=0`
-                at most this many).
-            max_bars: at most this many new bars (the prompt's unfinished last bar counts as the first).
-            min_new_notes, min_bars: EOS is masked until the melody has this many new notes / bars.
-                Without any length option a call writes a complete tune: `min_bars=8`, `max_bars=32`.
-            max_new_tokens: hard cap on new tokens (default: none; past the model's context the window slides).
-            temperature, top_k, top_p: sampling settings (defaults from the bundle's generation config).
-            do_sample: False decodes greedily (default from the bundle's generation config).
-            seed: makes the output reproducible. Melody i of a call uses seed `seed + i` and is generated on its
-                own, so `pipe(seed=s, num_return_sequences=n)[i]` is byte-identical to `pipe(seed=s + i)[0]`.
-                Without a seed one is drawn from torch's global RNG and recorded in `settings["seed"]`.
-            decoder: "auto" (default: the fast lean decoder, or `generate` when an option below asks for it),
-                "fast" or "generate". Both give the same tokens for the same seed and options.
-            num_beams, repetition_penalty, no_repeat_ngram_size, length_penalty, early_stopping, bad_words_ids:
-                passed to `model.generate` (they select it; beam search ignores the seed).
-            generation_config: a `transformers.GenerationConfig` or dict: its sampling fields act as the options
-                above, its `generate` options are passed through; options `MelodyPipeline` cannot honour
-                (e.g. `typical_p`) raise `ConfigError`.
-            time_signature: e.g. "3/4", for unconditional starts.
-            style: style token to start with (one of `hf_melody.tokenizer.STYLES`); without it the model picks one.
-            constrained: only sample tokens that are legal REMI for a one-voice melody (default True), so every
-                melody decodes without token errors; False samples freely (as the raw model would).
-            key: keep notes in a key, e.g. "D minor", "F# major", "Bb dorian" (see `hf_melody.generation.MODES`).
-            scale: or give the allowed pitch classes directly (0 = C; the first one is the tonic).
-            key_strictness: "hard" (default: only in-key notes) or a float penalty per out-of-key note (e.g. 3.0).
-            pitch_range: (low, high) MIDI pitches, inclusive, e.g. (60, 79).
-            num_bars: the generated part fills exactly this many bars (the prompt's unfinished last bar counts as
-                the first) and ends on the bar line. Only a `max_new_tokens` cap can run short: the grammar then
-                closes the melody with the shortest legal ending (long notes or rests), and if even that cannot
-                fit, the melody comes back shorter, with a warning. (The `generate` decoder, which cannot slide
-                past the context, raises `ConfigError` instead of padding when the context runs short.)
-            end_on_tonic: the last note is the tonic of `key` (or the first degree of `scale`).
-            output_type: "melody" (default, `GeneratedMelody`), "score" (`symusic.Score`), "ids" or "midi" (bytes).
+            **kwargs: the fields of `MelodyGenerationConfig` (`hf_melody.generation_options`), checked before
+                any work (`ConfigError` naming the option and the fix):
+{options}
 
         Returns:
-            A list with one result per melody; for a list of prompts, a list of such lists.
+            A list with one result per melody (see `output_type`); for a list of prompts, a list of such lists.
+            Each `GeneratedMelody.settings` records the resolved options (`MelodyGenerationConfig.from_settings`
+            rebuilds them).
 
         Example:
             >>> pipe(num_return_sequences=2, key="D minor", pitch_range=(60, 81), num_bars=8, end_on_tonic=True,
             ...      seed=0)                                                                  # doctest: +SKIP
         """
-        if isinstance(inputs, list | tuple) and not _is_token_ids(inputs):
+        if isinstance(inputs, list | tuple) and not is_token_ids(inputs):
             return super().__call__([{"prompt": p} for p in inputs], **kwargs)
         return super().__call__({"prompt": inputs}, **kwargs)
 
@@ -265,18 +207,16 @@ class MelodyPipeline(Pipeline):
             >>> for note in pipe.stream(seed=0, key="G major", num_bars=8, tempo_qpm=100):    # doctest: +SKIP
             ...     print(note.pitch, note.onset_seconds, note.duration_seconds)
         """
-        if isinstance(prompt, list | tuple) and prompt and not _is_token_ids(prompt):
+        if isinstance(prompt, list | tuple) and prompt and not is_token_ids(prompt):
             raise ConfigError("stream() takes one prompt; loop over your prompts")
-        pre, fwd, post = self._sanitize_parameters(**kwargs)
-        if fwd.get("num_return_sequences", 1) != 1 or post:
+        if kwargs.get("num_return_sequences", 1) != 1 or kwargs.get("output_type") is not None:
             raise ConfigError("stream() yields the notes of one melody: drop num_return_sequences / output_type")
+        pre, fwd, _ = self._sanitize_parameters(**kwargs)
         streamer = NoteStreamer(self.melody_tokenizer, tempo_qpm=tempo_qpm)
         model_inputs = self._ensure_tensor_on_device(self.preprocess({"prompt": prompt}, **pre), device=self.device)
         return self._stream(streamer, model_inputs, fwd)
 
     def _stream(self, streamer: NoteStreamer, model_inputs: dict[str, Any], fwd: dict[str, Any]):
-        import threading
-
         def work():
             try:
                 with torch.no_grad():
@@ -293,86 +233,10 @@ class MelodyPipeline(Pipeline):
             thread.join()
 
     # ---- steps ---------------------------------------------------------------------------------------------------
-    def _prompt_ids(self, prompt: Any) -> list[int]:
-        from .corpora import melody_from_score, read_midi
-
-        tok = self.melody_tokenizer
-        if prompt is None:
-            return []
-        if _is_token_ids(prompt):
-            ids = [int(i) for i in (prompt.tolist() if isinstance(prompt, torch.Tensor) else prompt)]
-            bad = [i for i in ids if not 0 <= i < tok.vocab_size]
-            if bad:
-                raise ConfigError(f"prompt token ids {bad[:5]} are outside the vocabulary (0..{tok.vocab_size - 1})")
-            return [i for i in ids if i not in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)]
-        if isinstance(prompt, str | os.PathLike):
-            melody = read_midi(prompt)
-        elif hasattr(prompt, "tracks") and hasattr(prompt, "ticks_per_quarter"):
-            melody = melody_from_score(prompt, "prompt", "prompt", where="prompt score")
-        else:
-            raise MidiReadError(f"cannot use a {type(prompt).__name__} as a prompt; give a MIDI path, a "
-                                "symusic.Score or a list of token ids")
-        return tok.encode(melody)
-
-    def preprocess(self, inputs: dict[str, Any], time_signature: str | None = None, style: str | None = None):
-        tok = self.melody_tokenizer
-        body = self._prompt_ids(inputs["prompt"])
-        head = [tok.bos_token_id]
-        if style is not None:
-            head.append(tok.style_token_id(style))
-        if not body and time_signature is not None:
-            ts_token = f"TimeSig_{time_signature}"
-            if ts_token not in tok.base_vocab:
-                meters = sorted(t[8:] for t in tok.base_vocab if t.startswith("TimeSig_"))
-                raise ConfigError(f"time_signature={time_signature!r} is not in the vocabulary; use one of "
-                                  f"{', '.join(meters)}")
-            body = tok.encode_base_tokens(["Bar_None", ts_token])
-        ids = head + body
-        n_pos = self.model.config.n_positions
-        if len(ids) >= n_pos - 8:
-            raise ConfigError(f"the prompt has {len(ids)} tokens but the model's context is {n_pos}; "
-                              "use a shorter prompt (a few bars)")
-        num_prompt_notes = sum(len(t.notes) for t in tok.decode(body).tracks) if body else 0
-        return {"input_ids": torch.tensor([ids]), "num_prompt_notes": num_prompt_notes,
-                "time_signature": time_signature, "style": style}
-
-    def _settings(self, model_inputs: dict[str, Any], **options) -> dict[str, Any]:
-        gen = self.model.generation_config
-        constraints = options.get("constraints") or MelodyConstraints()
-
-        def pick(name):
-            return options[name] if options.get(name) is not None else getattr(gen, name, None)
-
-        lengths = {name: options.get(name) for name in ("max_new_notes", "max_bars", "max_new_tokens")}
-        min_bars, min_new_notes = options.get("min_bars"), options.get("min_new_notes")
-        if constraints.num_bars is None and not any(v is not None for v in lengths.values()):
-            if min_new_notes is None:  # a complete tune: 8 to 32 bars (or min_bars), ending by itself
-                lengths["max_bars"] = max(DEFAULT_MAX_BARS, min_bars or 0)
-            if min_bars is None and min_new_notes is None:
-                min_bars = DEFAULT_MIN_BARS
-        elif lengths["max_new_notes"] is not None and min_new_notes is None and min_bars is None:
-            min_new_notes = lengths["max_new_notes"]  # max_new_notes=400 gives 400 notes (min_new_notes=0: fewer)
-        return {
-            "model": getattr(self, "model_name", self.model.name_or_path),
-            "seed": options.get("seed"),
-            "do_sample": pick("do_sample") is not False,
-            "temperature": pick("temperature"),
-            "top_k": pick("top_k"),
-            "top_p": pick("top_p"),
-            **lengths,
-            "min_new_notes": min_new_notes,
-            "min_bars": min_bars,
-            "style": model_inputs["style"],
-            "time_signature": model_inputs["time_signature"],
-            "constrained": options.get("constrained", True),
-            "key": constraints.key_name,
-            "key_strictness": constraints.key_strictness if constraints.pitch_classes is not None else None,
-            "pitch_range": constraints.pitch_range,
-            "num_bars": constraints.num_bars,
-            "end_on_tonic": constraints.end_on_tonic,
-            "decoder": options.get("decoder", "fast"),
-            **(options.get("generate_kwargs") or {}),
-        }
+    def preprocess(self, inputs: dict[str, Any], config: MelodyGenerationConfig) -> dict[str, Any]:
+        body = prompt_ids(self.melody_tokenizer, inputs["prompt"])
+        return start_inputs(self.melody_tokenizer, body, config.style, config.time_signature,
+                            self.model.config.n_positions)
 
     def generate_ids(self, prompt_ids: list[int], **options) -> list[int]:
         """New token ids continuing raw `prompt_ids` (no BOS added; special tokens in it start new segments), with
@@ -383,13 +247,13 @@ class MelodyPipeline(Pipeline):
         """
         return generate_ids(self.model, self.melody_tokenizer, prompt_ids, **options)
 
-    def infill(self, melody: Any, bars: tuple[int, int] | int, *, num_return_sequences: int = 1,
-               seed: int | None = None, style: str | None = None, **options) -> list[GeneratedMelody]:
+    def infill(self, melody: Any, bars: tuple[int, int] | int, **options) -> list[GeneratedMelody]:
         """Regenerate `bars` of `melody` (1-based, inclusive) knowing the bars before and after them.
 
         The rest of the melody is kept note for note; the new bars fill exactly their bars (same meter, nothing
-        spills into the next bar). `melody` is a MIDI path, a `symusic.Score`, a `Melody` or token ids. Every
-        sampling and musical option of `__call__` applies (`temperature`, `top_k`, `top_p`, `key`, `pitch_range`,
+        spills into the next bar). `melody` is a MIDI path, a `symusic.Score`, a `Melody` or token ids. `options`
+        are the fields of `MelodyGenerationConfig` marked for infilling (`option_names(infill=True)`:
+        `num_return_sequences`, `seed`, `style`, `temperature`, `top_k`, `top_p`, `key`, `pitch_range`,
         `constrained`, ...); candidate `i` uses seed `seed + i`. Needs a bundle trained with infilling (every
         bundled checkpoint of hf_melody 0.2).
 
@@ -397,10 +261,7 @@ class MelodyPipeline(Pipeline):
             >>> [a, b] = pipe.infill("tune.mid", bars=(5, 6), num_return_sequences=2, seed=0)   # doctest: +SKIP
             >>> a.save_midi("tune_new_bars_5_6.mid")                                          # doctest: +SKIP
         """
-        from .infill import infill_melodies
-
-        return infill_melodies(self, melody, bars, num_return_sequences=num_return_sequences, seed=seed,
-                               style=style, **options)
+        return infill_melodies(self, melody, bars, MelodyGenerationConfig.from_options(options, infill=True))
 
     def _melody_decoder(self) -> MelodyDecoder:
         decoder = getattr(self, "_decoder_cache", None)
@@ -408,132 +269,125 @@ class MelodyPipeline(Pipeline):
             decoder = self._decoder_cache = MelodyDecoder(self.model, self.melody_tokenizer)
         return decoder
 
-    def _forward(self, model_inputs: dict[str, Any], num_return_sequences: int = 1,
-                 max_new_notes: int | None = None, max_bars: int | None = None, max_new_tokens: int | None = None,
-                 min_new_notes: int | None = None, min_bars: int | None = None,
-                 temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                 seed: int | None = None, do_sample: bool | None = None, constrained: bool = True,
-                 constraints: MelodyConstraints | None = None, decoder: str = "fast",
-                 generate_kwargs: dict[str, Any] | None = None, streamer: NoteStreamer | None = None):
-        tok = self.melody_tokenizer
+    def _forward(self, model_inputs: dict[str, Any], config: MelodyGenerationConfig,
+                 constraints: MelodyConstraints, streamer: NoteStreamer | None = None) -> dict[str, Any]:
         input_ids = model_inputs["input_ids"]
         prompt_length = input_ids.shape[1]
-        if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        st = self._settings(model_inputs, seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
-                            do_sample=do_sample, max_new_notes=max_new_notes, max_bars=max_bars,
-                            max_new_tokens=max_new_tokens, min_new_notes=min_new_notes, min_bars=min_bars,
-                            constrained=constrained, constraints=constraints, decoder=decoder,
-                            generate_kwargs=generate_kwargs)
-        generate_kwargs = dict(generate_kwargs or {})
-        beams = generate_kwargs.get("num_beams", 1) > 1
+        if config.seed is None:
+            config = dataclasses.replace(config, seed=int(torch.randint(0, 2**31 - 1, ()).item()))
+        beams = config.num_beams is not None
         if beams and streamer is not None:
             raise ConfigError("stream() cannot use num_beams > 1 (beam search keeps no single running melody)")
+        # 1. what ends a melody: a cancelled stream, the note/bar limits without the grammar, the token cap
         criteria = StoppingCriteriaList()
         if streamer is not None:
             criteria.append(streamer.stopping_criteria())
-        if not constrained and (st["max_new_notes"] is not None or st["max_bars"] is not None):
-            criteria.append(MusicalLengthCriteria(tok, prompt_length, st["max_new_notes"], st["max_bars"]))
+        if not config.constrained and (config.max_new_notes is not None or config.max_bars is not None):
+            criteria.append(MusicalLengthCriteria(self.melody_tokenizer, prompt_length, config.max_new_notes,
+                                                  config.max_bars))
         room = self.model.config.n_positions - prompt_length
-        token_cap = st["max_new_tokens"] if decoder == "fast" else min(st["max_new_tokens"] or room, room)
-        limits = LengthLimits(num_bars=st["num_bars"], max_bars=st["max_bars"], max_new_notes=st["max_new_notes"],
-                              min_bars=st["min_bars"], min_new_notes=st["min_new_notes"])
-        # 1. one melody at a time, melody i seeded with seed + i: a batch equals the single calls it stands for
+        token_cap = config.max_new_tokens if config.decoder == "fast" else min(config.max_new_tokens or room, room)
+        # 2. one melody at a time, melody i seeded with seed + i: a batch equals the single calls it stands for
         sequences = []
-        for i in range(num_return_sequences):
-            sampled = st["do_sample"] and not beams
+        for i in range(config.num_return_sequences):
+            seed = config.seed + i if config.do_sample and not beams else None
             processors = melody_logits_processors(
-                tok, constraints=constraints, constrained=constrained, max_new_notes=st["max_new_notes"],
-                max_bars=st["max_bars"], temperature=st["temperature"], top_k=st["top_k"], top_p=st["top_p"],
-                seed=seed + i if sampled else None, allow_style=model_inputs["style"] is None,
+                self.melody_tokenizer, constraints=constraints, constrained=config.constrained,
+                max_new_notes=config.max_new_notes, max_bars=config.max_bars, temperature=config.temperature,
+                top_k=config.top_k, top_p=config.top_p, seed=seed, allow_style=model_inputs["style"] is None,
                 max_length=None if token_cap is None else prompt_length + token_cap,
-                min_new_notes=st["min_new_notes"], min_bars=st["min_bars"], refeed=beams)
-            grammar = processors[0] if constrained else None
-            if decoder == "fast":
-                # 2a. the lean decoder: the same processors, the grammar from tables, a window past the context
-                result = self._melody_decoder().sample(
-                    input_ids.tolist(), LogitsProcessorList(p for p in processors if p is not grammar),
-                    grammar.rules if grammar is not None else None, limits, token_cap,
-                    stopping_criteria=criteria, streamer=streamer)
-                sequence, ended = result.sequences[0], result.ended[0]
-                if result.short[0]:
-                    logger.warning("melody %d ended before min_bars=%s / min_new_notes=%s: the other limits "
-                                   "(max_bars, max_new_notes) left no room", i, st["min_bars"], st["min_new_notes"])
-            else:
-                # 2b. greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling
-                output = self.model.generate(
-                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-                    max_new_tokens=token_cap, logits_processor=processors, stopping_criteria=criteria,
-                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, streamer=streamer,
-                    **generate_kwargs)
-                sequence = output[0].tolist()
-                ended = grammar.ended_properly(output[:1])[0] if grammar is not None and not beams else \
-                    tok.eos_token_id in sequence[prompt_length:]
-                asked = [k for k in ("num_bars", "max_new_notes", "min_new_notes") if st[k] is not None]
-                cut = not ended and len(sequence) >= room + prompt_length
-                steered = grammar is not None and grammar.steered  # the context forced a hasty ending
-                if asked and st["max_new_tokens"] is None and (cut or steered) \
-                        and (streamer is None or not streamer.cancelled.is_set()):
-                    raise ConfigError(
-                        f"melody {i} filled the model's context ({self.model.config.n_positions} tokens) before "
-                        f"{', '.join(f'{k}={st[k]}' for k in asked)} was reached; the generate() decoder (used for "
-                        f"{sorted(generate_kwargs) or 'decoder=generate'}) cannot slide its window: drop those "
-                        "options or ask for a shorter melody")
+                min_new_notes=config.min_new_notes, min_bars=config.min_bars, refeed=beams)
+            sample = self._sample_fast if config.decoder == "fast" else self._sample_generate
+            sequence, ended = sample(i, input_ids, processors, criteria, config, token_cap, streamer)
             sequences.append(sequence)
             cancelled = streamer is not None and streamer.cancelled.is_set()
-            if (st["num_bars"] or st["end_on_tonic"]) and not ended and not cancelled:
+            if (config.num_bars or config.end_on_tonic) and not ended and not cancelled:
                 logger.warning("melody %d: max_new_tokens=%s (or the model's context) ran out before the asked-for "
                                "ending (num_bars=%s, end_on_tonic=%s) could be reached; it ends early", i,
-                               token_cap, st["num_bars"], st["end_on_tonic"])
-        return {"sequences": sequences, "prompt_length": prompt_length, "settings": st,
+                               token_cap, config.num_bars, config.end_on_tonic)
+        settings = {"model": getattr(self, "model_name", self.model.name_or_path), **config.settings()}
+        return {"sequences": sequences, "prompt_length": prompt_length, "settings": settings,
                 "num_prompt_notes": model_inputs["num_prompt_notes"]}
+
+    def _sample_fast(self, i: int, input_ids: torch.Tensor, processors: LogitsProcessorList,
+                     criteria: StoppingCriteriaList, config: MelodyGenerationConfig, token_cap: int | None,
+                     streamer: NoteStreamer | None) -> tuple[list[int], bool]:
+        """The lean decoder: the same processors, the grammar from tables, a window sliding past the context."""
+        grammar = processors[0] if config.constrained else None
+        limits = LengthLimits(num_bars=config.num_bars, max_bars=config.max_bars, max_new_notes=config.max_new_notes,
+                              min_bars=config.min_bars, min_new_notes=config.min_new_notes)
+        result = self._melody_decoder().sample(
+            input_ids.tolist(), LogitsProcessorList(p for p in processors if p is not grammar),
+            grammar.rules if grammar is not None else None, limits, token_cap,
+            stopping_criteria=criteria, streamer=streamer)
+        if result.short[0]:
+            logger.warning("melody %d ended before min_bars=%s / min_new_notes=%s: the other limits (max_bars, "
+                           "max_new_notes) left no room", i, config.min_bars, config.min_new_notes)
+        return result.sequences[0], result.ended[0]
+
+    def _sample_generate(self, i: int, input_ids: torch.Tensor, processors: LogitsProcessorList,
+                         criteria: StoppingCriteriaList, config: MelodyGenerationConfig, token_cap: int | None,
+                         streamer: NoteStreamer | None) -> tuple[list[int], bool]:
+        """`model.generate`: greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling."""
+        tok, prompt_length = self.melody_tokenizer, input_ids.shape[1]
+        grammar = processors[0] if config.constrained else None
+        beams = config.num_beams is not None
+        output = self.model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
+            max_new_tokens=token_cap, logits_processor=processors, stopping_criteria=criteria,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, streamer=streamer,
+            **config.generate_kwargs())
+        sequence = output[0].tolist()
+        ended = grammar.ended_properly(output[:1])[0] if grammar is not None and not beams else \
+            tok.eos_token_id in sequence[prompt_length:]
+        asked = {k: getattr(config, k) for k in ("num_bars", "max_new_notes", "min_new_notes")
+                 if getattr(config, k) is not None}
+        room = self.model.config.n_positions - prompt_length
+        cut = not ended and len(sequence) >= room + prompt_length
+        steered = grammar is not None and grammar.steered  # the context forced a hasty ending
+        if asked and config.max_new_tokens is None and (cut or steered) \
+                and (streamer is None or not streamer.cancelled.is_set()):
+            raise ConfigError(
+                f"melody {i} filled the model's context ({self.model.config.n_positions} tokens) before "
+                f"{', '.join(f'{k}={v}' for k, v in asked.items())} was reached; the generate() decoder (used for "
+                f"{sorted(config.generate_kwargs()) or 'decoder=generate'}) cannot slide its window: drop those "
+                "options or ask for a shorter melody")
+        return sequence, ended
 
     def _trim(self, ids: list[int], prompt_length: int, max_new_notes: int | None, max_bars: int | None) -> list[int]:
         """Cut a generated sequence at EOS/padding and before the note or bar that exceeds the limits."""
-        tok = self.melody_tokenizer
-        ends = (tok.eos_token_id, tok.pad_token_id)
-        new = ids[prompt_length:]
-        cut = next((k for k, i in enumerate(new) if i in ends), len(new))
-        if max_new_notes is None and max_bars is None:
-            return ids[:prompt_length + cut]
-        pitch_counts, bar_counts = (c.tolist() for c in token_counts(tok))
-        out = ids[:prompt_length]
-        notes = bars = 0
-        for i in new[:cut]:
-            notes += pitch_counts[i]
-            bars += bar_counts[i]
-            if (max_new_notes is not None and notes > max_new_notes) or (max_bars is not None and bars > max_bars):
-                break
-            out.append(i)
-        return out
+        keep = REMIGrammar.for_tokenizer(self.melody_tokenizer).keep_within(ids[prompt_length:], max_new_notes,
+                                                                            max_bars)
+        return ids[:prompt_length + keep]
 
-    def postprocess(self, model_outputs: dict[str, Any], output_type: str = "melody"):
-        tok = self.melody_tokenizer
+    def postprocess(self, model_outputs: dict[str, Any], config: MelodyGenerationConfig):
         settings = model_outputs["settings"]
         results = []
         for i, seq in enumerate(model_outputs["sequences"]):
             # the grammar enforces the limits itself; the unconstrained path stops one note or bar late
-            limits = (None, None) if settings["constrained"] else (settings["max_new_notes"], settings["max_bars"])
+            limits = (None, None) if config.constrained else (config.max_new_notes, config.max_bars)
             ids = self._trim(seq, model_outputs["prompt_length"], *limits)
-            if output_type == "ids":
+            if config.output_type == "ids":
                 results.append(ids)
                 continue
             try:
-                score = tok.decode(ids)
+                score = self.melody_tokenizer.decode(ids)
             except Exception as e:  # miditok raises on some malformed sequences
                 raise HFMelodyError(f"could not decode the generated tokens ({e})") from e
             melody = GeneratedMelody(score, ids, model_outputs["prompt_length"], model_outputs["num_prompt_notes"],
                                      {**settings, "melody_seed": settings["seed"] + i})
             # key/time signature, tempo and title as meta events, so every file made from the score carries them
             melody.score = with_metadata(score, key=melody.key, title=melody.title)
-            if output_type == "score":
+            if config.output_type == "score":
                 results.append(melody.score)
-            elif output_type == "midi":
+            elif config.output_type == "midi":
                 results.append(melody.to_midi_bytes())
             else:
                 results.append(melody)
         return results
 
+
+MelodyPipeline.__call__.__doc__ = MelodyPipeline.__call__.__doc__.replace("{options}", options_doc(16))
 
 TASK = "melody-generation"
 PIPELINE_REGISTRY.register_pipeline(
@@ -549,8 +403,6 @@ PIPELINE_REGISTRY.register_pipeline(
 def _with_bundled_names(factory):
     """Wrap `transformers.pipeline` so that bundled names (`"folk-base"`) load the packaged checkpoint offline
     instead of being looked up on the Hub; everything else is passed through untouched."""
-    import functools
-
     if getattr(factory, "_hf_melody_wrapped", False):
         return factory
 
@@ -566,9 +418,6 @@ def _with_bundled_names(factory):
 
 
 def _install_bundled_names() -> None:
-    import transformers
-    import transformers.pipelines
-
     wrapped = _with_bundled_names(transformers.pipelines.pipeline)
     transformers.pipelines.pipeline = wrapped
     transformers.pipeline = wrapped

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
+from .music import bar_start_ticks, key_signature, note_name
 from .utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -34,23 +35,12 @@ SOUNDFONT_CANDIDATES = (
     "/usr/local/share/soundfonts/default.sf2",
     "/opt/homebrew/share/soundfonts/default.sf2",
 )
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
                  "mp3": ("MP3", "MPEG_LAYER_III")}
 """Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
 FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
 """Every file format `save_all` and `hf-melody generate --formats` write."""
 DEFAULT_TEMPO_QPM = 120.0
-# semitones from a mode's tonic down to the tonic of the major scale with the same notes
-_MODE_OFFSETS = {"major": 0, "minor": 9, "harmonic minor": 9, "melodic minor": 9, "dorian": 2, "phrygian": 4,
-                 "lydian": 5, "mixolydian": 7, "locrian": 11, "major pentatonic": 0, "minor pentatonic": 9}
-
-
-def pitch_name(pitch: int) -> str:
-    """`60` -> `C4`."""
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
     """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one."""
     if soundfont is not None:
@@ -70,24 +60,6 @@ def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
         "no General MIDI soundfont found; install one (Debian/Ubuntu: `sudo apt-get install timgm6mb-soundfont`), "
         f"or pass soundfont=PATH / set ${SOUNDFONT_ENV}"
     )
-
-
-def key_signature(key: str) -> tuple[int, int]:
-    """`(sharps, tonality)` of a key name for a MIDI key signature: flats are negative, tonality 1 is minor.
-
-    Example:
-        >>> key_signature("D minor"), key_signature("Bb major"), key_signature("G mixolydian")
-        ((-1, 1), (-2, 0), (0, 0))
-    """
-    from .generation import parse_key
-
-    parsed = parse_key(key)
-    mode = parsed.name.split(" ", 1)[1]
-    major_pc = (parsed.tonic - _MODE_OFFSETS[mode]) % 12
-    sharps = (major_pc * 7) % 12
-    if sharps > 6 or (sharps == 6 and "b" in parsed.name.split(" ")[0][1:]):
-        sharps -= 12
-    return sharps, int(mode.endswith("minor"))
 
 
 def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
@@ -176,25 +148,6 @@ def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None
     return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate))
 
 
-def bar_ticks(score) -> list[int]:
-    """Ticks at which bars start, from the score's time signatures, up to its end."""
-    tpq = score.ticks_per_quarter
-    tss = sorted((ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures) or [(0, 4, 4)]
-    if tss[0][0] > 0:
-        tss.insert(0, (0, 4, 4))
-    end = max(score.end(), 1)
-    bars, t = [], 0
-    for i, (start, num, den) in enumerate(tss):
-        stop = tss[i + 1][0] if i + 1 < len(tss) else end + 1
-        t = max(t, start)
-        length = num * tpq * 4 // den
-        while t < stop:
-            bars.append(t)
-            t += length
-    bars.append(t)
-    return bars
-
-
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
                     prompt_notes: int = 0, dpi: int = 120) -> Path:
     """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey."""
@@ -213,7 +166,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     from matplotlib.patches import Rectangle
 
     notes = [n for t in score.tracks for n in t.notes]
-    bars = bar_ticks(score)
+    bars = bar_start_ticks(score)
     # bar number as a function of tick (piecewise linear between bar lines)
     import numpy as np
 
@@ -237,7 +190,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     ax.set_xlim(0, max(1, len(bars) - 1))
     ax.set_ylim(lo - 0.5, hi + 0.5)
     ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 2, 4, 5, 7, 9, 11)]
-    ax.set_yticks(ticks, [pitch_name(p) for p in ticks], fontsize=7)
+    ax.set_yticks(ticks, [note_name(p) for p in ticks], fontsize=7)
     ax.set_xticks(range(len(bars)), [str(b + 1) for b in range(len(bars))], fontsize=7)
     ax.set_xlabel("bar")
     meters = sorted({f"{ts.numerator}/{ts.denominator}" for ts in score.time_signatures}) or ["4/4"]
