@@ -65,7 +65,7 @@ class MelodyDemo:
         return self._pipes[model]
 
     def generate(self, model: str, key: str = ANY, meter: str = ANY, bars: int = 8, style: str = ANY,
-                 temperature: float = 1.0, seed: int | float | None = 0, prompt: str | None = None,
+                 temperature: float = 0.8, seed: int | float | None = 0, prompt: str | None = None,
                  regenerate: str = ""):
         """Generate one melody; returns `(wav path or None, png path, [mid, musicxml paths], markdown summary)`.
 
@@ -146,7 +146,7 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
                 meter = gr.Dropdown(list(METERS), value=ANY, label="meter (without a prompt)")
                 bars = gr.Slider(1, 32, value=8, step=1, label="bars")
                 style = gr.Dropdown([ANY, *STYLES], value=ANY, label="style")
-                temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="temperature")
+                temperature = gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="temperature")
                 seed = gr.Number(value=0, precision=0, label="seed")
                 prompt = gr.File(label="MIDI prompt to continue (optional)", file_types=[".mid", ".midi"],
                                  type="filepath")
