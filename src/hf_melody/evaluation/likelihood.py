@@ -17,6 +17,7 @@ from typing import Any
 
 from ..data import melody_style
 from ..errors import ConfigError
+from ..grammar import REMIGrammar
 from ..melody import Melody
 from .fair_pitch import fair_pitch_logprobs
 
@@ -141,12 +142,12 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     import torch
     from tqdm.auto import tqdm
 
-
     if not melodies:
         raise ConfigError("no melodies to score")
     if fair_pitch and not pitch_bits:
         raise ConfigError("fair_pitch=True needs pitch_bits=True (and a plain REMI tokenizer)")
     pitch_ids = pitch_token_ids(tokenizer) if pitch_bits else set()
+    notes_per_token = REMIGrammar.for_tokenizer(tokenizer).notes_per_token
     n_pos = int(model.config.n_positions)
     stride = stride or max(1, n_pos // 2)
     if not 0 < stride <= n_pos - 1:
@@ -190,8 +191,7 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     for m, ids, lp, hit, fp in zip(melodies, seqs, token_lp, hits, fair, strict=True):
         targets = ids[prefix:]
         is_pitch = np.array([int(t) in pitch_ids for t in targets], dtype=bool)
-        n_notes = (int(is_pitch.sum()) if pitch_ids
-                   else sum(t.startswith("Pitch_") for t in tokenizer.to_base_tokens(ids)))
+        n_notes = sum(notes_per_token[int(t)] for t in ids)
         per.append({"id": m.id, "num_notes": int(n_notes), "num_tokens": len(targets),
                     "bits": float(-lp.sum() / math.log(2)), "correct": float(hit.sum()),
                     "pitch_bits": float(-lp[is_pitch].sum() / math.log(2)) if pitch_ids else None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..data import melody_style
 from ..decoding import generate_ids
+from ..grammar import REMIGrammar
 from ..melody import Melody
 from ..pipeline import MelodyPipeline
 from .likelihood import notes_of_score
@@ -33,15 +34,7 @@ def continuation(model, tokenizer, prompt: list[int], max_new_notes: int, seed: 
     room = int(model.config.n_positions) - len(prompt)
     new = generate_ids(model, tokenizer, prompt, seed=seed, temperature=1.0, constrained=False,
                        max_new_tokens=room)
-    out, notes = [], 0
-    for i, token in zip(new, tokenizer.to_base_tokens(new), strict=True):
-        if i in (tokenizer.eos_token_id, tokenizer.pad_token_id):
-            break
-        notes += token.startswith("Pitch_")
-        if notes > max_new_notes:
-            break
-        out.append(i)
-    return out
+    return new[:REMIGrammar.for_tokenizer(tokenizer).keep_within(new, max_notes=max_new_notes)]
 
 
 def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: int = 32, prompt_bars: int = 4,
@@ -65,6 +58,7 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
 
     model.eval()
     n_pos = int(model.config.n_positions)
+    notes_per_token = REMIGrammar.for_tokenizer(tokenizer).notes_per_token
     preds, refs = [], []
     # BPE ids cannot be cut at a bar line, so continuation BLEU is only measured for plain REMI tokenizers
     prompts = [] if tokenizer.is_bpe else melodies[:num_samples]
@@ -76,7 +70,7 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
             continue
         cut = bar_pos[prompt_bars]
         reference = ids[cut:-1]
-        ref_notes = sum(t.startswith("Pitch_") for t in base[cut:])
+        ref_notes = sum(notes_per_token[i] for i in ids[cut:])
         gen = continuation(model, tokenizer, ids[:cut], ref_notes, seed + k)
         preds.append(tokenizer.to_base_tokens(gen))
         refs.append(tokenizer.to_base_tokens(reference))
