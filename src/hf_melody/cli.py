@@ -20,10 +20,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, HFMelodyError
+from .bundle import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
+from .cards import generate_model_cards
+from .corpora import load_melodies
+from .data import build_dataset, dataset_stats, split_melodies
+from .demo import launch
+from .errors import ConfigError, CorpusError, HFMelodyError
 from .generation_options import DECODERS, MelodyGenerationConfig
+from .infill import parse_bars
+from .music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
+from .parser import evaluation_parser, prepare_parser, training_parser
 from .pipeline import MelodyPipeline
 from .render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
+from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger("hf_melody")
 
@@ -33,12 +42,8 @@ def _echo(msg: str) -> None:
     sys.stdout.flush()
 
 
-
-
 def check_out_folder(flag: str, path: str) -> Path:
     """`ConfigError` (before any work) if `path`, or a folder above it, is an existing file."""
-    from .errors import ConfigError
-
     out = Path(path)
     for p in (out, *out.parents):
         if p.exists():
@@ -50,8 +55,6 @@ def check_out_folder(flag: str, path: str) -> Path:
 
 def parse_formats(text: str) -> list[str]:
     """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format."""
-    from .errors import ConfigError
-
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -62,11 +65,6 @@ def parse_formats(text: str) -> list[str]:
 
 def cmd_prepare(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody prepare`: corpus or MIDI folder -> packed `DatasetDict`, `miditok.json` and a skip report."""
-    from .corpora import load_melodies
-    from .data import build_dataset, dataset_stats, split_melodies
-    from .parser import prepare_parser
-    from .tokenizer import MelodyTokenizer
-
     parser = prepare_parser("hf-melody prepare")
     if _wants_help(argv):
         parser.print_help()
@@ -104,8 +102,7 @@ def _wants_help(argv: list[str]) -> bool:
 
 def cmd_train(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody train`: the options of `recipes/train.py` (a recipe via --config, any key as a flag)."""
-    from .parser import training_parser
-    from .training import parse_args, train
+    from .training import parse_args, train  # the Trainer (~0.3 s): only for the commands that train
 
     if _wants_help(argv):
         training_parser("hf-melody train").print_help()
@@ -207,15 +204,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_bars(text: str) -> tuple[int, int]:
-    """`"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError` for anything else."""
-    first, sep, last = text.partition("-")
-    try:
-        return (int(first), int(last) if sep else int(first))
-    except ValueError:
-        raise ConfigError(f"--bars {text!r}: give a bar or a range of bars, e.g. --bars 5 or --bars 5-6") from None
-
-
 def cmd_infill(args: argparse.Namespace) -> int:
     bars = parse_bars(args.bars)
     formats = check_formats(parse_formats(args.formats))
@@ -237,14 +225,10 @@ def cmd_infill(args: argparse.Namespace) -> int:
 
 
 def cmd_corpora(args: argparse.Namespace) -> int:
-    from .music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
-
     if args.rebuild is not None:
         names = args.rebuild or [*FOLK_CORPORA, "bach-chorales"]
         unknown = [n for n in names if n not in MUSIC21_CORPORA]
         if unknown:
-            from .errors import CorpusError
-
             raise CorpusError(f"unknown corpus {unknown[0]!r}; choose among {', '.join(MUSIC21_CORPORA)}")
         for name, path in build_packs(names, out_dir=args.out or PACK_DIR, num_proc=args.num_proc).items():
             _echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for {name}")
@@ -260,8 +244,6 @@ def cmd_corpora(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import launch
-
     _echo(f"starting the demo on http://{args.host}:{args.port} (Ctrl+C to stop)")
     launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont)
     return 0
@@ -269,8 +251,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody evaluate`: the options of `recipes/evaluate.py` (a recipe via --config, any key as a flag)."""
-    from .evaluation import evaluate_models, results_table
-    from .parser import evaluation_parser
+    from .evaluation import evaluate_models, results_table  # with the Trainer (~0.3 s): only for this command
 
     parser = evaluation_parser("hf-melody evaluate")
     if _wants_help(argv):
@@ -284,16 +265,12 @@ def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
 
 
 def cmd_cards(args: argparse.Namespace) -> int:
-    from .cards import generate_model_cards
-
     for path in generate_model_cards(args.results, args.out):
         _echo(f"wrote {path}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
-
     for name in bundled_checkpoints():
         info_path = CHECKPOINTS_DIR / name / TRAINING_INFO
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}

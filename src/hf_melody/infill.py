@@ -92,6 +92,21 @@ def random_infill_example(ids: Sequence[int], tokenizer: MelodyTokenizer, key: s
     return infill_example(ids, tokenizer, start, start + width)
 
 
+def parse_bars(text: str) -> tuple[int, int]:
+    """The bars of a command-line or demo field, 1-based: `"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError`
+    for anything else.
+
+    Example:
+        >>> parse_bars("5-6"), parse_bars("3")
+        ((5, 6), (3, 3))
+    """
+    first, sep, last = text.partition("-")
+    try:
+        return (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ConfigError(f"bars {text!r}: give a bar or a range of bars, e.g. 5 or 5-6") from None
+
+
 def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tuple[int, int]:
     """`bars` (1-based, inclusive: `(5, 6)` or `5`) checked against a melody of `n_bars` bars; 0-based `(start, stop)`.
 

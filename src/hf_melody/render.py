@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
-from .music import bar_start_ticks, key_signature, note_name
+from .music import MODES, bar_start_ticks, key_signature, note_name
 from .utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("
                  "mp3": ("MP3", "MPEG_LAYER_III")}
 """Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
 FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
-"""Every file format `save_all` and `hf-melody generate --formats` write."""
+"""Every file format `GeneratedMelody.save` and `hf-melody generate --formats` write."""
 DEFAULT_TEMPO_QPM = 120.0
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
     """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one."""
@@ -178,7 +178,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     lo = min((n.pitch for n in notes), default=60) - 2
     hi = max((n.pitch for n in notes), default=72) + 2
     for p in range(lo, hi + 1):
-        if p % 12 in (1, 3, 6, 8, 10):
+        if p % 12 not in MODES["major"]:  # the black keys
             ax.axhspan(p - 0.5, p + 0.5, color="#f2f2f2", zorder=0)
     for i, n in enumerate(notes):
         x0, x1 = to_bar(n.time), to_bar(n.time + n.duration)
@@ -189,7 +189,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
         ax.axvline(b, color="#444444", linewidth=0.8 if b % 4 else 1.4, zorder=1)
     ax.set_xlim(0, max(1, len(bars) - 1))
     ax.set_ylim(lo - 0.5, hi + 0.5)
-    ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 2, 4, 5, 7, 9, 11)]
+    ticks = [p for p in range(lo, hi + 1) if p % 12 in MODES["major"]]
     ax.set_yticks(ticks, [note_name(p) for p in ticks], fontsize=7)
     ax.set_xticks(range(len(bars)), [str(b + 1) for b in range(len(bars))], fontsize=7)
     ax.set_xlabel("bar")
@@ -214,31 +214,3 @@ def check_formats(formats: Sequence[str]) -> list[str]:
     if bad or not out:
         raise ConfigError(f"unknown file format(s) {bad or formats!r}; choose from {', '.join(FORMATS)}")
     return list(dict.fromkeys(out))
-
-
-def save_all(score, stem: str | os.PathLike, formats: Sequence[str] = ("mid", "wav", "png"), **kwargs) -> list[Path]:
-    """Write `stem.<ext>` for each of `formats` (see `FORMATS`); kwargs: soundfont, title, key, tempo_qpm,
-    settings, prompt_notes.
-
-    Example:
-        >>> save_all(score, "out/tune", ["mid", "flac", "musicxml"], key="G major", title="Tune")   # doctest: +SKIP
-    """
-    stem = Path(stem)
-    out = []
-    for fmt in check_formats(formats):
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        if fmt == "mid":
-            out.append(save_midi(score, path, key=kwargs.get("key"), title=kwargs.get("title"),
-                                 tempo_qpm=kwargs.get("tempo_qpm")))
-        elif fmt in AUDIO_FORMATS:
-            out.append(save_audio(score, path, soundfont=kwargs.get("soundfont")))
-        elif fmt == "png":
-            out.append(save_piano_roll(score, path, title=kwargs.get("title") or "", settings=kwargs.get("settings"),
-                                       prompt_notes=kwargs.get("prompt_notes", 0)))
-        else:
-            from .notation import save_abc, save_musicxml
-
-            save = save_musicxml if fmt == "musicxml" else save_abc
-            out.append(save(score, path, key=kwargs.get("key"), title=kwargs.get("title"),
-                            tempo_qpm=kwargs.get("tempo_qpm")))
-    return out
