@@ -1,7 +1,7 @@
 """Controlled generation: the logits processors of a call (grammar, key/scale and range, sampling) in order.
 
 The pieces live by job: the grammar processor in `grammar_processor`, length criteria in `lengths`, streaming in
-`streaming`, keys and scales in `music`; their names stay importable from here.
+`streaming`, keys and scales in `music`.
 
 Example:
     >>> from transformers import LogitsProcessorList
@@ -28,30 +28,21 @@ from transformers import (
 )
 
 from .errors import ConfigError
-from .generation_options import check_int, check_key, check_pitch_range
 from .grammar import REMIGrammar
-from .grammar_processor import REMIGrammarProcessor, grammar_scores, mask_early_eos
-from .lengths import MinLengthProcessor, MusicalLengthCriteria, token_counts
-from .music import MODES, NOTE_NAMES, Key, parse_key, tokenizer_pitch_range
-from .streaming import NoteStreamer, StreamedNote
+from .grammar_processor import REMIGrammarProcessor
+from .lengths import MinLengthProcessor
+from .music import MODES, NOTE_NAMES, parse_key, tokenizer_pitch_range
+from .option_checks import check_int, check_key, check_pitch_range
 from .tokenizer import MelodyTokenizer
 
 __all__ = [
     "MODES",
-    "Key",
     "MelodyConstraints",
-    "MinLengthProcessor",
-    "MusicalLengthCriteria",
-    "NoteStreamer",
     "PitchConstraintProcessor",
     "REMIGrammarProcessor",
     "SeededSampler",
-    "StreamedNote",
-    "grammar_scores",
-    "mask_early_eos",
     "melody_logits_processors",
     "parse_key",
-    "token_counts",
 ]
 
 
