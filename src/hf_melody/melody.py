@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import NoMelodyError
 from .music import GRID, PITCH_RANGE, PLACEMENT_RANGE, TIME_SIGNATURE_RANGE, TPQ, bar_ticks
+from .utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,5 @@ class SkipReport:
         return f"{self.kept} of {self.total} kept, {len(self.skipped)} skipped" + (f" ({reasons})" if reasons else "")
 
     def save(self, path: str | os.PathLike) -> Path:
-        from .utils import atomic_write_text
-
         body = {"total": self.total, "kept": self.kept, "reasons": self.reasons(), "skipped": self.skipped}
         return atomic_write_text(path, json.dumps(body, indent=2))
