@@ -279,15 +279,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hf-melody",
-        description="Train, evaluate and sample small GPT-2 melody models on MIDI.",
-        epilog="Run `hf-melody COMMAND --help` for the options of a command.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_generate(sub) -> None:
     g = sub.add_parser("generate", help="sample melodies and write MIDI, WAV and piano-roll PNG files",
                        description="Sample melodies (or continue a MIDI prompt) and write melody_<i>.mid/.wav/.png. "
                                    "Melody i uses seed --seed + i.", allow_abbrev=False)
@@ -301,12 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     add_generation_flags(g.add_argument_group("generation options (MelodyGenerationConfig)"))
 
-    # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
-    sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk "
-                   "(see `prepare --help`)", add_help=False)
-    sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots (see `evaluate --help`)",
-                   add_help=False)
 
+def _add_infill(sub) -> None:
     f = sub.add_parser("infill", help="regenerate chosen bars of a MIDI melody, keeping the rest",
                        description="Regenerate bars of a melody (e.g. --bars 5-6) knowing the bars before and after "
                                    "them; writes infill_<i>.mid/.wav/.png, one per candidate (seed --seed + i).",
@@ -322,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_flags(f.add_argument_group("generation options (MelodyGenerationConfig, those infill takes)"),
                          infill=True)
 
+
+def _add_corpora(sub) -> None:
     k = sub.add_parser("corpora", help="list the packaged corpus conversions, or rebuild them from music21",
                        description="The music21 corpora ship converted (corpus_packs/*.json.gz) so they load in "
                                    "seconds. Without options: list them. --rebuild converts with music21 again "
@@ -331,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=None, help="folder for the rebuilt packs (default: inside the package)")
     k.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
 
+
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="start the local web demo (Gradio): generate, listen, download",
                        description="Serve a Gradio app to pick a model, key, meter, bars, style, temperature, seed "
                                    "and a MIDI prompt, then listen and download MIDI/MusicXML. Needs the demo extra.")
@@ -340,14 +332,43 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the network)")
     d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
 
-    sub.add_parser("train", help="train a model (the options of recipes/train.py; see `train --help`)",
-                   add_help=False)
-    sub.add_parser("models", help="list the bundled pretrained checkpoints")
+
+def _add_cards(sub) -> None:
     c = sub.add_parser("cards", help="regenerate the model cards of the bundled checkpoints from results.json",
                        description="Render model_cards/<name>.md and each bundle's README.md from its training "
                                    "info and an evaluation results.json (written by `hf-melody evaluate`).")
     c.add_argument("--results", default="model_cards/eval/results.json", help="evaluation results.json")
     c.add_argument("--out", default="model_cards", help="folder for the cards (default: model_cards)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `hf-melody` argument parser: one sub-command per job (train, evaluate and prepare are only listed here:
+    `main` hands their flags to the dataclass parser of `hf_melody.parser`).
+
+    Example:
+        >>> build_parser().parse_args(["generate", "--num", "2"]).num
+        2
+    """
+    parser = argparse.ArgumentParser(
+        prog="hf-melody",
+        description="Train, evaluate and sample small GPT-2 melody models on MIDI.",
+        epilog="Run `hf-melody COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
+    sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk "
+                   "(see `prepare --help`)", add_help=False)
+    sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots (see `evaluate --help`)",
+                   add_help=False)
+    _add_infill(sub)
+    _add_corpora(sub)
+    _add_demo(sub)
+    sub.add_parser("train", help="train a model (the options of recipes/train.py; see `train --help`)",
+                   add_help=False)
+    sub.add_parser("models", help="list the bundled pretrained checkpoints")
+    _add_cards(sub)
     return parser
 
 

@@ -37,6 +37,29 @@ def continuation(model, tokenizer, prompt: list[int], max_new_notes: int, seed: 
     return new[:REMIGrammar.for_tokenizer(tokenizer).keep_within(new, max_notes=max_new_notes)]
 
 
+def _continuations(model, tokenizer, melodies: Sequence[Melody], prompt_bars: int, use_style_tokens: bool, seed: int,
+                   progress: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """`(generated, real)` continuations as base REMI tokens: melody k's first `prompt_bars` bars continued by
+    `continuation` (seed `seed + k`) for as many notes as it really has; melodies too short (or whose prompt does
+    not fit the context) are left out."""
+    from tqdm.auto import tqdm
+
+    n_pos = int(model.config.n_positions)
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    preds, refs = [], []
+    for k, m in enumerate(tqdm(melodies, desc="continuations", disable=not progress)):
+        ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
+        bar_pos = [j for j, i in enumerate(ids) if grammar.bars_per_token[i]]
+        if len(bar_pos) <= prompt_bars + 1 or bar_pos[prompt_bars] >= n_pos - 8:
+            continue
+        cut = bar_pos[prompt_bars]
+        ref_notes = sum(grammar.notes_per_token[i] for i in ids[cut:])
+        gen = continuation(model, tokenizer, ids[:cut], ref_notes, seed + k)
+        preds.append(tokenizer.to_base_tokens(gen))
+        refs.append(tokenizer.to_base_tokens(ids[cut:-1]))
+    return preds, refs
+
+
 def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: int = 32, prompt_bars: int = 4,
                    use_style_tokens: bool = True, training_notes: Sequence | None = None, seed: int = 0,
                    progress: bool = False) -> dict[str, Any]:
@@ -54,26 +77,10 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
         >>> sample_metrics(model, tok, melodies, num_samples=16)["continuation_bleu"]["bleu"]   # doctest: +SKIP
         0.21
     """
-    from tqdm.auto import tqdm
-
     model.eval()
-    n_pos = int(model.config.n_positions)
-    notes_per_token = REMIGrammar.for_tokenizer(tokenizer).notes_per_token
-    preds, refs = [], []
     # BPE ids cannot be cut at a bar line, so continuation BLEU is only measured for plain REMI tokenizers
     prompts = [] if tokenizer.is_bpe else melodies[:num_samples]
-    for k, m in enumerate(tqdm(prompts, desc="continuations", disable=not progress)):
-        ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
-        base = tokenizer.to_base_tokens(ids)
-        bar_pos = [i for i, t in enumerate(base) if t.startswith("Bar_")]
-        if len(bar_pos) <= prompt_bars + 1 or bar_pos[prompt_bars] >= n_pos - 8:
-            continue
-        cut = bar_pos[prompt_bars]
-        reference = ids[cut:-1]
-        ref_notes = sum(notes_per_token[i] for i in ids[cut:])
-        gen = continuation(model, tokenizer, ids[:cut], ref_notes, seed + k)
-        preds.append(tokenizer.to_base_tokens(gen))
-        refs.append(tokenizer.to_base_tokens(reference))
+    preds, refs = _continuations(model, tokenizer, prompts, prompt_bars, use_style_tokens, seed, progress)
     out: dict[str, Any] = {"num_prompts": len(preds), "prompt_bars": prompt_bars}
     out["continuation_bleu"] = corpus_bleu(preds, refs) if preds else None
 
