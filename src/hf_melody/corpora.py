@@ -24,7 +24,7 @@ from .melody import (  # noqa: F401 - re-exported: the record and its helpers ha
     fit_pitch_range,
     skyline,
 )
-from .music import GRID, PITCH_RANGE, PLACEMENT_RANGE, TPQ  # noqa: F401 - re-exported
+from .music import PITCH_RANGE, PLACEMENT_RANGE, TPQ  # noqa: F401 - PITCH_RANGE re-exported (tests)
 from .music21_corpora import (  # noqa: F401 - re-exported
     FOLK_CORPORA,
     MUSIC21_CORPORA,

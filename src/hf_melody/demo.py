@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .bundle import DEFAULT_MODEL, bundled_checkpoints
 from .errors import HFMelodyError, MissingDependencyError, SoundfontNotFoundError
-from .hub import DEFAULT_MODEL, bundled_checkpoints
 from .infill import parse_bars
 from .pipeline import MelodyPipeline
 from .tokenizer import STYLES

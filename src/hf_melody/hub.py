@@ -14,15 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .bundle import (  # noqa: F401 - re-exported: the bundle's names have always been importable from here
+from .bundle import (  # noqa: F401 - CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints re-exported (tests, benchmarks)
     CHECKPOINTS_DIR,
     DEFAULT_MODEL,
     HUB_KWARGS,
     TOKENIZER_FILE,
     TRAINING_INFO,
-    TRAINING_LOG,
     bundled_checkpoints,
-    bundled_name,
     resolve_bundle,
     resolve_file,
 )
