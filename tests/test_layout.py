@@ -110,9 +110,36 @@ def test_module_size(module):
     assert lines <= MAX_LINES, f"{module} has {lines} lines; split it by purpose (at most {MAX_LINES})"
 
 
+def _attribute_docstrings() -> set[str]:
+    """Module-level names of the package followed by a string (the attribute docstring convention)."""
+    names = set()
+    for path in MODULES.values():
+        body = ast.parse(path.read_text()).body
+        for node, after in zip(body, body[1:], strict=False):
+            if (isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 @pytest.mark.parametrize("name", hf_melody.__all__)
-def test_public_names_are_documented(name):
+def test_public_names_are_documented_with_a_call(name):
     obj = getattr(hf_melody, name)
-    if isinstance(obj, dict | tuple | list | str | int):  # constants are documented where they are defined
+    if not callable(obj):  # a constant: documented by the string below its assignment
+        assert name in _attribute_docstrings(), f"hf_melody.{name} has no docstring below its assignment"
         return
-    assert (obj.__doc__ or "").strip(), f"hf_melody.{name} has no docstring"
+    doc = obj.__doc__ or ""
+    assert doc.strip(), f"hf_melody.{name} has no docstring"
+    assert ">>>" in doc, f"the docstring of hf_melody.{name} shows no call (add an Example: section)"
+
+
+def test_readme_layout_lists_every_module():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    listed = {line.split()[0] for line in layout.splitlines() if line.startswith("  ") and line.split()}
+    ours = {p.name for p in PACKAGE.glob("*.py")} | {f"{p.name}/" for p in PACKAGE.iterdir()
+                                                      if (p / "__init__.py").is_file()}
+    assert not ours - listed, f"README's layout misses {sorted(ours - listed)}"
+    assert not {n for n in listed if n.endswith(".py")} - ours, "README's layout lists modules that are gone"

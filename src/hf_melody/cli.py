@@ -43,7 +43,13 @@ def _echo(msg: str) -> None:
 
 
 def check_out_folder(flag: str, path: str) -> Path:
-    """`ConfigError` (before any work) if `path`, or a folder above it, is an existing file."""
+    """`path` as a `Path`; `ConfigError` (before any work) if it, or a folder above it, is an existing file.
+
+    Example:
+        >>> check_out_folder("--out", "README.md/melodies")                            # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        hf_melody.errors.ConfigError: --out README.md/melodies: README.md is a file, not a folder; give a folder path
+    """
     out = Path(path)
     for p in (out, *out.parents):
         if p.exists():
@@ -54,7 +60,12 @@ def check_out_folder(flag: str, path: str) -> Path:
 
 
 def parse_formats(text: str) -> list[str]:
-    """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format."""
+    """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format.
+
+    Example:
+        >>> parse_formats("mid, wav,PNG")
+        ['mid', 'wav', 'png']
+    """
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -183,6 +194,7 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """`hf-melody generate`: sample `--num` melodies (melody i with seed `--seed + i`) and write their files."""
     formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
     check_out_folder("--out", args.out)
     kwargs = generation_options(args)
@@ -205,6 +217,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_infill(args: argparse.Namespace) -> int:
+    """`hf-melody infill`: regenerate `--bars` of the `--prompt` melody, `--num` candidates, and write their files."""
     bars = parse_bars(args.bars)
     formats = check_formats(parse_formats(args.formats))
     out = check_out_folder("--out", args.out)
@@ -225,6 +238,7 @@ def cmd_infill(args: argparse.Namespace) -> int:
 
 
 def cmd_corpora(args: argparse.Namespace) -> int:
+    """`hf-melody corpora`: list the packaged music21 corpus conversions, or rebuild them (`--rebuild`)."""
     if args.rebuild is not None:
         names = args.rebuild or [*FOLK_CORPORA, "bach-chorales"]
         unknown = [n for n in names if n not in MUSIC21_CORPORA]
@@ -244,6 +258,7 @@ def cmd_corpora(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """`hf-melody demo`: serve the Gradio demo until Ctrl+C."""
     _echo(f"starting the demo on http://{args.host}:{args.port} (Ctrl+C to stop)")
     launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont)
     return 0
@@ -265,12 +280,14 @@ def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
 
 
 def cmd_cards(args: argparse.Namespace) -> int:
+    """`hf-melody cards`: render the model cards of the bundled checkpoints from an evaluation `results.json`."""
     for path in generate_model_cards(args.results, args.out):
         _echo(f"wrote {path}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """`hf-melody models`: one line per bundled checkpoint (preset, parameters, validation loss)."""
     for name in bundled_checkpoints():
         info_path = CHECKPOINTS_DIR / name / TRAINING_INFO
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}

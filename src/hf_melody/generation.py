@@ -58,6 +58,11 @@ class MelodyConstraints:
         pitch_range: lowest and highest allowed MIDI pitch (inclusive; always hard).
         num_bars: the generated part fills exactly this many bars and ends on a bar line.
         end_on_tonic: the last note is the tonic.
+
+    Example:
+        >>> c = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)
+        >>> c.key_name, c.tonic, c.needs_grammar
+        ('D minor', 2, True)
     """
 
     pitch_classes: frozenset[int] | None = None

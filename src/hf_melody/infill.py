@@ -36,7 +36,13 @@ MAX_INFILL_BARS = 4
 
 def split_bars(body: Sequence[int], bar_id: int) -> list[list[int]]:
     """Cut token ids (no BOS/style/EOS) into bars, each starting at a `Bar` token; tokens before the first bar line
-    (none in our REMI) are kept with the first bar."""
+    (none in our REMI) are kept with the first bar.
+
+    Example:
+        >>> bar = tok.base_vocab["Bar_None"]
+        >>> split_bars([bar, 20, 21, bar, 22], bar) == [[bar, 20, 21], [bar, 22]]
+        True
+    """
     bars: list[list[int]] = []
     for t in body:
         if t == bar_id or not bars:
@@ -112,6 +118,10 @@ def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tupl
 
     Raises:
         ConfigError: not two increasing bar numbers inside the melody.
+
+    Example:
+        >>> check_bars((5, 6), n_bars=8), check_bars(3, n_bars=8)
+        ((4, 6), (2, 3))
     """
     if isinstance(bars, int) and not isinstance(bars, bool):
         bars = (bars, bars)

@@ -33,6 +33,11 @@ class Melody:
         notes: `[onset, duration, pitch]` triples in ticks at `TPQ` (480 per quarter), sorted, non-overlapping.
         time_signatures: `[tick, numerator, denominator]` triples; the first one at tick 0.
         title, key, style: metadata (may be empty).
+
+    Example:
+        >>> melody = Melody("mine/1", "mine", [[0, 480, 60], [480, 480, 64]], [[0, 3, 4]], style="german-folk")
+        >>> melody.meter, len(melody.notes)
+        ('3/4', 2)
     """
 
     id: str
@@ -164,7 +169,14 @@ def _one_line(text: str, limit: int = 160) -> str:
 
 @dataclass
 class SkipReport:
-    """What a batch job skipped, and why. Written as JSON beside the output by `save`."""
+    """What a batch job skipped, and why. Written as JSON beside the output by `save`.
+
+    Example:
+        >>> melodies, report = load_melodies("path/to/midi")                      # doctest: +SKIP
+        >>> report.summary(), report.reasons()                                    # doctest: +SKIP
+        ('118 of 120 kept, 2 skipped (MidiReadError: 1, NoMelodyError: 1)', {...})
+        >>> report.save("out/skip_report.json")                                   # doctest: +SKIP
+    """
 
     total: int = 0
     kept: int = 0

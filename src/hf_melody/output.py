@@ -40,6 +40,12 @@ class GeneratedMelody:
             reproducibility: `seed` is the call's seed and `melody_seed` the seed of this melody (`seed + i` for
             the i-th melody), so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
             regenerates it alone.
+
+    Example:
+        >>> melody = MelodyPipeline.from_pretrained("folk-base")(seed=0, key="D minor", num_bars=8)[0]
+        >>> melody
+        GeneratedMelody(27 notes, 0 from the prompt, 99 tokens, key='D minor', seed=0)
+        >>> melody.save("out/tune", ("mid", "wav", "musicxml"))                              # doctest: +SKIP
     """
 
     score: Any

@@ -42,7 +42,12 @@ FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
 """Every file format `GeneratedMelody.save` and `hf-melody generate --formats` write."""
 DEFAULT_TEMPO_QPM = 120.0
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
-    """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one."""
+    """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one.
+
+    Example:
+        >>> find_soundfont()                                                            # doctest: +SKIP
+        PosixPath('/usr/share/sounds/sf2/FluidR3_GM.sf2')
+    """
     if soundfont is not None:
         path = Path(soundfont)
         if not path.is_file():
@@ -89,7 +94,11 @@ def with_metadata(score, key: str | None = None, title: str | None = None, tempo
 def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
               tempo_qpm: float | None = None) -> Path:
     """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo and track name (see
-    `with_metadata`)."""
+    `with_metadata`).
+
+    Example:
+        >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune")      # doctest: +SKIP
+    """
     return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
 
 
@@ -135,7 +144,11 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
 def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
                sample_rate: int = 22050) -> Path:
-    """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3."""
+    """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
+
+    Example:
+        >>> save_audio(melody.score, "out/tune.flac", soundfont="GeneralUser.sf2")        # doctest: +SKIP
+    """
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
@@ -150,7 +163,11 @@ def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None
 
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
                     prompt_notes: int = 0, dpi: int = 120) -> Path:
-    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey."""
+    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey.
+
+    Example:
+        >>> save_piano_roll(melody.score, "out/tune.png", title="seed 0", prompt_notes=8)   # doctest: +SKIP
+    """
     return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi))
 
 
@@ -207,7 +224,12 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:
-    """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`."""
+    """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`.
+
+    Example:
+        >>> check_formats(["MIDI", ".wav", "xml"])
+        ['mid', 'wav', 'musicxml']
+    """
     aliases = {"midi": "mid", "xml": "musicxml", "mxl": "musicxml"}
     out = [aliases.get(f.strip().lower().lstrip("."), f.strip().lower().lstrip(".")) for f in formats if f.strip()]
     bad = [f for f in out if f not in FORMATS]

@@ -30,6 +30,12 @@ EOS` teaches the same causal model to regenerate bars between a given prefix and
 
 
 def style_token(style: str) -> str:
+    """The token string of a style control token.
+
+    Example:
+        >>> style_token("irish")
+        'Style-irish_None'
+    """
     return f"Style-{style}_None"
 
 

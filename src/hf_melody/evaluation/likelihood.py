@@ -89,7 +89,12 @@ def _windows(length: int, first_target: int, n_positions: int, stride: int) -> l
 
 
 def pitch_token_ids(tokenizer) -> set[int]:
-    """Ids of the `Pitch_*` tokens of a plain (non-BPE) tokenizer; a `ConfigError` for BPE tokenizers."""
+    """Ids of the `Pitch_*` tokens of a plain (non-BPE) tokenizer; a `ConfigError` for BPE tokenizers.
+
+    Example:
+        >>> len(pitch_token_ids(MelodyTokenizer()))          # one per pitch of music.PITCH_RANGE
+        49
+    """
     if tokenizer.is_bpe:
         raise ConfigError("pitch bits per note need a plain REMI tokenizer: with BPE a token can hold several "
                           "notes, so P(pitch) is not a single token's probability; pass pitch_bits=False and use "
@@ -314,7 +319,11 @@ def melodies_from_notes(notes: Sequence[Sequence[Sequence[int]]],
 
 
 def notes_of_score(score) -> tuple[list[list[int]], list[list[int]]]:
-    """`(notes, time_signatures)` of a decoded `symusic.Score` (480 ticks per quarter)."""
+    """`(notes, time_signatures)` of a decoded `symusic.Score` (`music.TPQ` = 480 ticks per quarter).
+
+    Example:
+        >>> notes, tss = notes_of_score(tok.decode(ids))                                   # doctest: +SKIP
+    """
     notes = sorted([n.time, n.duration, n.pitch] for t in score.tracks for n in t.notes)
     tss = [[t.time, t.numerator, t.denominator] for t in score.time_signatures] or [[0, 4, 4]]
     return notes, tss
