@@ -143,3 +143,19 @@ def test_readme_layout_lists_every_module():
                                                       if (p / "__init__.py").is_file()}
     assert not ours - listed, f"README's layout misses {sorted(ours - listed)}"
     assert not {n for n in listed if n.endswith(".py")} - ours, "README's layout lists modules that are gone"
+
+
+def test_the_pitch_range_is_shown_the_same_everywhere():
+    from hf_melody.bundle import CHECKPOINTS_DIR, bundled_checkpoints
+    from hf_melody.generation_options import options_doc
+    from hf_melody.music import PITCH_RANGE, PLACEMENT_RANGE, note_name, pitch_range_text, tokenizer_pitch_range
+
+    lo, hi = PITCH_RANGE
+    assert tokenizer_pitch_range(hf_melody.MelodyTokenizer()) == PITCH_RANGE
+    assert pitch_range_text() in " ".join(options_doc().split())  # the flag and the pipeline's help
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"{note_name(lo)}..{note_name(hi)}" in readme
+    assert f"{note_name(PLACEMENT_RANGE[0])}..{note_name(PLACEMENT_RANGE[1])}" in readme
+    for name in bundled_checkpoints():
+        card = (CHECKPOINTS_DIR / name / "README.md").read_text()
+        assert f"pitches {note_name(lo)}–{note_name(hi)} (MIDI {lo}–{hi})" in card, name
