@@ -13,6 +13,7 @@ Importing hf_melody registers the `melody-generation` task with transformers, so
 `transformers.pipeline("melody-generation", model=...)` works afterwards.
 """
 
+from .bundle import bundled_checkpoints
 from .corpora import Melody, SkipReport, load_melodies, read_midi
 from .data import DataConfig, build_dataset, prepare_dataset
 from .errors import (
@@ -26,7 +27,7 @@ from .errors import (
     SoundfontNotFoundError,
 )
 from .generation_options import MelodyGenerationConfig
-from .hub import bundled_checkpoints, load_model, load_tokenizer, push_bundle_to_hub, save_bundle
+from .hub import load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .modeling import PRESETS, build_model
 from .pipeline import GeneratedMelody, MelodyPipeline
 from .streaming import StreamedNote

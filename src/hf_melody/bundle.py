@@ -28,7 +28,12 @@ HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
 
 
 def bundled_checkpoints() -> list[str]:
-    """Names of the checkpoints shipped inside the package (loadable offline by name)."""
+    """Names of the checkpoints shipped inside the package (loadable offline by name).
+
+    Example:
+        >>> bundled_checkpoints()
+        ['deeper-thinner', 'folk-base', 'original', 'wider-shallower']
+    """
     if not CHECKPOINTS_DIR.is_dir():
         return []
     return sorted(p.name for p in CHECKPOINTS_DIR.iterdir() if (p / "config.json").is_file())

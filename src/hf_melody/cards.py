@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
-from .music import note_name
+from .music import note_name, tokenizer_pitch_range
 from .tokenizer import MelodyTokenizer
 from .utils import atomic_write_text
 
@@ -45,8 +45,7 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
         return f"{x:.4f}" if isinstance(x, float) else ("n/a" if x is None else str(x))
 
     tokenizer = MelodyTokenizer.from_pretrained(bundle_dir)
-    pitches = [int(t.split("_")[1]) for t in tokenizer.base_vocab if t.startswith("Pitch_")]
-    pitch_range = (min(pitches), max(pitches))
+    pitch_range = tokenizer_pitch_range(tokenizer)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     template = env.from_string(TEMPLATE.read_text())
     return template.render(

@@ -20,10 +20,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, HFMelodyError
+from .bundle import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
+from .cards import generate_model_cards
+from .corpora import load_melodies
+from .data import build_dataset, dataset_stats, split_melodies
+from .demo import launch
+from .errors import ConfigError, CorpusError, HFMelodyError
 from .generation_options import DECODERS, MelodyGenerationConfig
+from .infill import parse_bars
+from .music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
+from .parser import evaluation_parser, prepare_parser, training_parser
 from .pipeline import MelodyPipeline
 from .render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
+from .tokenizer import MelodyTokenizer
 
 logger = logging.getLogger("hf_melody")
 
@@ -33,12 +42,14 @@ def _echo(msg: str) -> None:
     sys.stdout.flush()
 
 
-
-
 def check_out_folder(flag: str, path: str) -> Path:
-    """`ConfigError` (before any work) if `path`, or a folder above it, is an existing file."""
-    from .errors import ConfigError
+    """`path` as a `Path`; `ConfigError` (before any work) if it, or a folder above it, is an existing file.
 
+    Example:
+        >>> check_out_folder("--out", "README.md/melodies")                            # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        hf_melody.errors.ConfigError: --out README.md/melodies: README.md is a file, not a folder; give a folder path
+    """
     out = Path(path)
     for p in (out, *out.parents):
         if p.exists():
@@ -49,9 +60,12 @@ def check_out_folder(flag: str, path: str) -> Path:
 
 
 def parse_formats(text: str) -> list[str]:
-    """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format."""
-    from .errors import ConfigError
+    """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format.
 
+    Example:
+        >>> parse_formats("mid, wav,PNG")
+        ['mid', 'wav', 'png']
+    """
     formats = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -62,11 +76,6 @@ def parse_formats(text: str) -> list[str]:
 
 def cmd_prepare(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody prepare`: corpus or MIDI folder -> packed `DatasetDict`, `miditok.json` and a skip report."""
-    from .corpora import load_melodies
-    from .data import build_dataset, dataset_stats, split_melodies
-    from .parser import prepare_parser
-    from .tokenizer import MelodyTokenizer
-
     parser = prepare_parser("hf-melody prepare")
     if _wants_help(argv):
         parser.print_help()
@@ -104,8 +113,7 @@ def _wants_help(argv: list[str]) -> bool:
 
 def cmd_train(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody train`: the options of `recipes/train.py` (a recipe via --config, any key as a flag)."""
-    from .parser import training_parser
-    from .training import parse_args, train
+    from .training import parse_args, train  # the Trainer (~0.3 s): only for the commands that train
 
     if _wants_help(argv):
         training_parser("hf-melody train").print_help()
@@ -186,6 +194,7 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """`hf-melody generate`: sample `--num` melodies (melody i with seed `--seed + i`) and write their files."""
     formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
     check_out_folder("--out", args.out)
     kwargs = generation_options(args)
@@ -207,16 +216,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_bars(text: str) -> tuple[int, int]:
-    """`"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError` for anything else."""
-    first, sep, last = text.partition("-")
-    try:
-        return (int(first), int(last) if sep else int(first))
-    except ValueError:
-        raise ConfigError(f"--bars {text!r}: give a bar or a range of bars, e.g. --bars 5 or --bars 5-6") from None
-
-
 def cmd_infill(args: argparse.Namespace) -> int:
+    """`hf-melody infill`: regenerate `--bars` of the `--prompt` melody, `--num` candidates, and write their files."""
     bars = parse_bars(args.bars)
     formats = check_formats(parse_formats(args.formats))
     out = check_out_folder("--out", args.out)
@@ -237,14 +238,11 @@ def cmd_infill(args: argparse.Namespace) -> int:
 
 
 def cmd_corpora(args: argparse.Namespace) -> int:
-    from .music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
-
+    """`hf-melody corpora`: list the packaged music21 corpus conversions, or rebuild them (`--rebuild`)."""
     if args.rebuild is not None:
         names = args.rebuild or [*FOLK_CORPORA, "bach-chorales"]
         unknown = [n for n in names if n not in MUSIC21_CORPORA]
         if unknown:
-            from .errors import CorpusError
-
             raise CorpusError(f"unknown corpus {unknown[0]!r}; choose among {', '.join(MUSIC21_CORPORA)}")
         for name, path in build_packs(names, out_dir=args.out or PACK_DIR, num_proc=args.num_proc).items():
             _echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for {name}")
@@ -260,8 +258,7 @@ def cmd_corpora(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import launch
-
+    """`hf-melody demo`: serve the Gradio demo until Ctrl+C."""
     _echo(f"starting the demo on http://{args.host}:{args.port} (Ctrl+C to stop)")
     launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont)
     return 0
@@ -269,8 +266,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody evaluate`: the options of `recipes/evaluate.py` (a recipe via --config, any key as a flag)."""
-    from .evaluation import evaluate_models, results_table
-    from .parser import evaluation_parser
+    from .evaluation import evaluate_models, results_table  # with the Trainer (~0.3 s): only for this command
 
     parser = evaluation_parser("hf-melody evaluate")
     if _wants_help(argv):
@@ -284,16 +280,14 @@ def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
 
 
 def cmd_cards(args: argparse.Namespace) -> int:
-    from .cards import generate_model_cards
-
+    """`hf-melody cards`: render the model cards of the bundled checkpoints from an evaluation `results.json`."""
     for path in generate_model_cards(args.results, args.out):
         _echo(f"wrote {path}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .hub import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
-
+    """`hf-melody models`: one line per bundled checkpoint (preset, parameters, validation loss)."""
     for name in bundled_checkpoints():
         info_path = CHECKPOINTS_DIR / name / TRAINING_INFO
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
@@ -302,15 +296,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hf-melody",
-        description="Train, evaluate and sample small GPT-2 melody models on MIDI.",
-        epilog="Run `hf-melody COMMAND --help` for the options of a command.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_generate(sub) -> None:
     g = sub.add_parser("generate", help="sample melodies and write MIDI, WAV and piano-roll PNG files",
                        description="Sample melodies (or continue a MIDI prompt) and write melody_<i>.mid/.wav/.png. "
                                    "Melody i uses seed --seed + i.", allow_abbrev=False)
@@ -324,12 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     add_generation_flags(g.add_argument_group("generation options (MelodyGenerationConfig)"))
 
-    # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
-    sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk "
-                   "(see `prepare --help`)", add_help=False)
-    sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots (see `evaluate --help`)",
-                   add_help=False)
 
+def _add_infill(sub) -> None:
     f = sub.add_parser("infill", help="regenerate chosen bars of a MIDI melody, keeping the rest",
                        description="Regenerate bars of a melody (e.g. --bars 5-6) knowing the bars before and after "
                                    "them; writes infill_<i>.mid/.wav/.png, one per candidate (seed --seed + i).",
@@ -345,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_generation_flags(f.add_argument_group("generation options (MelodyGenerationConfig, those infill takes)"),
                          infill=True)
 
+
+def _add_corpora(sub) -> None:
     k = sub.add_parser("corpora", help="list the packaged corpus conversions, or rebuild them from music21",
                        description="The music21 corpora ship converted (corpus_packs/*.json.gz) so they load in "
                                    "seconds. Without options: list them. --rebuild converts with music21 again "
@@ -354,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", default=None, help="folder for the rebuilt packs (default: inside the package)")
     k.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
 
+
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="start the local web demo (Gradio): generate, listen, download",
                        description="Serve a Gradio app to pick a model, key, meter, bars, style, temperature, seed "
                                    "and a MIDI prompt, then listen and download MIDI/MusicXML. Needs the demo extra.")
@@ -363,14 +349,43 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the network)")
     d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
 
-    sub.add_parser("train", help="train a model (the options of recipes/train.py; see `train --help`)",
-                   add_help=False)
-    sub.add_parser("models", help="list the bundled pretrained checkpoints")
+
+def _add_cards(sub) -> None:
     c = sub.add_parser("cards", help="regenerate the model cards of the bundled checkpoints from results.json",
                        description="Render model_cards/<name>.md and each bundle's README.md from its training "
                                    "info and an evaluation results.json (written by `hf-melody evaluate`).")
     c.add_argument("--results", default="model_cards/eval/results.json", help="evaluation results.json")
     c.add_argument("--out", default="model_cards", help="folder for the cards (default: model_cards)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `hf-melody` argument parser: one sub-command per job (train, evaluate and prepare are only listed here:
+    `main` hands their flags to the dataclass parser of `hf_melody.parser`).
+
+    Example:
+        >>> build_parser().parse_args(["generate", "--num", "2"]).num
+        2
+    """
+    parser = argparse.ArgumentParser(
+        prog="hf-melody",
+        description="Train, evaluate and sample small GPT-2 melody models on MIDI.",
+        epilog="Run `hf-melody COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_generate(sub)
+    # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
+    sub.add_parser("prepare", help="read a corpus or MIDI folder into a tokenized, packed dataset on disk "
+                   "(see `prepare --help`)", add_help=False)
+    sub.add_parser("evaluate", help="compare models on a dataset: results.json and plots (see `evaluate --help`)",
+                   add_help=False)
+    _add_infill(sub)
+    _add_corpora(sub)
+    _add_demo(sub)
+    sub.add_parser("train", help="train a model (the options of recipes/train.py; see `train --help`)",
+                   add_help=False)
+    sub.add_parser("models", help="list the bundled pretrained checkpoints")
+    _add_cards(sub)
     return parser
 
 

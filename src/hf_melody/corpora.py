@@ -24,7 +24,7 @@ from .melody import (  # noqa: F401 - re-exported: the record and its helpers ha
     fit_pitch_range,
     skyline,
 )
-from .music import GRID, PITCH_RANGE, PLACEMENT_RANGE, TPQ  # noqa: F401 - re-exported
+from .music import PITCH_RANGE, PLACEMENT_RANGE, TPQ  # noqa: F401 - PITCH_RANGE re-exported (tests)
 from .music21_corpora import (  # noqa: F401 - re-exported
     FOLK_CORPORA,
     MUSIC21_CORPORA,
@@ -258,6 +258,11 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
     Raises:
         MidiReadError: missing, unreadable, truncated or non-MIDI file.
         NoMelodyError: no notes, drum-only, or melody outside the pitch range.
+
+    Example:
+        >>> melody = read_midi("tests/fixtures/kinder0_0.mid")
+        >>> melody.id, melody.meter, melody.notes[:2]
+        ('midi/kinder0_0.mid', '2/4', [[0, 480, 69], [480, 240, 67]])
     """
     from symusic import Score
 
@@ -337,6 +342,11 @@ def load_melodies(spec: str | os.PathLike | list[str], progress: bool = True, nu
 
     `exclude` drops melodies whose id is, or starts with, any of the given prefixes (e.g. `essen/kinder0` to hold the
     benchmark out). Returns the melodies and a `SkipReport` of what was skipped and why.
+
+    Example:
+        >>> melodies, report = load_melodies("essen/kinder0", progress=False)
+        >>> len(melodies), melodies[0].style, report.summary()
+        (213, 'german-folk', '213 of 213 kept, 0 skipped')
     """
     specs = [spec] if isinstance(spec, str | os.PathLike) else list(spec)
     if not specs:

@@ -67,6 +67,12 @@ def augment(melodies: Iterable[Melody], shifts: Sequence[int]) -> Iterator[Melod
 
 
 def melody_style(m: Melody) -> str:
+    """The style token a melody is trained with: its own style when it is one of `STYLES`, else "other".
+
+    Example:
+        >>> melody_style(Melody("mine/1", "mine", [[0, 480, 60]]))
+        'other'
+    """
     return m.style if m.style in STYLES else "other"
 
 
@@ -167,6 +173,12 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
     With `cache`, the result is saved under the hf_melody cache keyed by a hash of the melodies, the tokenizer
     and `config`, so a changed input is never served stale. With `streaming`, returns an `IterableDatasetDict`
     that tokenizes on the fly (for corpora larger than memory).
+
+    Example:
+        >>> melodies, _ = load_melodies("essen/kinder0")                                  # doctest: +SKIP
+        >>> dsd = build_dataset(melodies, MelodyTokenizer(), DataArguments(max_length=256))   # doctest: +SKIP
+        >>> dsd["train"].column_names                                                     # doctest: +SKIP
+        ['input_ids', 'attention_mask', 'labels']
     """
     from datasets import DatasetDict, load_from_disk
 
@@ -254,6 +266,10 @@ def prepare_dataset(dataset: str | list[str], tokenizer: MelodyTokenizer | None 
 
     Returns `(dataset_dict, tokenizer, skip_report)`. Trains BPE on the training melodies when
     `bpe_vocab_size` is given and the tokenizer is not trained yet.
+
+    Example:
+        >>> dsd, tokenizer, report = prepare_dataset("path/to/midi", bpe_vocab_size=512)     # doctest: +SKIP
+        >>> report.summary()                                                                 # doctest: +SKIP
     """
     config = config or DataArguments()
     melodies, report = load_melodies(dataset, progress=progress, num_proc=num_proc, exclude=exclude)

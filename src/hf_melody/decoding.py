@@ -32,7 +32,10 @@ import torch
 from transformers import LogitsProcessorList
 
 from .errors import ConfigError
+from .generation import MelodyConstraints, SeededSampler, melody_logits_processors
+from .generation_options import check_generation_options
 from .grammar import FINISH_HORIZON, GrammarRules, LengthLimits, REMIGrammar
+from .grammar_processor import grammar_scores, mask_early_eos
 from .grammar_tables import GrammarTables
 from .lean_gpt2 import LeanGPT2
 from .tokenizer import MelodyTokenizer
@@ -193,8 +196,6 @@ class _Noise:
     @classmethod
     def replacing(cls, processors: LogitsProcessorList, vocab_size: int) -> _Noise | None:
         """Take a trailing `SeededSampler` out of `processors` (in place) and return its replacement."""
-        from .generation import SeededSampler
-
         if processors and isinstance(processors[-1], SeededSampler):
             return cls(processors.pop().generators, vocab_size)
         return None
@@ -240,8 +241,6 @@ class _GrammarRun:
         """`grammar_scores` of the rows' masks (`REMIGrammarProcessor`'s arithmetic, op for op)."""
         if len(self.sid) == 1 and (self.max_length is None or self.max_length - length > FINISH_HORIZON):
             return self._scores_one(logits)
-        from .generation import grammar_scores, mask_early_eos
-
         t = self.tables
         rows, early = [], []
         for r, (sid, bar, notes, (end_bar, max_notes, min_bar, min_notes)) in enumerate(
@@ -328,9 +327,6 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
         >>> new = generate_ids(model, tok, prompt + [tok.miditok["InfillMiddle_None"]], seed=0, exact_bars=2,
         ...                    key="D minor")                                                  # doctest: +SKIP
     """
-    from .generation import MelodyConstraints, melody_logits_processors
-    from .generation_options import check_generation_options
-
     check_generation_options(model, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                              do_sample=do_sample, max_new_notes=max_new_notes, min_new_notes=min_new_notes,
                              max_new_tokens=max_new_tokens)

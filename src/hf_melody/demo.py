@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import HFMelodyError, SoundfontNotFoundError
-from .hub import DEFAULT_MODEL, bundled_checkpoints
+from .bundle import DEFAULT_MODEL, bundled_checkpoints
+from .errors import HFMelodyError, MissingDependencyError, SoundfontNotFoundError
+from .infill import parse_bars
+from .pipeline import MelodyPipeline
 from .tokenizer import STYLES
 
 ANY = "any"
@@ -32,8 +34,6 @@ def _gradio():
     try:
         import gradio
     except ImportError as e:
-        from .errors import MissingDependencyError
-
         raise MissingDependencyError("the demo needs gradio: pip install 'hf_melody[demo]'") from e
     return gradio
 
@@ -58,8 +58,6 @@ class MelodyDemo:
 
     def pipeline(self, model: str):
         """The loaded `MelodyPipeline` of `model` (each model is loaded once)."""
-        from .pipeline import MelodyPipeline
-
         if model not in self._pipes:
             self._pipes[model] = MelodyPipeline.from_pretrained(model)
         return self._pipes[model]
@@ -76,8 +74,6 @@ class MelodyDemo:
         if regenerate and regenerate.strip():
             if not prompt:
                 raise HFMelodyError("regenerating bars needs a MIDI prompt: upload the tune whose bars to rewrite")
-            from .cli import parse_bars
-
             options = {"temperature": float(temperature), "seed": int(seed) if seed not in (None, "") else None}
             if key and key != ANY:
                 options["key"] = key

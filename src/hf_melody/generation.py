@@ -1,7 +1,7 @@
 """Controlled generation: the logits processors of a call (grammar, key/scale and range, sampling) in order.
 
 The pieces live by job: the grammar processor in `grammar_processor`, length criteria in `lengths`, streaming in
-`streaming`, keys and scales in `music`; their names stay importable from here.
+`streaming`, keys and scales in `music`.
 
 Example:
     >>> from transformers import LogitsProcessorList
@@ -28,30 +28,21 @@ from transformers import (
 )
 
 from .errors import ConfigError
-from .generation_options import check_int, check_key, check_pitch_range
 from .grammar import REMIGrammar
-from .grammar_processor import REMIGrammarProcessor, grammar_scores, mask_early_eos
-from .lengths import MinLengthProcessor, MusicalLengthCriteria, token_counts
-from .music import MODES, NOTE_NAMES, Key, parse_key, tokenizer_pitch_range
-from .streaming import NoteStreamer, StreamedNote
+from .grammar_processor import REMIGrammarProcessor
+from .lengths import MinLengthProcessor
+from .music import MODES, NOTE_NAMES, parse_key, tokenizer_pitch_range
+from .option_checks import check_int, check_key, check_pitch_range
 from .tokenizer import MelodyTokenizer
 
 __all__ = [
     "MODES",
-    "Key",
     "MelodyConstraints",
-    "MinLengthProcessor",
-    "MusicalLengthCriteria",
-    "NoteStreamer",
     "PitchConstraintProcessor",
     "REMIGrammarProcessor",
     "SeededSampler",
-    "StreamedNote",
-    "grammar_scores",
-    "mask_early_eos",
     "melody_logits_processors",
     "parse_key",
-    "token_counts",
 ]
 
 
@@ -67,6 +58,11 @@ class MelodyConstraints:
         pitch_range: lowest and highest allowed MIDI pitch (inclusive; always hard).
         num_bars: the generated part fills exactly this many bars and ends on a bar line.
         end_on_tonic: the last note is the tonic.
+
+    Example:
+        >>> c = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)
+        >>> c.key_name, c.tonic, c.needs_grammar
+        ('D minor', 2, True)
     """
 
     pitch_classes: frozenset[int] | None = None

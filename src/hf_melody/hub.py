@@ -14,15 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .bundle import (  # noqa: F401 - re-exported: the bundle's names have always been importable from here
+from .bundle import (  # noqa: F401 - CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints re-exported (tests, benchmarks)
     CHECKPOINTS_DIR,
     DEFAULT_MODEL,
     HUB_KWARGS,
     TOKENIZER_FILE,
     TRAINING_INFO,
-    TRAINING_LOG,
     bundled_checkpoints,
-    bundled_name,
     resolve_bundle,
     resolve_file,
 )
@@ -34,7 +32,13 @@ from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_si
 logger = logging.getLogger(__name__)
 
 def load_tokenizer(name_or_path: str | os.PathLike, **hub_kwargs):
-    """The `MelodyTokenizer` of a bundle."""
+    """The `MelodyTokenizer` of a bundle (a bundled name, a folder or a Hub id).
+
+    Example:
+        >>> tok = load_tokenizer("folk-base")
+        >>> tok.vocab_size, tok.is_bpe
+        (174, False)
+    """
     return MelodyTokenizer.from_pretrained(name_or_path, **hub_kwargs)
 
 
@@ -216,7 +220,12 @@ def check_hub_access(repo_id: str, token: str | None = None) -> str:
 
 def push_bundle_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None,
                        commit_message: str = "Upload hf_melody bundle") -> str:
-    """Upload a saved bundle folder to the Hub; a clear `HFMelodyError` when offline or unauthorised."""
+    """Upload a saved bundle folder to the Hub; a clear `HFMelodyError` when offline or unauthorised.
+
+    Example:
+        >>> push_bundle_to_hub("out/my-model", "me/my-melody-model", private=True)           # doctest: +SKIP
+        'https://huggingface.co/me/my-melody-model/commit/...'
+    """
     from huggingface_hub import HfApi
 
     folder = Path(folder)

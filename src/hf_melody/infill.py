@@ -36,7 +36,13 @@ MAX_INFILL_BARS = 4
 
 def split_bars(body: Sequence[int], bar_id: int) -> list[list[int]]:
     """Cut token ids (no BOS/style/EOS) into bars, each starting at a `Bar` token; tokens before the first bar line
-    (none in our REMI) are kept with the first bar."""
+    (none in our REMI) are kept with the first bar.
+
+    Example:
+        >>> bar = tok.base_vocab["Bar_None"]
+        >>> split_bars([bar, 20, 21, bar, 22], bar) == [[bar, 20, 21], [bar, 22]]
+        True
+    """
     bars: list[list[int]] = []
     for t in body:
         if t == bar_id or not bars:
@@ -92,11 +98,30 @@ def random_infill_example(ids: Sequence[int], tokenizer: MelodyTokenizer, key: s
     return infill_example(ids, tokenizer, start, start + width)
 
 
+def parse_bars(text: str) -> tuple[int, int]:
+    """The bars of a command-line or demo field, 1-based: `"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError`
+    for anything else.
+
+    Example:
+        >>> parse_bars("5-6"), parse_bars("3")
+        ((5, 6), (3, 3))
+    """
+    first, sep, last = text.partition("-")
+    try:
+        return (int(first), int(last) if sep else int(first))
+    except ValueError:
+        raise ConfigError(f"bars {text!r}: give a bar or a range of bars, e.g. 5 or 5-6") from None
+
+
 def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tuple[int, int]:
     """`bars` (1-based, inclusive: `(5, 6)` or `5`) checked against a melody of `n_bars` bars; 0-based `(start, stop)`.
 
     Raises:
         ConfigError: not two increasing bar numbers inside the melody.
+
+    Example:
+        >>> check_bars((5, 6), n_bars=8), check_bars(3, n_bars=8)
+        ((4, 6), (2, 3))
     """
     if isinstance(bars, int) and not isinstance(bars, bool):
         bars = (bars, bars)

@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import NoMelodyError
 from .music import GRID, PITCH_RANGE, PLACEMENT_RANGE, TIME_SIGNATURE_RANGE, TPQ, bar_ticks
+from .utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,11 @@ class Melody:
         notes: `[onset, duration, pitch]` triples in ticks at `TPQ` (480 per quarter), sorted, non-overlapping.
         time_signatures: `[tick, numerator, denominator]` triples; the first one at tick 0.
         title, key, style: metadata (may be empty).
+
+    Example:
+        >>> melody = Melody("mine/1", "mine", [[0, 480, 60], [480, 480, 64]], [[0, 3, 4]], style="german-folk")
+        >>> melody.meter, len(melody.notes)
+        ('3/4', 2)
     """
 
     id: str
@@ -163,7 +169,14 @@ def _one_line(text: str, limit: int = 160) -> str:
 
 @dataclass
 class SkipReport:
-    """What a batch job skipped, and why. Written as JSON beside the output by `save`."""
+    """What a batch job skipped, and why. Written as JSON beside the output by `save`.
+
+    Example:
+        >>> melodies, report = load_melodies("path/to/midi")                      # doctest: +SKIP
+        >>> report.summary(), report.reasons()                                    # doctest: +SKIP
+        ('118 of 120 kept, 2 skipped (MidiReadError: 1, NoMelodyError: 1)', {...})
+        >>> report.save("out/skip_report.json")                                   # doctest: +SKIP
+    """
 
     total: int = 0
     kept: int = 0
@@ -184,7 +197,5 @@ class SkipReport:
         return f"{self.kept} of {self.total} kept, {len(self.skipped)} skipped" + (f" ({reasons})" if reasons else "")
 
     def save(self, path: str | os.PathLike) -> Path:
-        from .utils import atomic_write_text
-
         body = {"total": self.total, "kept": self.kept, "reasons": self.reasons(), "skipped": self.skipped}
         return atomic_write_text(path, json.dumps(body, indent=2))

@@ -21,6 +21,7 @@ PRESETS: dict[str, dict[str, int]] = {
     "small": {"n_embd": 128, "n_head": 4, "n_layer": 4},
     "base": {"n_embd": 256, "n_head": 8, "n_layer": 6},
 }
+"""GPT-2 sizes by preset name (`build_model(preset, ...)`, `ModelArguments.preset`)."""
 
 
 def preset_config(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 512, dropout: float = 0.1,
@@ -53,7 +54,13 @@ def preset_config(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 51
 
 def build_model(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 512, dropout: float = 0.1,
                 seed: int | None = None, activation_function: str = "gelu"):
-    """A freshly initialised `GPT2LMHeadModel` of a preset (seeded when `seed` is given)."""
+    """A freshly initialised `GPT2LMHeadModel` of a preset (seeded when `seed` is given).
+
+    Example:
+        >>> model = build_model("original", MelodyTokenizer(), n_positions=256, seed=0)
+        >>> model.config.n_layer, sum(p.numel() for p in model.parameters())
+        (2, 39232)
+    """
     import torch
     from transformers import GPT2LMHeadModel
 

@@ -31,6 +31,7 @@ from typing import Any
 from .errors import CorpusError, NoMelodyError
 from .melody import Melody, SkipReport, _clean_time_signatures, _one_line, fit_pitch_range, skyline
 from .music import TPQ
+from .utils import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -221,8 +222,6 @@ def _convert_files(todo: list[tuple[Path, str]], name: str, style: str, num_proc
     """Convert `(file, sha1)` pairs with music21 in `num_proc` processes; results cached and returned by stem."""
     from tqdm.auto import tqdm
 
-    from .utils import atomic_write_text
-
     base = name.split("/")[0]
     jobs = [(str(f), name, style) for f, _ in todo]
     num_proc = num_proc or min(len(todo), os.cpu_count() or 1)
@@ -242,6 +241,32 @@ def _convert_files(todo: list[tuple[Path, str]], name: str, style: str, num_proc
         if pool is not None:
             pool.shutdown()
     return out
+
+
+def _file_bodies(files: list[Path], pack: dict | None, name: str, style: str, num_proc: int | None,
+                 progress: bool) -> dict[str, dict[str, Any]]:
+    """The converted melodies of each corpus file by stem: from the pack when its sha1 matches, else from the
+    cache, else converted with music21 now."""
+    base = name.split("/")[0]
+    bodies = {}
+    todo = []
+    for f in files:
+        digest = _sha1(f)
+        entry = pack["files"].get(f.stem) if pack else None
+        if entry is not None and entry.get("sha1") == digest:
+            bodies[f.stem] = entry
+            continue
+        cached = _read_cached(_cache_path(f, base, digest))
+        if cached is not None:
+            bodies[f.stem] = cached
+        else:
+            todo.append((f, digest))
+    if todo:
+        if pack is not None:
+            logger.warning("%d %s file(s) differ from the packaged conversion (another music21 version?); "
+                           "converting them with music21", len(todo), base)
+        bodies.update(_convert_files(todo, name, style, num_proc, progress))
+    return bodies
 
 
 def load_music21_corpus(name: str, num_proc: int | None = None, progress: bool = True,
@@ -269,24 +294,7 @@ def load_music21_corpus(name: str, num_proc: int | None = None, progress: bool =
         bodies = {s: pack["files"][s] for s in stems}
         files = []
     if files:
-        digests = [(f, _sha1(f)) for f in files]
-        bodies = {}
-        todo = []
-        for f, digest in digests:
-            entry = pack["files"].get(f.stem) if pack else None
-            if entry is not None and entry.get("sha1") == digest:
-                bodies[f.stem] = entry
-                continue
-            cached = _read_cached(_cache_path(f, base, digest))
-            if cached is not None:
-                bodies[f.stem] = cached
-            else:
-                todo.append((f, digest))
-        if todo:
-            if pack is not None:
-                logger.warning("%d %s file(s) differ from the packaged conversion (another music21 version?); "
-                               "converting them with music21", len(todo), base)
-            bodies.update(_convert_files(todo, name, style, num_proc, progress))
+        bodies = _file_bodies(files, pack, name, style, num_proc, progress)
         stems = [f.stem for f in files]
     melodies: list[Melody] = []
     for stem in stems:
@@ -315,8 +323,6 @@ def build_packs(names: Iterable[str] = (*FOLK_CORPORA, "bach-chorales"), out_dir
     Returns the written pack paths by corpus name.
     """
     import music21
-
-    from .utils import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

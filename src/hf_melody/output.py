@@ -16,7 +16,15 @@ from typing import Any
 from .display import melody_html
 from .generation_options import SHOWN_SETTINGS
 from .notation import save_abc, save_musicxml
-from .render import save_all, save_audio, save_midi, save_piano_roll, save_wav, with_metadata
+from .render import (
+    AUDIO_FORMATS,
+    check_formats,
+    save_audio,
+    save_midi,
+    save_piano_roll,
+    save_wav,
+    with_metadata,
+)
 
 
 @dataclass
@@ -32,6 +40,12 @@ class GeneratedMelody:
             reproducibility: `seed` is the call's seed and `melody_seed` the seed of this melody (`seed + i` for
             the i-th melody), so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
             regenerates it alone.
+
+    Example:
+        >>> melody = MelodyPipeline.from_pretrained("folk-base")(seed=0, key="D minor", num_bars=8)[0]
+        >>> melody
+        GeneratedMelody(27 notes, 0 from the prompt, 99 tokens, key='D minor', seed=0)
+        >>> melody.save("out/tune", ("mid", "wav", "musicxml"))                              # doctest: +SKIP
     """
 
     score: Any
@@ -96,8 +110,20 @@ class GeneratedMelody:
         Example:
             >>> melody.save("out/tune", ("mid", "musicxml", "flac"))                         # doctest: +SKIP
         """
-        return save_all(self.score, stem, formats, soundfont=soundfont, key=self.key, title=self.title,
-                        settings=self._shown_settings(), prompt_notes=self.num_prompt_notes)
+        stem = Path(stem)
+        written = []
+        for fmt in check_formats(formats):
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            if fmt == "mid":
+                written.append(self.save_midi(path))
+            elif fmt in AUDIO_FORMATS:
+                written.append(self.save_audio(path, soundfont=soundfont))
+            elif fmt == "png":
+                written.append(save_piano_roll(self.score, path, title=self.title, settings=self._shown_settings(),
+                                               prompt_notes=self.num_prompt_notes))
+            else:
+                written.append(self.save_musicxml(path) if fmt == "musicxml" else self.save_abc(path))
+        return written
 
     def _shown_settings(self) -> dict[str, Any]:
         """The settings a piano roll's title shows (`SHOWN_SETTINGS`: the config fields marked `shown`)."""

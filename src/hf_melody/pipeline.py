@@ -32,23 +32,13 @@ import transformers.pipelines
 from transformers import AutoModelForCausalLM, LogitsProcessorList, Pipeline, StoppingCriteriaList
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .bundle import CHECKPOINTS_DIR, DEFAULT_MODEL, TRAINING_INFO, bundled_checkpoints, bundled_name, resolve_bundle
 from .decoding import MelodyDecoder, generate_ids
 from .errors import ConfigError, HFMelodyError, ModelLoadError
 from .generation import MelodyConstraints, melody_logits_processors
 from .generation_options import MelodyGenerationConfig, options_doc
 from .grammar import LengthLimits, REMIGrammar
-from .hub import (
-    CHECKPOINTS_DIR,
-    DEFAULT_MODEL,
-    TRAINING_INFO,
-    bundled_checkpoints,
-    bundled_name,
-    load_model,
-    load_tokenizer,
-    push_bundle_to_hub,
-    resolve_bundle,
-    save_bundle,
-)
+from .hub import load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .infill import infill_melodies
 from .lengths import MusicalLengthCriteria
 from .output import GeneratedMelody

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
-from .music import bar_start_ticks, key_signature, note_name
+from .music import MODES, bar_start_ticks, key_signature, note_name
 from .utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -39,10 +39,15 @@ AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("
                  "mp3": ("MP3", "MPEG_LAYER_III")}
 """Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
 FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
-"""Every file format `save_all` and `hf-melody generate --formats` write."""
+"""Every file format `GeneratedMelody.save` and `hf-melody generate --formats` write."""
 DEFAULT_TEMPO_QPM = 120.0
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
-    """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one."""
+    """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one.
+
+    Example:
+        >>> find_soundfont()                                                            # doctest: +SKIP
+        PosixPath('/usr/share/sounds/sf2/FluidR3_GM.sf2')
+    """
     if soundfont is not None:
         path = Path(soundfont)
         if not path.is_file():
@@ -89,7 +94,11 @@ def with_metadata(score, key: str | None = None, title: str | None = None, tempo
 def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
               tempo_qpm: float | None = None) -> Path:
     """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo and track name (see
-    `with_metadata`)."""
+    `with_metadata`).
+
+    Example:
+        >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune")      # doctest: +SKIP
+    """
     return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
 
 
@@ -135,7 +144,11 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
 def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
                sample_rate: int = 22050) -> Path:
-    """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3."""
+    """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
+
+    Example:
+        >>> save_audio(melody.score, "out/tune.flac", soundfont="GeneralUser.sf2")        # doctest: +SKIP
+    """
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
@@ -150,7 +163,11 @@ def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None
 
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
                     prompt_notes: int = 0, dpi: int = 120) -> Path:
-    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey."""
+    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey.
+
+    Example:
+        >>> save_piano_roll(melody.score, "out/tune.png", title="seed 0", prompt_notes=8)   # doctest: +SKIP
+    """
     return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi))
 
 
@@ -178,7 +195,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     lo = min((n.pitch for n in notes), default=60) - 2
     hi = max((n.pitch for n in notes), default=72) + 2
     for p in range(lo, hi + 1):
-        if p % 12 in (1, 3, 6, 8, 10):
+        if p % 12 not in MODES["major"]:  # the black keys
             ax.axhspan(p - 0.5, p + 0.5, color="#f2f2f2", zorder=0)
     for i, n in enumerate(notes):
         x0, x1 = to_bar(n.time), to_bar(n.time + n.duration)
@@ -189,7 +206,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
         ax.axvline(b, color="#444444", linewidth=0.8 if b % 4 else 1.4, zorder=1)
     ax.set_xlim(0, max(1, len(bars) - 1))
     ax.set_ylim(lo - 0.5, hi + 0.5)
-    ticks = [p for p in range(lo, hi + 1) if p % 12 in (0, 2, 4, 5, 7, 9, 11)]
+    ticks = [p for p in range(lo, hi + 1) if p % 12 in MODES["major"]]
     ax.set_yticks(ticks, [note_name(p) for p in ticks], fontsize=7)
     ax.set_xticks(range(len(bars)), [str(b + 1) for b in range(len(bars))], fontsize=7)
     ax.set_xlabel("bar")
@@ -207,38 +224,15 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:
-    """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`."""
+    """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`.
+
+    Example:
+        >>> check_formats(["MIDI", ".wav", "xml"])
+        ['mid', 'wav', 'musicxml']
+    """
     aliases = {"midi": "mid", "xml": "musicxml", "mxl": "musicxml"}
     out = [aliases.get(f.strip().lower().lstrip("."), f.strip().lower().lstrip(".")) for f in formats if f.strip()]
     bad = [f for f in out if f not in FORMATS]
     if bad or not out:
         raise ConfigError(f"unknown file format(s) {bad or formats!r}; choose from {', '.join(FORMATS)}")
     return list(dict.fromkeys(out))
-
-
-def save_all(score, stem: str | os.PathLike, formats: Sequence[str] = ("mid", "wav", "png"), **kwargs) -> list[Path]:
-    """Write `stem.<ext>` for each of `formats` (see `FORMATS`); kwargs: soundfont, title, key, tempo_qpm,
-    settings, prompt_notes.
-
-    Example:
-        >>> save_all(score, "out/tune", ["mid", "flac", "musicxml"], key="G major", title="Tune")   # doctest: +SKIP
-    """
-    stem = Path(stem)
-    out = []
-    for fmt in check_formats(formats):
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        if fmt == "mid":
-            out.append(save_midi(score, path, key=kwargs.get("key"), title=kwargs.get("title"),
-                                 tempo_qpm=kwargs.get("tempo_qpm")))
-        elif fmt in AUDIO_FORMATS:
-            out.append(save_audio(score, path, soundfont=kwargs.get("soundfont")))
-        elif fmt == "png":
-            out.append(save_piano_roll(score, path, title=kwargs.get("title") or "", settings=kwargs.get("settings"),
-                                       prompt_notes=kwargs.get("prompt_notes", 0)))
-        else:
-            from .notation import save_abc, save_musicxml
-
-            save = save_musicxml if fmt == "musicxml" else save_abc
-            out.append(save(score, path, key=kwargs.get("key"), title=kwargs.get("title"),
-                            tempo_qpm=kwargs.get("tempo_qpm")))
-    return out

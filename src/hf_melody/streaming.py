@@ -62,6 +62,10 @@ class StreamedNote:
         onset_seconds, duration_seconds: the same at `tempo_qpm`.
         bar: the bar the note starts in (0 = first bar of the melody).
         time_signature: the meter of that bar, e.g. "6/8".
+
+    Example:
+        >>> for note in pipe.stream(seed=0, num_bars=4, tempo_qpm=100):                 # doctest: +SKIP
+        ...     print(note.bar, note.onset, note_name(note.pitch), note.duration_seconds)
     """
 
     index: int

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .bundle import TOKENIZER_FILE, resolve_file
 from .errors import ConfigError, ModelLoadError
-from .music import PITCH_RANGE, TIME_SIGNATURE_RANGE  # noqa: F401 - PITCH_RANGE re-exported
+from .music import PITCH_RANGE, TIME_SIGNATURE_RANGE, TPQ, tokenizer_pitch_range
 from .utils import atomic_write_text
 
 """miditok's own `tokenizer.json` would clash with transformers' fast-tokenizer file of the same name."""
@@ -30,6 +30,12 @@ EOS` teaches the same causal model to regenerate bars between a given prefix and
 
 
 def style_token(style: str) -> str:
+    """The token string of a style control token.
+
+    Example:
+        >>> style_token("irish")
+        'Style-irish_None'
+    """
     return f"Style-{style}_None"
 
 
@@ -136,11 +142,11 @@ class MelodyTokenizer:
         return head + ids + ([self.eos_token_id] if eos else [])
 
     def decode(self, ids: Sequence[int]):
-        """A `symusic.Score` (480 ticks per quarter) from token ids; special tokens are ignored."""
+        """A `symusic.Score` (`music.TPQ` = 480 ticks per quarter) from token ids; special tokens are ignored."""
         specials = set(self.miditok.special_tokens_ids)
         body = [int(i) for i in ids if int(i) not in specials]
         score = self.miditok.decode([body])
-        return score.resample(480, min_dur=1) if score.ticks_per_quarter != 480 else score
+        return score.resample(TPQ, min_dur=1) if score.ticks_per_quarter != TPQ else score
 
     def encode_base_tokens(self, tokens: Sequence[str]) -> list[int]:
         """Model ids of base token strings such as `["Bar_None", "TimeSig_3/4"]` (BPE applied if trained)."""
@@ -189,7 +195,8 @@ class MelodyTokenizer:
             for token, i in vocab.items():
                 if token.startswith("Pitch_"):
                     table[i] = i
-            pitch_ids = sorted(vocab[f"Pitch_{p}"] for p in range(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+            lo, hi = tokenizer_pitch_range(self)
+            pitch_ids = sorted(vocab[f"Pitch_{p}"] for p in range(lo, hi + 1))
             if pitch_ids != list(range(pitch_ids[0], pitch_ids[0] + len(pitch_ids))):
                 raise ValueError("miditok's Pitch ids are not consecutive; transpose the melody instead")
             self._shift_table = table

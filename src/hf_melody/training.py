@@ -56,11 +56,6 @@ logger = logging.getLogger(__name__)
 TrainingConfig = tuple[ModelArguments, DataArguments, MelodyTrainingArguments]
 
 
-def make_parser():
-    """The parser of `recipes/train.py` and `hf-melody train` (all three dataclasses); see `hf_melody.parser`."""
-    return training_parser()
-
-
 def parse_args(args: list[str] | None = None) -> TrainingConfig:
     """Parse `--config recipe.yaml` (defaults) plus command-line overrides into the three argument objects.
 

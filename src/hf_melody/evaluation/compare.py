@@ -114,16 +114,10 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
             continue
         model = model.to(device) if device else model
         info, logs[name] = infos[name]
-        r = score_melodies(model, tok, melodies, pitch_bits=not tok.is_bpe, stride=stride, batch_size=batch_size,
-                           progress=progress, fair_pitch=fair_pitch and not tok.is_bpe).to_dict()
-        r.update(_model_facts(model, tok, info, logs[name], dataset))
-        if split == "all" and r["trained_on_dataset"]:
-            logger.warning("%s was trained on %s: its scores on split=all include its training melodies", name,
-                           dataset)
-        if num_samples:
-            r["samples"] = sample_metrics(model, tok, melodies, num_samples, prompt_bars,
-                                          training_notes=training_notes, seed=seed, progress=progress)
-        results["models"][name] = r
+        results["models"][name] = _score_model(
+            name, model, tok, melodies, info, logs[name], dataset, split, stride=stride, batch_size=batch_size,
+            fair_pitch=fair_pitch, num_samples=num_samples, prompt_bars=prompt_bars, training_notes=training_notes,
+            seed=seed, progress=progress)
     if not results["models"]:
         raise HFMelodyError(f"none of the models could be loaded: {results['skipped']}")
     if baseline != "ngram" and baseline not in results["models"]:
@@ -171,6 +165,22 @@ def _baselines(melodies: Sequence[Melody], ngram_order: int, ngram_folds: int, s
                 "perplexity": math.exp(nats / tokens), "bits_per_note": nats / math.log(2) / sum(map(len, notes))}
     return {"ngram": {k: ngram[k] for k in ("pitch_bits_per_note", "bits_per_note", "order")},
             "majority": majority}
+
+
+def _score_model(name: str, model, tok, melodies: Sequence[Melody], info: dict, log: dict, dataset: str, split: str,
+                 *, stride: int | None, batch_size: int, fair_pitch: bool, num_samples: int, prompt_bars: int,
+                 training_notes: list | None, seed: int, progress: bool) -> dict[str, Any]:
+    """One model's entry of `results["models"]`: likelihood scores, model facts and (with `num_samples`) sample
+    metrics."""
+    r = score_melodies(model, tok, melodies, pitch_bits=not tok.is_bpe, stride=stride, batch_size=batch_size,
+                       progress=progress, fair_pitch=fair_pitch and not tok.is_bpe).to_dict()
+    r.update(_model_facts(model, tok, info, log, dataset))
+    if split == "all" and r["trained_on_dataset"]:
+        logger.warning("%s was trained on %s: its scores on split=all include its training melodies", name, dataset)
+    if num_samples:
+        r["samples"] = sample_metrics(model, tok, melodies, num_samples, prompt_bars, training_notes=training_notes,
+                                      seed=seed, progress=progress)
+    return r
 
 
 def _model_facts(model, tok, info: dict, log: dict, dataset: str) -> dict[str, Any]:

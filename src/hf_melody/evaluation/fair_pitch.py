@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 
 from ..errors import ConfigError
+from ..music import tokenizer_pitch_range
 
 ONSET_TOKEN_TYPES: tuple[str, ...] = ("Bar", "TimeSig", "Position", "Rest")
 """Token types that place a note in time; they sit between the previous note's Duration and the note's Pitch."""
@@ -205,7 +206,8 @@ def pitch_marginal(model, tokenizer, context: Sequence[int], min_path_prob: floa
         >>> max(dist, key=dist.get)                                                           # doctest: +SKIP
         67
     """
-    pitches = sorted(int(t.split("_")[1]) for t in tokenizer.base_vocab if t.startswith("Pitch_"))
+    lo, hi = tokenizer_pitch_range(tokenizer)
+    pitches = range(lo, hi + 1)
     log_marginal, _ = _marginals(model, tokenizer, [[int(i) for i in context]], min_path_prob, max_onset_tokens,
                                  batch_size, device)
     return dict(zip(pitches, log_marginal[0].exp().tolist(), strict=True))

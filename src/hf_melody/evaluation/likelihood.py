@@ -17,6 +17,7 @@ from typing import Any
 
 from ..data import melody_style
 from ..errors import ConfigError
+from ..grammar import REMIGrammar
 from ..melody import Melody
 from .fair_pitch import fair_pitch_logprobs
 
@@ -88,7 +89,12 @@ def _windows(length: int, first_target: int, n_positions: int, stride: int) -> l
 
 
 def pitch_token_ids(tokenizer) -> set[int]:
-    """Ids of the `Pitch_*` tokens of a plain (non-BPE) tokenizer; a `ConfigError` for BPE tokenizers."""
+    """Ids of the `Pitch_*` tokens of a plain (non-BPE) tokenizer; a `ConfigError` for BPE tokenizers.
+
+    Example:
+        >>> len(pitch_token_ids(MelodyTokenizer()))          # one per pitch of music.PITCH_RANGE
+        49
+    """
     if tokenizer.is_bpe:
         raise ConfigError("pitch bits per note need a plain REMI tokenizer: with BPE a token can hold several "
                           "notes, so P(pitch) is not a single token's probability; pass pitch_bits=False and use "
@@ -138,9 +144,7 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
         (5.02, 2.35, 2.36)
     """
     import numpy as np
-    import torch
     from tqdm.auto import tqdm
-
 
     if not melodies:
         raise ConfigError("no melodies to score")
@@ -155,49 +159,29 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     model = model.to(device).eval()
     prefix = 2 if use_style_tokens else 1
 
-    # 1. encode and cut into windows
-    seqs, jobs = [], []
-    for k, m in enumerate(melodies):
-        ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
-        seqs.append(ids)
-        for begin, end, first in _windows(len(ids), prefix, n_pos, stride):
-            jobs.append((k, begin, end, first))
-    jobs.sort(key=lambda j: j[2] - j[1], reverse=True)
+    # 1. encode
+    seqs = [tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
+            for m in melodies]
 
     # 2. log-probability and argmax hit of every scored token (targets prefix..len-1)
-    token_lp = [np.zeros(len(ids) - prefix) for ids in seqs]
-    hits = [np.zeros(len(ids) - prefix) for ids in seqs]
-    fair = [[] for _ in seqs]
     if dynamic is None:
-        with torch.no_grad():
-            for s in tqdm(range(0, len(jobs), batch_size), desc="scoring", disable=not progress, unit="batch"):
-                batch = jobs[s:s + batch_size]
-                lps, best, targets = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch], device)
-                for r, (k, begin, end, first) in enumerate(batch):
-                    sl = slice(first - begin - 1, end - begin - 1)
-                    token_lp[k][first - prefix:end - prefix] = lps[r, sl].numpy()
-                    hits[k][first - prefix:end - prefix] = (best[r, sl] == targets[r, sl]).numpy()
+        token_lp, hits = _score_windows(model, tokenizer, seqs, prefix, stride, batch_size, device, progress)
+        fair = [[] for _ in seqs]
         if fair_pitch:
             for k in tqdm(range(len(seqs)), desc="fair pitch", disable=not progress, unit="melody"):
                 fair[k] = fair_pitch_logprobs(model, tokenizer, seqs[k], batch_size=batch_size * 4, device=device)
     else:
-        for k in tqdm(range(len(seqs)), desc="dynamic scoring", disable=not progress, unit="melody"):
-            token_lp[k], hits[k], fair[k] = _score_dynamic(model, tokenizer, seqs[k], prefix, dynamic, fair_pitch,
-                                                            batch_size, device)
+        token_lp, hits, fair = [], [], []
+        for ids in tqdm(seqs, desc="dynamic scoring", disable=not progress, unit="melody"):
+            lp, hit, fp = _score_dynamic(model, tokenizer, ids, prefix, dynamic, fair_pitch, batch_size, device)
+            token_lp.append(lp)
+            hits.append(hit)
+            fair.append(fp)
 
     # 3. aggregate
-    per = []
-    for m, ids, lp, hit, fp in zip(melodies, seqs, token_lp, hits, fair, strict=True):
-        targets = ids[prefix:]
-        is_pitch = np.array([int(t) in pitch_ids for t in targets], dtype=bool)
-        n_notes = (int(is_pitch.sum()) if pitch_ids
-                   else sum(t.startswith("Pitch_") for t in tokenizer.to_base_tokens(ids)))
-        per.append({"id": m.id, "num_notes": int(n_notes), "num_tokens": len(targets),
-                    "bits": float(-lp.sum() / math.log(2)), "correct": float(hit.sum()),
-                    "pitch_bits": float(-lp[is_pitch].sum() / math.log(2)) if pitch_ids else None,
-                    "fair_pitch_bits": float(-sum(x for x, _ in fp) / math.log(2)) if fair_pitch else None,
-                    "explored_mass": [e for _, e in fp] if fair_pitch else None,
-                    "token_bits": (-lp / math.log(2)).tolist()})
+    notes_per_token = REMIGrammar.for_tokenizer(tokenizer).notes_per_token
+    per = [_melody_scores(m, ids, prefix, lp, hit, fp, pitch_ids, notes_per_token, fair_pitch)
+           for m, ids, lp, hit, fp in zip(melodies, seqs, token_lp, hits, fair, strict=True)]
     num_tokens = sum(p["num_tokens"] for p in per)
     num_notes = sum(p["num_notes"] for p in per)
     if num_notes == 0:
@@ -216,6 +200,46 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
         fair_pitch_bits_per_note=sum(p["fair_pitch_bits"] for p in per) / num_notes if fair_pitch else None,
         fair_pitch_explored_mass=float(np.mean(explored)) if fair_pitch else None,
         dynamic=str(dynamic) if dynamic else None, per_melody=per)
+
+
+def _score_windows(model, tokenizer, seqs: list[list[int]], prefix: int, stride: int, batch_size: int, device: str,
+                   progress: bool):
+    """`(token log-probs, argmax hits)` per melody, targets `prefix..len-1`, by batches of sliding windows
+    (longest first)."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    n_pos = int(model.config.n_positions)
+    jobs = [(k, begin, end, first) for k, ids in enumerate(seqs)
+            for begin, end, first in _windows(len(ids), prefix, n_pos, stride)]
+    jobs.sort(key=lambda j: j[2] - j[1], reverse=True)
+    token_lp = [np.zeros(len(ids) - prefix) for ids in seqs]
+    hits = [np.zeros(len(ids) - prefix) for ids in seqs]
+    with torch.no_grad():
+        for s in tqdm(range(0, len(jobs), batch_size), desc="scoring", disable=not progress, unit="batch"):
+            batch = jobs[s:s + batch_size]
+            lps, best, targets = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch], device)
+            for r, (k, begin, end, first) in enumerate(batch):
+                sl = slice(first - begin - 1, end - begin - 1)
+                token_lp[k][first - prefix:end - prefix] = lps[r, sl].numpy()
+                hits[k][first - prefix:end - prefix] = (best[r, sl] == targets[r, sl]).numpy()
+    return token_lp, hits
+
+
+def _melody_scores(melody: Melody, ids: list[int], prefix: int, lp, hit, fair: list, pitch_ids: set[int],
+                   notes_per_token: list[int], fair_pitch: bool) -> dict[str, Any]:
+    """One melody's entry of `LikelihoodResult.per_melody` (with `correct` and `explored_mass`, taken out later)."""
+    import numpy as np
+
+    targets = ids[prefix:]
+    is_pitch = np.array([int(t) in pitch_ids for t in targets], dtype=bool)
+    return {"id": melody.id, "num_notes": int(sum(notes_per_token[int(t)] for t in ids)), "num_tokens": len(targets),
+            "bits": float(-lp.sum() / math.log(2)), "correct": float(hit.sum()),
+            "pitch_bits": float(-lp[is_pitch].sum() / math.log(2)) if pitch_ids else None,
+            "fair_pitch_bits": float(-sum(x for x, _ in fair) / math.log(2)) if fair_pitch else None,
+            "explored_mass": [e for _, e in fair] if fair_pitch else None,
+            "token_bits": (-lp / math.log(2)).tolist()}
 
 
 def _forward(model, tokenizer, rows: list[list[int]], device: str):
@@ -295,7 +319,11 @@ def melodies_from_notes(notes: Sequence[Sequence[Sequence[int]]],
 
 
 def notes_of_score(score) -> tuple[list[list[int]], list[list[int]]]:
-    """`(notes, time_signatures)` of a decoded `symusic.Score` (480 ticks per quarter)."""
+    """`(notes, time_signatures)` of a decoded `symusic.Score` (`music.TPQ` = 480 ticks per quarter).
+
+    Example:
+        >>> notes, tss = notes_of_score(tok.decode(ids))                                   # doctest: +SKIP
+    """
     notes = sorted([n.time, n.duration, n.pitch] for t in score.tracks for n in t.notes)
     tss = [[t.time, t.numerator, t.denominator] for t in score.time_signatures] or [[0, 4, 4]]
     return notes, tss

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..data import melody_style
 from ..decoding import generate_ids
+from ..grammar import REMIGrammar
 from ..melody import Melody
 from ..pipeline import MelodyPipeline
 from .likelihood import notes_of_score
@@ -33,15 +34,30 @@ def continuation(model, tokenizer, prompt: list[int], max_new_notes: int, seed: 
     room = int(model.config.n_positions) - len(prompt)
     new = generate_ids(model, tokenizer, prompt, seed=seed, temperature=1.0, constrained=False,
                        max_new_tokens=room)
-    out, notes = [], 0
-    for i, token in zip(new, tokenizer.to_base_tokens(new), strict=True):
-        if i in (tokenizer.eos_token_id, tokenizer.pad_token_id):
-            break
-        notes += token.startswith("Pitch_")
-        if notes > max_new_notes:
-            break
-        out.append(i)
-    return out
+    return new[:REMIGrammar.for_tokenizer(tokenizer).keep_within(new, max_notes=max_new_notes)]
+
+
+def _continuations(model, tokenizer, melodies: Sequence[Melody], prompt_bars: int, use_style_tokens: bool, seed: int,
+                   progress: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """`(generated, real)` continuations as base REMI tokens: melody k's first `prompt_bars` bars continued by
+    `continuation` (seed `seed + k`) for as many notes as it really has; melodies too short (or whose prompt does
+    not fit the context) are left out."""
+    from tqdm.auto import tqdm
+
+    n_pos = int(model.config.n_positions)
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    preds, refs = [], []
+    for k, m in enumerate(tqdm(melodies, desc="continuations", disable=not progress)):
+        ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
+        bar_pos = [j for j, i in enumerate(ids) if grammar.bars_per_token[i]]
+        if len(bar_pos) <= prompt_bars + 1 or bar_pos[prompt_bars] >= n_pos - 8:
+            continue
+        cut = bar_pos[prompt_bars]
+        ref_notes = sum(grammar.notes_per_token[i] for i in ids[cut:])
+        gen = continuation(model, tokenizer, ids[:cut], ref_notes, seed + k)
+        preds.append(tokenizer.to_base_tokens(gen))
+        refs.append(tokenizer.to_base_tokens(ids[cut:-1]))
+    return preds, refs
 
 
 def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: int = 32, prompt_bars: int = 4,
@@ -61,25 +77,10 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
         >>> sample_metrics(model, tok, melodies, num_samples=16)["continuation_bleu"]["bleu"]   # doctest: +SKIP
         0.21
     """
-    from tqdm.auto import tqdm
-
     model.eval()
-    n_pos = int(model.config.n_positions)
-    preds, refs = [], []
     # BPE ids cannot be cut at a bar line, so continuation BLEU is only measured for plain REMI tokenizers
     prompts = [] if tokenizer.is_bpe else melodies[:num_samples]
-    for k, m in enumerate(tqdm(prompts, desc="continuations", disable=not progress)):
-        ids = tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
-        base = tokenizer.to_base_tokens(ids)
-        bar_pos = [i for i, t in enumerate(base) if t.startswith("Bar_")]
-        if len(bar_pos) <= prompt_bars + 1 or bar_pos[prompt_bars] >= n_pos - 8:
-            continue
-        cut = bar_pos[prompt_bars]
-        reference = ids[cut:-1]
-        ref_notes = sum(t.startswith("Pitch_") for t in base[cut:])
-        gen = continuation(model, tokenizer, ids[:cut], ref_notes, seed + k)
-        preds.append(tokenizer.to_base_tokens(gen))
-        refs.append(tokenizer.to_base_tokens(reference))
+    preds, refs = _continuations(model, tokenizer, prompts, prompt_bars, use_style_tokens, seed, progress)
     out: dict[str, Any] = {"num_prompts": len(preds), "prompt_bars": prompt_bars}
     out["continuation_bleu"] = corpus_bleu(preds, refs) if preds else None
 

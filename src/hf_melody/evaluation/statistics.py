@@ -1,7 +1,7 @@
 """Music statistics of melodies (pitch, rhythm, tonality) and how close two sets of melodies are in each of them.
 
-Every statistic works on plain note lists, `[onset, duration, pitch]` in ticks at 480 per quarter, so generated
-and real melodies are measured the same way whatever tokenizer produced them.
+Every statistic works on plain note lists, `[onset, duration, pitch]` in ticks at `music.TPQ` (480) per quarter, so
+generated and real melodies are measured the same way whatever tokenizer produced them.
 
 Example:
     >>> from hf_melody.evaluation.statistics import melody_statistics, compare_sets
@@ -21,18 +21,11 @@ from typing import Any
 
 import numpy as np
 
-TPQ = 480
-"""Ticks per quarter note of every note list (as in `hf_melody.corpora`)."""
-GRID = TPQ // 4
-"""Sixteenth-note grid used by groove consistency."""
+from ..music import GRID, MODES, NOTE_NAMES, TPQ, bar_ticks
 
 NoteList = Sequence[Sequence[int]]
 TimeSignatures = Sequence[Sequence[int]]
 
-PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
-"""Natural minor, as in MusPy's scale consistency; the same scales decide the in-key ratio."""
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
 KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
 KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
@@ -76,7 +69,7 @@ def bar_starts(time_signatures: TimeSignatures | None, end: int, tpq: int = TPQ)
         while i + 1 < len(tss) and tss[i + 1][0] <= tick:
             i += 1
         _, num, den = tss[i]
-        length = max(1, num * 4 * tpq // den)
+        length = max(1, bar_ticks(num, den, tpq))
         bars.append((tick, length))
         tick += length
     return bars
@@ -128,11 +121,12 @@ def estimate_key(notes: NoteList) -> tuple[int, str, float]:
 
 def key_name(tonic: int, mode: str) -> str:
     """`(9, "minor")` -> `"A minor"`."""
-    return f"{PITCH_CLASSES[tonic % 12]} {mode}"
+    return f"{NOTE_NAMES[tonic % 12]} {mode}"
 
 
 def _scale(tonic: int, mode: str) -> set[int]:
-    return {(tonic + s) % 12 for s in (MAJOR_SCALE if mode == "major" else MINOR_SCALE)}
+    # major or natural minor, as in MusPy's scale consistency; the same scales decide the in-key ratio
+    return {(tonic + s) % 12 for s in MODES["major" if mode == "major" else "minor"]}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,7 +194,7 @@ def empty_beat_rate(notes: NoteList, time_signatures: TimeSignatures | None = No
     beats = []
     for start, length in bar_starts(time_signatures, end):
         tss = [ts for ts in _ts_list(time_signatures) if ts[0] <= start]
-        beat = max(1, 4 * TPQ // tss[-1][2])
+        beat = max(1, bar_ticks(1, tss[-1][2]))
         beats += [(b, min(b + beat, start + length)) for b in range(start, start + length, beat) if b < end]
     if not beats:
         return float("nan")

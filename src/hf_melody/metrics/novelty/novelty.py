@@ -2,6 +2,7 @@
 
 import evaluate
 
+from hf_melody.corpora import load_melodies
 from hf_melody.evaluation.similarity import novelty
 from hf_melody.metrics import metric_info
 
@@ -49,8 +50,6 @@ class Novelty(evaluate.Metric):
         if training_notes is None:
             if training_dataset is None:
                 raise ValueError("give training_notes (note lists) or training_dataset (e.g. 'essen/kinder0')")
-            from hf_melody.corpora import load_melodies
-
             melodies, _ = load_melodies(training_dataset, progress=False)
             training_notes, ids = [m.notes for m in melodies], [m.id for m in melodies]
         return novelty(predictions, training_notes, time_signatures, min_bars=min_bars,
