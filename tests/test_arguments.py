@@ -214,3 +214,12 @@ def test_the_cache_key_of_build_dataset_is_unchanged(kinder_melodies, tokenizer)
                      json.dumps(m.time_signatures).encode(), m.style.encode()):
             h.update(part)
     assert config.fingerprint(kinder_melodies[:3], tokenizer) == h.hexdigest()[:20]
+
+
+def test_max_train_minutes_stops_training_after_the_step_that_passes_it(tmp_path):
+    out = tmp_path / "run"
+    hf_melody.train({**tiny_run(out), "max_steps": 50, "max_train_minutes": 1e-6})
+    log = json.loads((out / "training_log.json").read_text())
+    assert [entry["step"] for entry in log["train"]] == [1]  # the first step already passes the limit
+    with pytest.raises(ConfigError, match="max_train_minutes=0"):
+        MelodyTrainingArguments(output_dir=str(out), max_train_minutes=0)

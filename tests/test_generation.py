@@ -357,7 +357,7 @@ def test_finetune_style_recipe_parses(tmp_path):
     model_args, data_args, training_args = parse_args(["--config", str(ROOT / "recipes" / "finetune_style.yaml"),
                                                        "--dataset", str(tmp_path)])
     assert model_args.init_from == "folk-base" and data_args.use_style_tokens
-    assert training_args.learning_rate < 0.002
+    assert training_args.learning_rate < 0.002 and training_args.max_train_minutes == 15
 
 
 @pytest.mark.slow

@@ -196,7 +196,7 @@ class DataConfig(DataArguments):
 @dataclass
 class MelodyTrainingArguments(TrainingArguments):
     """transformers `TrainingArguments` with defaults for small melody models (see its docs for every field), plus
-    `early_stopping_patience`.
+    `early_stopping_patience` and `max_train_minutes`.
 
     Example:
         >>> MelodyTrainingArguments(output_dir="out/x", max_steps=100).learning_rate
@@ -221,6 +221,9 @@ class MelodyTrainingArguments(TrainingArguments):
     early_stopping_patience: int | None = field(default=None, metadata={
         "help": "Stop when the validation loss has not improved for this many evaluations, and keep the best "
                 "checkpoint (needs load_best_model_at_end: true and save_steps equal to eval_steps)."})
+    max_train_minutes: float | None = field(default=None, metadata={
+        "help": "Stop training after this many minutes of wall time (checked after each step; with "
+                "load_best_model_at_end the best checkpoint so far is kept). Unset: no time limit."})
 
     def __post_init__(self):
         if self.max_steps == 0 or self.max_steps < -1:
@@ -237,6 +240,8 @@ class MelodyTrainingArguments(TrainingArguments):
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate={self.learning_rate} must be positive")
         super().__post_init__()
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ConfigError(f"max_train_minutes={self.max_train_minutes} must be positive (or unset)")
         patience = self.early_stopping_patience
         if patience is not None:
             if patience < 1:

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,32 @@ def set_dropout(model, p: float) -> None:
 
 
 def early_stopping(training_args) -> list[TrainerCallback]:
-    """The `EarlyStoppingCallback` that `early_stopping_patience` asks for (none when it is unset)."""
+    """The stopping callbacks the arguments ask for: `EarlyStoppingCallback` for `early_stopping_patience`,
+    `TimeLimitCallback` for `max_train_minutes` (none when both are unset)."""
     patience = getattr(training_args, "early_stopping_patience", None)
-    return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []
+    minutes = getattr(training_args, "max_train_minutes", None)
+    return ([EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []) + (
+        [TimeLimitCallback(minutes)] if minutes else [])
+
+
+class TimeLimitCallback(TrainerCallback):
+    """Stops training once `minutes` of wall time have passed since training began (checked after each step).
+
+    Example:
+        >>> Trainer(..., callbacks=[TimeLimitCallback(15)])                  # doctest: +SKIP
+    """
+
+    def __init__(self, minutes: float):
+        self.minutes = minutes
+        self.end: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.end = time.monotonic() + 60 * self.minutes
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.end is not None and time.monotonic() > self.end and not control.should_training_stop:
+            logger.info("max_train_minutes=%g reached at step %d: stopping", self.minutes, state.global_step)
+            control.should_training_stop = True
 
 
 class JsonLogCallback(TrainerCallback):
