@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", default="essen/kinder0", help="the benchmark corpus (default: essen/kinder0)")
     p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default: 10)")
     p.add_argument("--only-folds", type=int, default=None, help="run only the first N folds (quick checks)")
+    p.add_argument("--first-fold", type=int, default=1, help="start at this fold (1-based; with --only-folds N: "
+                   "folds first..first+N-1), to spread the folds over several processes or sessions")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold split and the training runs")
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated subset of {','.join(SETTINGS)}")
     p.add_argument("--preset", default="original", help="architecture of the scratch model (default: original)")
@@ -211,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         pretrain_notes = [m.notes for m in pretrain]
     results: dict[str, list[dict]] = {s: [] for s in settings}
-    splits = kfold(melodies, args.folds, args.seed)[:args.only_folds or args.folds]
-    for k, (train, test) in enumerate(splits):
+    first = args.first_fold - 1
+    splits = kfold(melodies, args.folds, args.seed)[first:first + (args.only_folds or args.folds)]
+    for k, (train, test) in enumerate(splits, start=first):
         test = test[:args.max_test] if args.max_test else test
         t0 = time.time()
         if "ngram" in settings:
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             model, loss = fit(model, tok, train, args.finetune_steps, args.finetune_lr,
                               min(args.max_length, model.config.n_positions), args)
             results["finetune"].append({**score(model, tok, test, args), "train_loss": loss})
-        logger.info("fold %d/%d (%d train, %d test melodies) in %.0f s: %s", k + 1, len(splits), len(train),
+        logger.info("fold %d/%d (%d train, %d test melodies) in %.0f s: %s", k + 1, args.folds, len(train),
                     len(test), time.time() - t0, json.dumps({s: {key: round(v, 3) for key, v in r[-1].items()
                                                                   if v is not None} for s, r in results.items()}))
 
