@@ -198,6 +198,7 @@ class GrammarTables:
             self.illegal = ~self.masks
             self.not_others = torch.cat([self.not_others, ~others[None]])
             self.illegal_without_eos = torch.cat([self.illegal_without_eos, ~(others if others.any() else mask)[None]])
-            self.illegal_rows.append(self.illegal[found])
-            self.illegal_without_eos_rows.append(self.illegal_without_eos[found])
+            # standalone rows: a view into `illegal` would keep every rebuilt copy of the whole table alive
+            self.illegal_rows.append(~mask)
+            self.illegal_without_eos_rows.append(self.illegal_without_eos[found].clone())
         return found

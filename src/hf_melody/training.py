@@ -162,7 +162,7 @@ def set_dropout(model, p: float) -> None:
         setattr(model.config, key, p)
 
 
-def early_stopping(training_args) -> list[TrainerCallback]:
+def stopping_callbacks(training_args) -> list[TrainerCallback]:
     """The stopping callbacks the arguments ask for: `EarlyStoppingCallback` for `early_stopping_patience`,
     `TimeLimitCallback` for `max_train_minutes` (none when both are unset)."""
     patience = getattr(training_args, "early_stopping_patience", None)
@@ -372,7 +372,7 @@ def _build_trainer(model, tokenizer, dsd, training_args, info: dict[str, Any]) -
     return Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
                    data_collator=default_data_collator,
                    callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info),
-                              *early_stopping(training_args)])
+                              *stopping_callbacks(training_args)])
 
 
 def _run_training(trainer: Trainer, checkpoint: str | None, finished: int | None) -> dict[str, Any]:
