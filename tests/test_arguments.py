@@ -97,6 +97,7 @@ def test_continuations_do_not_depend_on_the_global_rng(python_bundle):
     torch.manual_seed(2)
     second = sample_metrics(model, tok, melodies, num_samples=2, prompt_bars=1, seed=5)
     assert first["num_prompts"] >= 1 and first == second
+    assert first["sample_temperature"] == model.generation_config.temperature  # the bundle's default
 
 
 # ---- flags: both spellings, no abbreviations, did-you-mean -------------------------------------------------------

@@ -63,14 +63,16 @@ def _continuations(model, tokenizer, melodies: Sequence[Melody], prompt_bars: in
 def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: int = 32, prompt_bars: int = 4,
                    use_style_tokens: bool = True, training_notes: Sequence | None = None, seed: int = 0,
                    progress: bool = False) -> dict[str, Any]:
-    """Metrics of sampled melodies (temperature 1, no truncation).
+    """Metrics of sampled melodies: continuations from the model's raw distribution, unconditional samples as users
+    get them.
 
     - `continuation_bleu`: for up to `num_samples` melodies, the first `prompt_bars` bars are the prompt; the
       model continues for as many notes as the real continuation has (`continuation`: melody k seeded with
       `seed + k`); corpus BLEU over base REMI tokens (plain REMI tokenizers only: BPE ids cannot be cut at a
       bar line).
     - `self_bleu` and `music_statistics` (`compare_sets` against `melodies`) of `num_samples` unconditional
-      samples from `MelodyPipeline` with its defaults (BOS + style token, grammar on, whole tunes).
+      samples from `MelodyPipeline` with its defaults (BOS + style token, grammar on, whole tunes, the bundle's
+      `generation_config` temperature: 0.8 for folk-base); `sample_temperature` records it.
     - `novelty` of those samples against `training_notes`, when given.
 
     Example:
@@ -85,17 +87,19 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
     out["continuation_bleu"] = corpus_bleu(preds, refs) if preds else None
 
     # unconditional samples go through the pipeline, as users get them: grammar on, whole tunes that end by themselves
-    samples, sample_ts, sample_tokens = [], [], []
+    samples, sample_ts, sample_tokens, temperatures = [], [], [], set()
     style = melody_style(melodies[0]) if use_style_tokens else None
     if num_samples:
         pipe = MelodyPipeline(model=model, melody_tokenizer=tokenizer)
         for melody in pipe(num_return_sequences=num_samples, seed=seed + 10_000, style=style):
+            temperatures.add(melody.settings.get("temperature"))
             notes, tss = notes_of_score(melody.score)
             if notes:
                 samples.append(notes)
                 sample_ts.append(tss)
                 sample_tokens.append(tokenizer.to_base_tokens(melody.token_ids))
     out["num_samples"] = len(samples)
+    out["sample_temperature"] = temperatures.pop() if len(temperatures) == 1 else None
     out["self_bleu"] = self_bleu(sample_tokens) if len(sample_tokens) > 1 else None
     if samples:
         stats = compare_sets(samples, [m.notes for m in melodies], sample_ts, [m.time_signatures for m in melodies])
