@@ -74,7 +74,7 @@ def gap_of(melody_id: str, n_bars: int) -> tuple[int, int]:
 
 
 def infill_bits(model, tok, melodies, style: str) -> dict:
-    from hf_melody.infill import head_length, split_bars
+    from hf_melody.data.infill_format import head_length, split_bars
 
     marks = tok.infill_token_ids
     l2r = infill = 0.0
@@ -104,7 +104,7 @@ def infill_bits(model, tok, melodies, style: str) -> dict:
 
 def bar_shapes(score, n_bars: int) -> list[tuple]:
     """Per bar: the (onset from the bar line, pitch) pairs of its notes."""
-    from hf_melody.infill import bar_start_ticks
+    from hf_melody.music import bar_start_ticks
 
     edges = bar_start_ticks(score, n_bars)
     shapes: list[list] = [[] for _ in range(n_bars)]
@@ -118,7 +118,7 @@ def bar_shapes(score, n_bars: int) -> list[tuple]:
 
 def copy_rates(pipe, tok, melodies, style: str, samples: int) -> dict:
     """How often a regenerated gap bar equals a neighbouring bar, vs the same for the real tune's gap bars."""
-    from hf_melody.infill import head_length, split_bars
+    from hf_melody.data.infill_format import head_length, split_bars
 
     gen_copies = gen_bars = real_copies = real_bars = 0
     for m in melodies:

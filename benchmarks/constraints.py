@@ -47,7 +47,7 @@ def pipeline_tokens_per_s(pipe, constrained: bool, n: int, first_seed: int) -> t
 def generate_tokens_per_s(pipe, constrained: bool, rows: int, new_tokens: int, first_seed: int) -> float:
     import torch
 
-    from hf_melody.generation import melody_logits_processors
+    from hf_melody.generation.logits_process import melody_logits_processors
 
     tok = pipe.melody_tokenizer
     ids = torch.full((rows, 1), tok.bos_token_id)
@@ -62,7 +62,7 @@ def generate_tokens_per_s(pipe, constrained: bool, rows: int, new_tokens: int, f
 
 
 def grammar_cost(pipe, args) -> None:
-    from hf_melody.grammar import REMIGrammar
+    from hf_melody.grammar.remi import REMIGrammar
 
     grammar = REMIGrammar.for_tokenizer(pipe.melody_tokenizer)
     grammar.legal._mask_cache.clear()
@@ -89,7 +89,7 @@ def grammar_cost(pipe, args) -> None:
 
 
 def compliance(pipe, name: str, options: dict, n: int) -> None:
-    from hf_melody.generation import parse_key
+    from hf_melody.music import parse_key
 
     key = parse_key(KEY)
     tok = pipe.melody_tokenizer

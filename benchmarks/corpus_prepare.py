@@ -26,8 +26,8 @@ CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from hf_melody import MelodyTokenizer
-from hf_melody.corpora import FOLK_CORPORA, load_melodies
-from hf_melody.data import DataConfig, build_dataset, dataset_stats
+from hf_melody.data.corpora import FOLK_CORPORA, load_melodies
+from hf_melody.data.dataset import DataConfig, build_dataset, dataset_stats
 t1 = time.perf_counter()
 melodies, report = load_melodies(list(FOLK_CORPORA), progress=False, num_proc=2)
 t2 = time.perf_counter()
@@ -53,7 +53,7 @@ def cold_prepare() -> dict:
 
 def music21_per_tune(num_tunes: int) -> float:
     """Seconds per tune of music21's ABC conversion (the route the packs replace), on the first tunes of oneills."""
-    from hf_melody.music21_corpora import _convert_music21_file, music21_files
+    from hf_melody.data.music21_corpora import _convert_music21_file, music21_files
 
     files = music21_files("oneills1850")[:3]
     t = time.perf_counter()

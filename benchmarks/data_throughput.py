@@ -36,7 +36,7 @@ def emit(record: dict) -> None:
 
 def export_midi_folder(corpus: str, num_files: int, folder: Path) -> int:
     """Write up to `num_files` melodies of the music21 corpus spec(s) `corpus` (comma-separated) as .mid files."""
-    from hf_melody.corpora import load_melodies
+    from hf_melody.data.corpora import load_melodies
 
     melodies, _ = load_melodies([c.strip() for c in corpus.split(",")], progress=False)
     melodies = melodies[:num_files]
@@ -50,8 +50,10 @@ def export_midi_folder(corpus: str, num_files: int, folder: Path) -> int:
 # ------------------------------------------------------------------------------------------------------------------
 def run_hf_melody(folder: Path, block_size: int, num_proc: int | None) -> dict:
     from hf_melody import MelodyTokenizer
-    from hf_melody.corpora import SkipReport, iter_midi_folder
-    from hf_melody.data import DataConfig, build_dataset
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.corpora import iter_midi_folder
+    from hf_melody.data.dataset import build_dataset
+    from hf_melody.data.melody import SkipReport
 
     t0 = time.perf_counter()
     report = SkipReport()

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from hf_melody import MelodyPipeline
-from hf_melody.render import FORMATS
+from hf_melody.export.render import FORMATS
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import math
 import time
 
 from hf_melody import load_melodies, load_model, load_tokenizer
-from hf_melody.data import melody_style
+from hf_melody.data.dataset import melody_style
 from hf_melody.evaluation.fair_pitch import fair_pitch_logprobs
 from hf_melody.evaluation.likelihood import score_melodies
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def split(melodies, test_share: float = 0.2):
-    from hf_melody.data import split_of
+    from hf_melody.data.dataset import split_of
 
     test = [m for m in melodies if split_of(m.id, 0.0, test_share, seed=7) == "test"]
     train = [m for m in melodies if split_of(m.id, 0.0, test_share, seed=7) != "test"]

@@ -2,7 +2,8 @@
 
 Side by side in one process, one torch thread, for every bundled model (or `--models` folders):
 
-- fast:      `pipe(seed=s, num_bars=16, time_signature="4/4")`: grammar on, the lean decoder (`hf_melody.decoding`).
+- fast:      `pipe(seed=s, num_bars=16, time_signature="4/4")`: grammar on, the lean decoder
+             (`hf_melody.generation.decoding`).
 - generate:  the same call with `decoder="generate"` (transformers' `generate`, KV cache, the grammar processor:
              the path every call took before the lean decoder) and `max_new_tokens` = the context left, since
              16 bars may not fit in it.
@@ -122,9 +123,9 @@ def first_note_latency(pipe, seed: int) -> float:
 
 def batch_throughput(pipe, batch: int, seed: int) -> dict:
     """64 melodies in one batch, grammar on: tokens/s and notes/s of the lean decoder and of `generate`."""
-    from hf_melody.decoding import MelodyDecoder
-    from hf_melody.generation import MelodyConstraints, melody_logits_processors
-    from hf_melody.grammar import LengthLimits
+    from hf_melody.generation.decoding import MelodyDecoder
+    from hf_melody.generation.logits_process import MelodyConstraints, melody_logits_processors
+    from hf_melody.grammar.state import LengthLimits
 
     tok = pipe.melody_tokenizer
     prompt = [tok.bos_token_id, *tok.encode_base_tokens(["Bar_None", "TimeSig_4/4"])]
@@ -191,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from hf_melody import MelodyPipeline
-    from hf_melody.hub import bundled_checkpoints
+    from hf_melody.bundle import bundled_checkpoints
 
     plain = CharGPT().eval()
     emit({"machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),

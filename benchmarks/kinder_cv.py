@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 from hf_melody import MelodyTokenizer, build_model, load_melodies, load_model, load_tokenizer
-from hf_melody.data import DataConfig, build_dataset
+from hf_melody.data.arguments import DataConfig
+from hf_melody.data.dataset import build_dataset
 from hf_melody.errors import HFMelodyError
 from hf_melody.evaluation import IDYOM_KINDER_PITCH_BITS, ORDER2_KINDER_PITCH_BITS
 from hf_melody.evaluation.baselines import NGramNoteModel, kfold
@@ -87,7 +88,7 @@ def fit(model, tokenizer, melodies, steps: int, lr: float, max_length: int, args
     import torch
     from transformers import Trainer, TrainingArguments, default_data_collator
 
-    from hf_melody.training import cpu_supports_bf16
+    from hf_melody.training.trainer import cpu_supports_bf16
 
     config = DataConfig(max_length=max_length, augment_semitones=args.augment_semitones,
                         validation_ratio=0.0, test_ratio=0.0, seed=args.seed)
@@ -132,7 +133,8 @@ def ngram_scores(train_notes, test, order: int) -> dict[str, float]:
 
 def pretraining_melodies(pretrained: str, num_proc: int | None) -> tuple[list, dict]:
     """The training split of the melodies `pretrained` was trained on (datasets minus `exclude`, default split)."""
-    from hf_melody.data import DataConfig, split_melodies
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.dataset import split_melodies
     from hf_melody.evaluation import bundle_training_files
 
     info, _ = bundle_training_files(pretrained)
@@ -178,7 +180,7 @@ def table(lines: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("hf_melody.data", "transformers", "datasets"):
+    for noisy in ("hf_melody.data.dataset", "transformers", "datasets"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     import datasets
 

@@ -22,7 +22,7 @@ import time
 import torch
 
 from hf_melody import MelodyPipeline, load_melodies
-from hf_melody.data import melody_style, split_melodies
+from hf_melody.data.dataset import melody_style, split_melodies
 from hf_melody.evaluation import bundle_training_files
 from hf_melody.evaluation.statistics import compare_sets
 

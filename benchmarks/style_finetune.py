@@ -32,9 +32,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from hf_melody import MelodyPipeline, load_melodies
-    from hf_melody.data import split_of
+    from hf_melody.data.dataset import split_of
     from hf_melody.evaluation.statistics import compare_sets
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     chorales, _ = load_melodies("bach-chorales", progress=False)
     held_out = [m for m in chorales if split_of(m.id, 0.25, 0.0, seed=7) == "validation"]

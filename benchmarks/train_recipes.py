@@ -30,8 +30,8 @@ VARIANTS = {"0.1 (fp32, gelu_new)": ("gelu_new", False), "bf16 only": ("gelu_new
 def run(preset: str, activation: str, bf16: bool, ds, tokenizer, args, seed: int) -> dict:
     from transformers import PrinterCallback, Trainer, TrainerCallback, default_data_collator
 
-    from hf_melody.modeling import build_model
-    from hf_melody.training import MelodyTrainingArguments
+    from hf_melody.modeling.presets import build_model
+    from hf_melody.training.arguments import MelodyTrainingArguments
 
     class Timer(TrainerCallback):
         def __init__(self):
@@ -78,8 +78,9 @@ def main() -> None:
     from datasets import concatenate_datasets
 
     from hf_melody import MelodyTokenizer, load_melodies
-    from hf_melody.data import DataConfig, build_dataset
-    from hf_melody.training import cpu_supports_bf16
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.dataset import build_dataset
+    from hf_melody.training.trainer import cpu_supports_bf16
 
     torch.set_num_threads(args.threads)
     datasets.disable_progress_bars()

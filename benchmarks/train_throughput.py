@@ -47,8 +47,9 @@ def load_blocks(corpus: str, length: int, num_blocks: int):
     from datasets import concatenate_datasets
 
     from hf_melody import MelodyTokenizer
-    from hf_melody.corpora import load_melodies
-    from hf_melody.data import DataConfig, build_dataset
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.corpora import load_melodies
+    from hf_melody.data.dataset import build_dataset
 
     tokenizer = MelodyTokenizer()
     melodies, _ = load_melodies(corpus, progress=False)
@@ -76,8 +77,8 @@ def run_trainer(preset: str, tokenizer, ds, args: argparse.Namespace) -> dict:
     import torch
     from transformers import PrinterCallback, Trainer, default_data_collator
 
-    from hf_melody.modeling import build_model
-    from hf_melody.training import MelodyTrainingArguments
+    from hf_melody.modeling.presets import build_model
+    from hf_melody.training.arguments import MelodyTrainingArguments
 
     model = build_model(preset, tokenizer, n_positions=args.length, dropout=args.dropout, seed=0)
     timer = step_timer()
@@ -99,7 +100,7 @@ def run_trainer(preset: str, tokenizer, ds, args: argparse.Namespace) -> dict:
 def run_plain(preset: str, tokenizer, ds, args: argparse.Namespace) -> dict:
     import torch
 
-    from hf_melody.modeling import build_model
+    from hf_melody.modeling.presets import build_model
 
     model = build_model(preset, tokenizer, n_positions=args.length, dropout=args.dropout, seed=0)
     t0 = time.perf_counter()
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     import transformers
 
-    from hf_melody.modeling import PRESETS, num_parameters
+    from hf_melody.modeling.presets import PRESETS, num_parameters
 
     for p in presets:
         if p not in PRESETS:
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             for side in order:
                 results[(preset, side)].append(sides[side](preset, tokenizer, ds, args))
 
-    from hf_melody.modeling import build_model
+    from hf_melody.modeling.presets import build_model
 
     for preset in presets:
         n_params = num_parameters(build_model(preset, tokenizer, n_positions=args.length, seed=0))

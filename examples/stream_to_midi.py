@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from hf_melody import Melody, MelodyPipeline
-from hf_melody.render import save_midi
+from hf_melody.export.render import save_midi
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

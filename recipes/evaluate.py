@@ -11,7 +11,7 @@ import sys
 import hf_melody
 from hf_melody.errors import HFMelodyError
 from hf_melody.evaluation import results_table
-from hf_melody.parser import evaluation_parser
+from hf_melody.evaluation.arguments import evaluation_parser
 
 
 def main() -> int:

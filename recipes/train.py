@@ -9,7 +9,7 @@ import sys
 
 import hf_melody
 from hf_melody.errors import HFMelodyError
-from hf_melody.parser import training_parser
+from hf_melody.training.arguments import training_parser
 
 
 def main() -> int:

@@ -52,7 +52,7 @@ def kinder_melodies():
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     """A 2-layer `original` model trained for 80 steps on essen/kinder0 through the real recipe code path."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     out = tmp_path_factory.mktemp("tiny_bundle")
     args = ["--config", str(Path(__file__).parents[1] / "recipes" / "tiny-debug.yaml"),

@@ -10,7 +10,9 @@ import pytest
 
 import hf_melody
 from hf_melody import ConfigError, DataArguments, EvaluationArguments, MelodyTrainingArguments, ModelArguments
-from hf_melody.parser import evaluation_parser, prepare_parser, training_parser
+from hf_melody.data.arguments import prepare_parser
+from hf_melody.evaluation.arguments import evaluation_parser
+from hf_melody.training.arguments import training_parser
 
 ROOT = Path(__file__).parents[1]
 TINY = str(ROOT / "recipes" / "tiny-debug.yaml")

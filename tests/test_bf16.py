@@ -11,9 +11,10 @@ SMALL = Path(__file__).parents[1] / "recipes" / "small.yaml"
 def train_losses(tmp_path, bf16: bool, kinder_melodies, tokenizer) -> list[float]:
     from transformers import Trainer, TrainerCallback, default_data_collator
 
-    from hf_melody.data import DataConfig, build_dataset
-    from hf_melody.modeling import build_model
-    from hf_melody.training import MelodyTrainingArguments
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.dataset import build_dataset
+    from hf_melody.modeling.presets import build_model
+    from hf_melody.training.arguments import MelodyTrainingArguments
 
     class Losses(TrainerCallback):
         def __init__(self):
@@ -37,7 +38,7 @@ def train_losses(tmp_path, bf16: bool, kinder_melodies, tokenizer) -> list[float
 
 
 def test_bf16_and_fp32_training_give_the_same_losses(tmp_path, kinder_melodies, tokenizer):
-    from hf_melody.training import cpu_supports_bf16
+    from hf_melody.training.trainer import cpu_supports_bf16
 
     fp32 = train_losses(tmp_path, False, kinder_melodies, tokenizer)
     bf16 = train_losses(tmp_path, cpu_supports_bf16(), kinder_melodies, tokenizer)
@@ -48,7 +49,7 @@ def test_bf16_and_fp32_training_give_the_same_losses(tmp_path, kinder_melodies, 
 
 
 def test_bf16_falls_back_to_fp32_on_a_cpu_without_it(monkeypatch, caplog):
-    import hf_melody.training as training
+    import hf_melody.training.trainer as training
 
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: False)
     _, _, args = training.parse_args(["--config", str(SMALL), "--output_dir", "out/x", "--max_steps", "1"])

@@ -20,9 +20,9 @@ def card_metrics(text: str) -> dict[str, float]:
 @pytest.mark.parametrize("name", ["folk-base", "original", "deeper-thinner", "wider-shallower"])
 def test_card_numbers_are_what_the_weights_score(name, kinder_melodies):
     from hf_melody import load_model, load_tokenizer
-    from hf_melody.data import split_of
+    from hf_melody.bundle import CHECKPOINTS_DIR
+    from hf_melody.data.dataset import split_of
     from hf_melody.evaluation.likelihood import score_melodies
-    from hf_melody.hub import CHECKPOINTS_DIR
 
     results = json.loads(RESULTS.read_text())
     assert results["dataset"] == "essen/kinder0"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hf_melody.bundle import CHECKPOINTS_DIR, bundled_checkpoints
 from hf_melody.cli import main
-from hf_melody.hub import CHECKPOINTS_DIR, bundled_checkpoints
 
 BUNDLED = ["folk-base", "original", "deeper-thinner", "wider-shallower"]
 

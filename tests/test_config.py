@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hf_melody import ConfigError
-from hf_melody.training import last_complete_checkpoint, load_yaml_config, parse_args
+from hf_melody.parser import load_yaml_config
+from hf_melody.training.trainer import last_complete_checkpoint, parse_args
 
 ROOT = Path(__file__).parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))

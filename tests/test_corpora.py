@@ -8,7 +8,10 @@ import time
 import pytest
 
 from hf_melody import CorpusError, MidiReadError, NoMelodyError, load_melodies, read_midi
-from hf_melody.corpora import TPQ, Melody, SkipReport, iter_midi_folder, music21_files, skyline
+from hf_melody.data.corpora import iter_midi_folder
+from hf_melody.data.melody import Melody, SkipReport, skyline
+from hf_melody.data.music21_corpora import music21_files
+from hf_melody.music import TPQ
 
 
 def test_read_real_midi_matches_music21_conversion(fixtures_dir, kinder_melodies):

@@ -9,9 +9,8 @@ import json
 import pytest
 
 from hf_melody import load_melodies
-from hf_melody.melody import SkipReport
-from hf_melody.music import PITCH_RANGE, PLACEMENT_RANGE
-from hf_melody.music21_corpora import (
+from hf_melody.data.melody import SkipReport
+from hf_melody.data.music21_corpora import (
     FOLK_CORPORA,
     MUSIC21_CORPORA,
     PACK_DIR,
@@ -20,6 +19,7 @@ from hf_melody.music21_corpora import (
     music21_files,
     read_pack,
 )
+from hf_melody.music import PITCH_RANGE, PLACEMENT_RANGE
 
 ALL = [*FOLK_CORPORA, "bach-chorales"]
 
@@ -67,7 +67,7 @@ def test_pack_equals_music21_conversion_on_every_file(corpus):
 
 
 def test_loading_the_four_folk_corpora_uses_the_packs_and_keeps_wide_tunes(monkeypatch):
-    import hf_melody.music21_corpora as m21
+    import hf_melody.data.music21_corpora as m21
 
     def no_conversion(*args, **kwargs):  # the packs must serve everything
         raise AssertionError("music21 conversion ran although the packs match")
@@ -88,7 +88,7 @@ def test_loading_the_four_folk_corpora_uses_the_packs_and_keeps_wide_tunes(monke
 
 def test_a_stale_pack_entry_is_converted_again_with_music21(tmp_path, monkeypatch):
     """A pack built from other music21 files (another SHA-1) is not trusted for that file."""
-    import hf_melody.music21_corpora as m21
+    import hf_melody.data.music21_corpora as m21
 
     body = json.loads(gzip.decompress((PACK_DIR / "essen.json.gz").read_bytes()))
     body["files"]["kinder0"]["sha1"] = "0" * 40
@@ -104,7 +104,7 @@ def test_a_stale_pack_entry_is_converted_again_with_music21(tmp_path, monkeypatc
 
 
 def test_a_corrupt_pack_falls_back_to_music21(tmp_path, monkeypatch, caplog):
-    import hf_melody.music21_corpora as m21
+    import hf_melody.data.music21_corpora as m21
 
     (tmp_path / "essen.json.gz").write_bytes(b"\x1f\x8b not really gzip")
     monkeypatch.setattr(m21, "PACK_DIR", tmp_path)
@@ -119,7 +119,7 @@ def test_a_corrupt_pack_falls_back_to_music21(tmp_path, monkeypatch, caplog):
 
 
 def test_a_corrupt_conversion_cache_is_rebuilt(tmp_path, monkeypatch):
-    import hf_melody.music21_corpora as m21
+    import hf_melody.data.music21_corpora as m21
 
     monkeypatch.setattr(m21, "PACK_DIR", tmp_path)  # no packs: go through the cache
     m21.read_pack.cache_clear()
@@ -138,7 +138,7 @@ def test_a_corrupt_conversion_cache_is_rebuilt(tmp_path, monkeypatch):
 
 def test_packs_work_without_music21(monkeypatch):
     """Training on the corpora needs no music21 install: the packs are used as they are."""
-    import hf_melody.music21_corpora as m21
+    import hf_melody.data.music21_corpora as m21
     from hf_melody.errors import CorpusError
 
     def missing(name):

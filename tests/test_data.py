@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hf_melody.corpora import PITCH_RANGE
-from hf_melody.data import (
-    DataConfig,
-    augment,
-    build_dataset,
-    semitone_shifts,
-    split_melodies,
-    tokenize_melodies,
-)
+from hf_melody.data.arguments import DataConfig
+from hf_melody.data.dataset import augment, build_dataset, semitone_shifts, split_melodies, tokenize_melodies
+from hf_melody.music import PITCH_RANGE
 
 
 def test_split_is_by_melody_stable_and_seedable(kinder_melodies):
@@ -70,7 +64,7 @@ def test_cache_is_keyed_by_content(tokenizer, kinder_melodies):
     assert config.fingerprint(changed, tokenizer) != config.fingerprint(melodies, tokenizer)
     rebuilt = build_dataset(changed, tokenizer, config)
     assert rebuilt["train"]["input_ids"] != first["train"]["input_ids"]  # never served stale
-    from hf_melody.corpora import cache_dir
+    from hf_melody.data.music21_corpora import cache_dir
 
     cached = {p.name for p in (cache_dir() / "datasets").iterdir()}
     assert {config.fingerprint(melodies, tokenizer), config.fingerprint(changed, tokenizer)} <= cached
@@ -95,7 +89,7 @@ def test_streaming_dataset_tokenizes_on_the_fly(tokenizer, kinder_melodies):
 @pytest.mark.parametrize("bad", [{"max_length": 4}])
 def test_tiny_blocks_are_rejected_by_the_recipe_validation(bad):
     from hf_melody import ConfigError
-    from hf_melody.training import parse_args
+    from hf_melody.training.trainer import parse_args
 
     with pytest.raises(ConfigError, match="max_length"):
         parse_args(["--max_length", str(bad["max_length"])])

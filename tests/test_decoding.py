@@ -12,11 +12,13 @@ import torch
 from transformers import GenerationConfig, GPT2LMHeadModel
 
 from hf_melody import ConfigError, MelodyPipeline, MelodyTokenizer, build_model
-from hf_melody.decoding import MelodyDecoder, generate_ids
-from hf_melody.generation import melody_logits_processors, parse_key
-from hf_melody.grammar import GrammarRules, LengthLimits, REMIGrammar
-from hf_melody.grammar_tables import GrammarTables
-from hf_melody.lean_gpt2 import LeanGPT2
+from hf_melody.generation.decoding import MelodyDecoder, generate_ids
+from hf_melody.generation.logits_process import melody_logits_processors
+from hf_melody.grammar.remi import REMIGrammar
+from hf_melody.grammar.state import GrammarRules, LengthLimits
+from hf_melody.grammar.tables import GrammarTables
+from hf_melody.modeling.lean_gpt2 import LeanGPT2
+from hf_melody.music import parse_key
 from hf_melody.tokenizer import melody_tokenizer_config
 
 

@@ -127,7 +127,7 @@ def test_space_app_builds_the_demo_with_the_bundled_models():
     gr = pytest.importorskip("gradio")
     import runpy
 
-    from hf_melody.hub import bundled_checkpoints
+    from hf_melody.bundle import bundled_checkpoints
 
     app = runpy.run_path(str(Path(__file__).parents[1] / "app.py"), run_name="space")
     assert isinstance(app["demo"], gr.Blocks)

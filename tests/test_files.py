@@ -12,7 +12,8 @@ from symusic import Score
 from hf_melody import ConfigError, MelodyPipeline
 from hf_melody.cli import main
 from hf_melody.errors import MissingDependencyError
-from hf_melody.render import FORMATS, check_formats, key_signature
+from hf_melody.export.render import FORMATS, check_formats
+from hf_melody.music import key_signature
 
 
 @pytest.fixture(scope="module")

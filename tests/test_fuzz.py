@@ -71,8 +71,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 
 def check_melody(melody) -> str | None:
     """The first broken invariant of a melody, or None."""
-    from hf_melody.corpora import PITCH_RANGE
-    from hf_melody.tokenizer import TIME_SIGNATURE_RANGE
+    from hf_melody.music import PITCH_RANGE, TIME_SIGNATURE_RANGE
 
     notes = melody.notes
     if len(notes) < 2:
@@ -95,7 +94,7 @@ def check_melody(melody) -> str | None:
 
 def _read_one(path: Path) -> tuple[str, str | None]:
     """Outcome name (`Melody`, an error class, or `crash:<type>`) and the problem found, if any."""
-    from hf_melody.corpora import read_midi
+    from hf_melody.data.corpora import read_midi
     from hf_melody.errors import HFMelodyError
 
     try:
@@ -113,7 +112,7 @@ def _read_one(path: Path) -> tuple[str, str | None]:
 
 def _worker(folder: Path, start: int, n: int) -> None:
     """Read inputs `start..n-1` of `folder`, one JSON line each (run in a child: symusic may kill the process)."""
-    import hf_melody.corpora  # noqa: F401 - imported before timing the first input
+    import hf_melody.data.corpora  # noqa: F401 - imported before timing the first input
 
     for i in range(start, n):
         t0 = time.perf_counter()
@@ -124,7 +123,7 @@ def _worker(folder: Path, start: int, n: int) -> None:
 
 
 def _results_in_process(folder: Path, n: int):
-    import hf_melody.corpora  # noqa: F401 - imported before timing the first input
+    import hf_melody.data.corpora  # noqa: F401 - imported before timing the first input
 
     for i in range(n):
         t0 = time.perf_counter()

@@ -72,7 +72,7 @@ def cli_value(value) -> str:
 @given(args=st.lists(st.tuples(st.sampled_from(FIELDS) | st.text(min_size=1, max_size=8), SCALARS), max_size=5),
        dangling=st.booleans())
 def test_fuzz_command_line(args, dangling, tmp_path_factory):
-    from hf_melody.training import parse_args
+    from hf_melody.training.trainer import parse_args
 
     argv = [x for name, value in args for x in (f"--{name}", cli_value(value))]
     if dangling and argv:
@@ -85,7 +85,7 @@ def test_fuzz_command_line(args, dangling, tmp_path_factory):
 def test_fuzz_recipe_yaml(values, tmp_path_factory):
     import yaml
 
-    from hf_melody.training import parse_args
+    from hf_melody.training.trainer import parse_args
 
     path = tmp_path_factory.mktemp("yaml") / "recipe.yaml"
     path.write_text(yaml.safe_dump(values, allow_unicode=True))
@@ -95,7 +95,7 @@ def test_fuzz_recipe_yaml(values, tmp_path_factory):
 @FUZZ
 @given(text=st.text(max_size=120))
 def test_fuzz_recipe_yaml_text(text, tmp_path_factory):
-    from hf_melody.training import parse_args
+    from hf_melody.training.trainer import parse_args
 
     path = tmp_path_factory.mktemp("yaml") / "recipe.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
@@ -105,7 +105,8 @@ def test_fuzz_recipe_yaml_text(text, tmp_path_factory):
 @FUZZ
 @given(text=st.text(max_size=30))
 def test_fuzz_generate_formats(text):
-    from hf_melody.cli import FORMATS, parse_formats
+    from hf_melody.cli import parse_formats
+    from hf_melody.export.render import FORMATS
 
     def attempt():
         assert set(parse_formats(text)) <= set(FORMATS)

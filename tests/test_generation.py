@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from hf_melody import ConfigError, MelodyPipeline, MelodyTokenizer, build_model, read_midi
-from hf_melody.generation import MODES, MelodyConstraints, melody_logits_processors, parse_key
-from hf_melody.grammar import GrammarRules, REMIGrammar
+from hf_melody.generation.logits_process import MelodyConstraints, melody_logits_processors
+from hf_melody.grammar.remi import REMIGrammar
+from hf_melody.grammar.state import GrammarRules
+from hf_melody.music import MODES, parse_key
 
 ROOT = Path(__file__).parents[1]
 D_MINOR = parse_key("D minor").pitch_classes
@@ -352,7 +354,7 @@ def test_examples_stream_against_a_bundle(tiny_bundle, tmp_path):
 
 
 def test_finetune_style_recipe_parses(tmp_path):
-    from hf_melody.training import parse_args
+    from hf_melody.training.trainer import parse_args
 
     model_args, data_args, training_args = parse_args(["--config", str(ROOT / "recipes" / "finetune_style.yaml"),
                                                        "--dataset", str(tmp_path)])
@@ -363,7 +365,7 @@ def test_finetune_style_recipe_parses(tmp_path):
 @pytest.mark.slow
 def test_finetune_style_recipe_runs(tiny_bundle, kinder_melodies, tmp_path):
     """The recipe end to end on a MIDI folder, starting from the tiny bundle (folk-base may not be there)."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     folder = tmp_path / "midi"
     folder.mkdir()

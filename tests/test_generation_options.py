@@ -8,7 +8,7 @@ import pytest
 
 from hf_melody import ConfigError, MelodyPipeline
 from hf_melody.cli import build_parser, generation_options, main
-from hf_melody.generation_options import SHOWN_SETTINGS, MelodyGenerationConfig
+from hf_melody.generation.configuration import SHOWN_SETTINGS, MelodyGenerationConfig
 from hf_melody.music import key_signature, parse_key
 
 
@@ -178,7 +178,8 @@ def test_bad_flag_values_fail_before_the_model_loads(tmp_path, capsys):
 
 
 def test_keys_and_signatures_come_from_music():
-    from hf_melody import generation, render
+    from hf_melody.export import render
+    from hf_melody.generation import logits_process as generation
 
     assert generation.parse_key is parse_key and render.key_signature is key_signature
     assert key_signature("F# major") == (6, 0) and key_signature("Eb minor") == (-6, 1)

@@ -93,7 +93,7 @@ def test_bundled_cards_match_results_and_their_snippet_runs(name, tmp_path):
     results = json.loads((root / "model_cards" / "eval" / "results.json").read_text())["models"][name]
     for metric in ("bits_per_note", "pitch_bits_per_note", "token_perplexity"):
         assert f"- type: {metric}\n      value: {round(results[metric], 4)}\n" in card
-    from hf_melody.hub import CHECKPOINTS_DIR
+    from hf_melody.bundle import CHECKPOINTS_DIR
 
     assert (CHECKPOINTS_DIR / name / "README.md").read_text() == card
     snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
@@ -128,12 +128,12 @@ def _push_run_args(tmp_path: Path, *extra: str) -> list[str]:
 
 
 def _tripwire_on_data(monkeypatch) -> None:
-    import hf_melody.corpora
+    import hf_melody.data.corpora
 
     def tripwire(*args, **kwargs):
         raise AssertionError("data loading started before the Hub check")
 
-    monkeypatch.setattr(hf_melody.corpora, "load_melodies", tripwire)
+    monkeypatch.setattr(hf_melody.data.corpora, "load_melodies", tripwire)
 
 
 def _cli(argv, capsys):
@@ -193,7 +193,7 @@ def test_push_to_hub_after_training_uploads_a_truthful_bundle(tmp_path, monkeypa
 
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
     with pytest.raises(HFMelodyError, match="cannot write to 'someone-else'; set --hub_model_id to me/x"):
-        from hf_melody.training import parse_args, train
+        from hf_melody.training.trainer import parse_args, train
 
         train(*parse_args(_push_run_args(tmp_path, "--hub_token", "hf_tok", "--hub_model_id", "someone-else/x")[1:]))
     calls.clear()

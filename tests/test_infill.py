@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hf_melody.data.infill_format import head_length, infill_example, random_infill_example, split_bars
 from hf_melody.errors import ConfigError
-from hf_melody.infill import (
-    bar_start_ticks,
-    check_bars,
-    clip_to_bars,
-    head_length,
-    infill_example,
-    random_infill_example,
-    split_bars,
-)
+from hf_melody.generation.infill import check_bars, clip_to_bars
+from hf_melody.music import bar_start_ticks
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +94,7 @@ def test_bar_start_ticks_follow_meter_changes(tokenizer, by_meter):
 
 
 def test_clip_to_bars_cuts_a_note_that_spills_into_the_next_bar(tokenizer):
-    from hf_melody.melody import Melody
+    from hf_melody.data.melody import Melody
 
     m = Melody("x", "x", [[0, 480, 60], [1440, 960, 62], [1920, 480, 64]], [[0, 4, 4]])  # 4/4: bar 0 ends at 1920
     score = clip_to_bars(m.to_score(), 0, 1, 2)

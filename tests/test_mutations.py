@@ -46,7 +46,8 @@ def _sequences(ds, bos: int) -> list[tuple[int, ...]]:
 
 
 def test_no_validation_or_test_melody_reaches_training(tokenizer, kinder_melodies):
-    from hf_melody.data import DataConfig, augment, build_dataset, semitone_shifts, split_melodies
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.dataset import augment, build_dataset, semitone_shifts, split_melodies
 
     config = DataConfig(max_length=128, augment_semitones=2, validation_ratio=0.1, test_ratio=0.1, seed=0)
     dsd = build_dataset(kinder_melodies, tokenizer, config, cache=False)
@@ -72,7 +73,7 @@ def test_no_validation_or_test_melody_reaches_training(tokenizer, kinder_melodie
 def test_split_of_is_a_pure_function_of_the_id_hash():
     import hashlib
 
-    from hf_melody.data import split_of
+    from hf_melody.data.dataset import split_of
 
     for melody_id in ("essen/kinder0/3", "essen/kinder0/4", "x"):
         h = int(hashlib.sha1(f"1:{melody_id}".encode()).hexdigest()[:12], 16) / 16**12
@@ -90,7 +91,11 @@ def _allowed_pitches(processor, tokenizer) -> set[int]:
 
 @pytest.mark.parametrize("bounds", [(60, 72), (55, 56), (61, 61)], ids=lambda b: f"{b[0]}-{b[1]}")
 def test_pitch_range_alone_allows_exactly_its_bounds(tokenizer, bounds):
-    from hf_melody.generation import MelodyConstraints, PitchConstraintProcessor, melody_logits_processors
+    from hf_melody.generation.logits_process import (
+        MelodyConstraints,
+        PitchConstraintProcessor,
+        melody_logits_processors,
+    )
 
     lo, hi = bounds
     assert _allowed_pitches(PitchConstraintProcessor(tokenizer, bounds), tokenizer) == set(range(lo, hi + 1))

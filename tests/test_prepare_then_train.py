@@ -9,7 +9,7 @@ from datasets import load_from_disk
 
 from hf_melody import ConfigError, MelodyPipeline
 from hf_melody.cli import main
-from hf_melody.prepared import find_prepared, is_prepared
+from hf_melody.data.prepared import find_prepared, is_prepared
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from hf_melody.cli import main as cli_main
-from hf_melody.corpora import TPQ, iter_midi_folder, read_midi
+from hf_melody.data.corpora import iter_midi_folder, read_midi
 from hf_melody.errors import ConfigError, ImplausibleMelodyError, MidiReadError, ModelLoadError
+from hf_melody.music import TPQ
 from test_resume import melody_folder
 from test_robustness import TUNE, assert_teaching_error, make_score, smf, tune_notes, write_score
 
@@ -68,7 +69,7 @@ def run_args(data: Path, out: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def previous_run(tmp_path_factory):
     """A finished 4-step run (checkpoints at 2 and 4) and its data folder; probes copy it before changing it."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     root = tmp_path_factory.mktemp("previous")
     data = melody_folder(root / "data", n=24)
@@ -84,12 +85,12 @@ def copy_run(request, tmp_path) -> tuple[Path, Path]:
 
 def refuse_data_loading(monkeypatch) -> None:
     """A tripwire: the probe fails if training reaches data loading (the refusal must come before any work)."""
-    import hf_melody.corpora
+    import hf_melody.data.corpora
 
     def tripwire(*args, **kwargs):
         raise AssertionError("data loading started before the refusal")
 
-    monkeypatch.setattr(hf_melody.corpora, "load_melodies", tripwire)
+    monkeypatch.setattr(hf_melody.data.corpora, "load_melodies", tripwire)
 
 
 def cli(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -158,7 +159,7 @@ def _(request, tmp_path):
     folder = melody_folder(tmp_path / "midi", n=3)
     events = note_events([60, 62]) + note_events(TUNE[:8], first_delta=0x0FFFFFFF) + b"\x00\xff\x2f\x00"
     (folder / "huge_delta.mid").write_bytes(smf([events]))
-    from hf_melody.corpora import SkipReport
+    from hf_melody.data.melody import SkipReport
 
     report = SkipReport()
     kept = list(iter_midi_folder(folder, report, progress=False))
@@ -192,7 +193,8 @@ def _(request, tmp_path):
 @probe("02-non-utf8-name-train-data")
 def _(request, tmp_path):
     from hf_melody import MelodyTokenizer, load_melodies
-    from hf_melody.data import DataConfig, build_dataset
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.dataset import build_dataset
 
     folder, _ = bad_name_folder(tmp_path)
     melodies, report = load_melodies([str(folder)], progress=False)
@@ -227,7 +229,7 @@ def _(request, tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 @probe("03-output-dir-is-a-file")
 def _(request, tmp_path):
-    from hf_melody.training import parse_args
+    from hf_melody.training.trainer import parse_args
 
     data = melody_folder(tmp_path / "data", n=3)
     (tmp_path / "notes.txt").write_text("mine")
@@ -253,7 +255,7 @@ def _(request, tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 @probe("04-other-preset-in-output-dir")
 def _(request, tmp_path):
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     refuse_data_loading(request.getfixturevalue("monkeypatch"))
@@ -267,7 +269,7 @@ def _(request, tmp_path):
 @probe("04-other-preset-in-an-older-folder")
 def _(request, tmp_path):
     """A folder from before run fingerprints (no training_info.json anywhere): the checkpoint's shape decides."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     for info in run.rglob("training_info.json"):
@@ -281,7 +283,7 @@ def _(request, tmp_path):
 @probe("04-same-run-in-an-older-folder-resumes")
 def _(request, tmp_path):
     """No false refusal: a folder from before run fingerprints, recorded with a relative data path, resumes."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     for path in run.rglob("training_info.json"):
@@ -297,7 +299,7 @@ def _(request, tmp_path):
 
 @probe("05-other-dataset-in-output-dir")
 def _(request, tmp_path):
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     other = melody_folder(tmp_path / "other", n=24, seed=1)
@@ -322,7 +324,7 @@ def _(request, tmp_path):
 @probe("05-explicit-resume-is-the-users-choice")
 def _(request, tmp_path):
     """`--resume_from_checkpoint` names the checkpoint to continue: no refusal, even with other data."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     other = melody_folder(tmp_path / "other", n=24, seed=1)
@@ -336,7 +338,7 @@ def _(request, tmp_path):
 def _(request, tmp_path):
     import transformers
 
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, run = copy_run(request, tmp_path)
     before = json.loads((run / "training_info.json").read_text())
@@ -492,7 +494,7 @@ def test_probe(name, request, tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["file-loop", "folder-loop"])
 def test_passing_symlink_loops_are_reported_not_followed(tmp_path, case):
-    from hf_melody.corpora import SkipReport
+    from hf_melody.data.melody import SkipReport
 
     folder = melody_folder(tmp_path / "midi", n=2)
     if case == "file-loop":

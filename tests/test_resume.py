@@ -27,7 +27,8 @@ TOLERANCE = 1e-5
 
 def melody_folder(folder: Path, n: int = 48, seed: int = 0) -> Path:
     """`n` seeded random-walk melodies as MIDI files (fast to read, no corpus conversion needed)."""
-    from hf_melody.corpora import TPQ, Melody
+    from hf_melody.data.melody import Melody
+    from hf_melody.music import TPQ
 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     """An uninterrupted run (in this process) and its data folder."""
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     root = tmp_path_factory.mktemp("resume")
     data = melody_folder(root / "data")
@@ -118,7 +119,7 @@ def test_stopped_run_resumes_to_the_same_end(reference_run, tmp_path, monkeypatc
 
     import transformers
 
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, reference = reference_run
     out = tmp_path / "stopped"
@@ -141,7 +142,7 @@ def test_stopped_run_resumes_to_the_same_end(reference_run, tmp_path, monkeypatc
     half_written_checkpoint(out, 30)
 
     add_callback(monkeypatch, CountSteps())
-    caplog.set_level(logging.INFO, logger="hf_melody.training")
+    caplog.set_level(logging.INFO, logger="hf_melody.training.trainer")
     train(*parse_args(train_args(data, out)))
     assert f"resuming from {out / f'checkpoint-{KILL_AT}'}" in caplog.text
     assert "checkpoint-30 has no trainer_state.json" in caplog.text
@@ -157,7 +158,7 @@ def test_rerun_of_a_finished_run_trains_no_step_past_the_end(reference_run, tmp_
     """Issue 13, row 14: the last checkpoint is at max_steps; running the command again must not train step 41."""
     import transformers
 
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     data, reference = reference_run
     out = tmp_path / "finished"

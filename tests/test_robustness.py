@@ -17,16 +17,10 @@ from hypothesis import strategies as st
 
 from hf_melody import CorpusError, MidiReadError, ModelLoadError, NoMelodyError, read_midi
 from hf_melody.cli import main as cli_main
-from hf_melody.corpora import (
-    PITCH_RANGE,
-    PLACEMENT_RANGE,
-    TPQ,
-    Melody,
-    SkipReport,
-    _convert_music21_file,
-    iter_midi_folder,
-)
-from hf_melody.tokenizer import TIME_SIGNATURE_RANGE
+from hf_melody.data.corpora import iter_midi_folder
+from hf_melody.data.melody import Melody, SkipReport
+from hf_melody.data.music21_corpora import _convert_music21_file
+from hf_melody.music import PITCH_RANGE, PLACEMENT_RANGE, TIME_SIGNATURE_RANGE, TPQ
 
 S = TPQ // 4  # a sixteenth note, in ticks
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -9,7 +9,7 @@ import pytest
 import transformers
 
 from hf_melody import ConfigError, MelodyPipeline, ModelLoadError
-from hf_melody.hub import CHECKPOINTS_DIR, DEFAULT_MODEL
+from hf_melody.bundle import CHECKPOINTS_DIR, DEFAULT_MODEL
 
 BUNDLE_FILES = {"model.safetensors", "config.json", "generation_config.json", "miditok.json", "README.md"}
 
@@ -91,7 +91,7 @@ def test_from_pretrained_takes_hub_options(tiny_bundle, tmp_path):
 
 
 def test_every_checkpoint_is_a_loadable_bundle(tmp_path):
-    from hf_melody.training import parse_args, train
+    from hf_melody.training.trainer import parse_args, train
 
     config = str(Path(__file__).parents[1] / "recipes" / "tiny-debug.yaml")
     train(*parse_args(["--config", config, "--output_dir", str(tmp_path), "--max_steps", "4", "--save_steps", "2",

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hf_melody import PRESETS, ConfigError, build_model, load_model
-from hf_melody.modeling import num_parameters
+from hf_melody.modeling.presets import num_parameters
 
 ROOT = Path(__file__).parents[1]
 

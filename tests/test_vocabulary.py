@@ -39,7 +39,7 @@ def _tokenizer_pitches(tokenizer) -> tuple[int, int]:
 
 
 def test_one_pitch_range_everywhere(tokenizer, capsys):
-    from hf_melody import corpora
+    from hf_melody import music as corpora
     from hf_melody.cli import main
     from hf_melody.evaluation import baselines
 

@@ -13,9 +13,12 @@ Importing hf_melody registers the `melody-generation` task with transformers, so
 `transformers.pipeline("melody-generation", model=...)` works afterwards.
 """
 
+from . import _deprecated
 from .bundle import bundled_checkpoints
-from .corpora import Melody, SkipReport, load_melodies, read_midi
-from .data import DataConfig, build_dataset, prepare_dataset
+from .data.arguments import DataConfig
+from .data.corpora import load_melodies, read_midi
+from .data.dataset import build_dataset, prepare_dataset
+from .data.melody import Melody, SkipReport
 from .errors import (
     ConfigError,
     CorpusError,
@@ -26,17 +29,21 @@ from .errors import (
     NoMelodyError,
     SoundfontNotFoundError,
 )
-from .generation_options import MelodyGenerationConfig
+from .generation.configuration import MelodyGenerationConfig
+from .generation.streamers import StreamedNote
 from .hub import load_model, load_tokenizer, push_bundle_to_hub, save_bundle
-from .modeling import PRESETS, build_model
-from .pipeline import GeneratedMelody, MelodyPipeline
-from .streaming import StreamedNote
+from .modeling.presets import PRESETS, build_model
+from .pipelines.melody_generation import MelodyPipeline
+from .pipelines.output import GeneratedMelody
 from .tokenizer import MelodyTokenizer
+
+_deprecated.install()
 
 __version__ = "0.1.0"
 
-_LAZY = {"train": "training", "evaluate": "evaluation", "DataArguments": "arguments",
-         "EvaluationArguments": "arguments", "MelodyTrainingArguments": "arguments", "ModelArguments": "arguments"}
+_LAZY = {"train": "training", "evaluate": "evaluation", "DataArguments": "data.arguments",
+         "EvaluationArguments": "evaluation.arguments", "MelodyTrainingArguments": "training.arguments",
+         "ModelArguments": "training.arguments"}
 """Public names imported on first use: training and evaluation pull in the Trainer and datasets (~1 s)."""
 
 

@@ -22,17 +22,19 @@ from tqdm.auto import tqdm
 
 from .bundle import CHECKPOINTS_DIR, TRAINING_INFO, bundled_checkpoints
 from .cards import generate_model_cards
-from .corpora import load_melodies
-from .data import build_dataset, dataset_stats, split_melodies
+from .data.arguments import prepare_parser
+from .data.corpora import load_melodies
+from .data.dataset import build_dataset, dataset_stats, split_melodies
+from .data.music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
 from .demo import launch
 from .errors import ConfigError, CorpusError, HFMelodyError
-from .generation_options import DECODERS, MelodyGenerationConfig
-from .infill import parse_bars
-from .music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
-from .parser import evaluation_parser, prepare_parser, training_parser
-from .pipeline import MelodyPipeline
-from .render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
+from .evaluation.arguments import evaluation_parser
+from .export.render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
+from .generation.configuration import DECODERS, MelodyGenerationConfig
+from .generation.infill import parse_bars
+from .pipelines.melody_generation import MelodyPipeline
 from .tokenizer import MelodyTokenizer
+from .training.arguments import training_parser
 
 logger = logging.getLogger("hf_melody")
 
@@ -113,7 +115,7 @@ def _wants_help(argv: list[str]) -> bool:
 
 def cmd_train(argv: list[str], verbose: bool = False) -> int:
     """`hf-melody train`: the options of `recipes/train.py` (a recipe via --config, any key as a flag)."""
-    from .training import parse_args, train  # the Trainer (~0.3 s): only for the commands that train
+    from .training.trainer import parse_args, train  # the Trainer (~0.3 s): only for the commands that train
 
     if _wants_help(argv):
         training_parser("hf-melody train").print_help()
@@ -390,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DATACLASS_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "prepare": cmd_prepare}
-"""Commands whose options come from the argument dataclasses (`hf_melody.arguments`) through one parser."""
+"""Commands whose options come from the argument dataclasses (`hf_melody.data.arguments`) through one parser."""
 
 
 def main(argv: list[str] | None = None) -> int:

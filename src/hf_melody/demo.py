@@ -18,8 +18,8 @@ from typing import Any
 
 from .bundle import DEFAULT_MODEL, bundled_checkpoints
 from .errors import HFMelodyError, MissingDependencyError, SoundfontNotFoundError
-from .infill import parse_bars
-from .pipeline import MelodyPipeline
+from .generation.infill import parse_bars
+from .pipelines.melody_generation import MelodyPipeline
 from .tokenizer import STYLES
 
 ANY = "any"

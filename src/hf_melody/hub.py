@@ -14,13 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .bundle import (  # noqa: F401 - CHECKPOINTS_DIR, DEFAULT_MODEL, bundled_checkpoints re-exported (tests, benchmarks)
-    CHECKPOINTS_DIR,
-    DEFAULT_MODEL,
+from .bundle import (
     HUB_KWARGS,
     TOKENIZER_FILE,
     TRAINING_INFO,
-    bundled_checkpoints,
     resolve_bundle,
     resolve_file,
 )

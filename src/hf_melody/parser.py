@@ -24,17 +24,8 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from .arguments import (
-    DataArguments,
-    EvaluationArguments,
-    MelodyTrainingArguments,
-    ModelArguments,
-    PrepareArguments,
-)
 from .errors import ConfigError
 
-TRAINING_ARGUMENTS = (ModelArguments, DataArguments, MelodyTrainingArguments)
-"""The dataclasses of a training recipe, in the order `train()` takes them."""
 ConfigSource = str | os.PathLike | Mapping[str, Any] | None
 
 
@@ -237,52 +228,16 @@ def load_yaml_config(path: str | os.PathLike, parser: MelodyArgumentParser | Non
         raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({one_line(e)})") from e
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of keys to values, got {type(values).__name__}")
-    return (parser or training_parser()).check_config(values, str(path))
+    if parser is None:  # the recipes' parser by default; imported here, as training builds on this module
+        from .training.arguments import training_parser
+
+        parser = training_parser()
+    return parser.check_config(values, str(path))
 
 
-def _has_accelerator() -> bool:
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or bool(mps and mps.is_available())
 
 
-def training_parser(prog: str | None = None) -> MelodyArgumentParser:
-    """The parser of `recipes/train.py`, `hf-melody train` and `hf_melody.train` (model, data, training).
-
-    On a machine without an accelerator `use_cpu` defaults to true: without it, DDP on CPU (`accelerate launch
-    --multi_gpu`, `torchrun`) silently runs as one-process copies.
-
-    Example:
-        >>> model_args, data_args, training_args = training_parser().parse_config({"max_steps": 10})  # doctest: +SKIP
-    """
-    parser = MelodyArgumentParser(TRAINING_ARGUMENTS, prog=prog, description="Train a GPT-2 melody model.")
-    if not _has_accelerator():
-        parser.set_defaults(use_cpu=True)
-    return parser
 
 
-def evaluation_parser(prog: str | None = None) -> MelodyArgumentParser:
-    """The parser of `recipes/evaluate.py`, `hf-melody evaluate` and `hf_melody.evaluate`.
-
-    Example:
-        >>> [config] = evaluation_parser().parse_args_and_config(["--models", "original", "--out", "out/x"])
-        >>> config.output_dir
-        'out/x'
-    """
-    return MelodyArgumentParser(EvaluationArguments, prog=prog,
-                                description="Score models (bits per note, pitch bits, perplexity) against n-gram "
-                                            "baselines; write results.json and plots.")
 
 
-def prepare_parser(prog: str | None = None) -> MelodyArgumentParser:
-    """The parser of `hf-melody prepare` (data arguments and the output folder).
-
-    Example:
-        >>> data, prep = prepare_parser().parse_args_and_config(["--dataset", "essen/kinder0", "--out", "out/d"])
-        >>> data.dataset, prep.output_dir
-        (['essen/kinder0'], 'out/d')
-    """
-    return MelodyArgumentParser((DataArguments, PrepareArguments), prog=prog,
-                                description="Corpus or MIDI folder -> tokenized, packed datasets.DatasetDict on "
-                                            "disk, with its miditok.json and a skip report.")

@@ -26,7 +26,8 @@ STYLES: tuple[str, ...] = ("german-folk", "irish", "american-fiddle", "scottish-
 
 INFILL_TOKENS: tuple[str, ...] = ("Infill", "InfillSuffix", "InfillMiddle")
 """Fill-in-the-middle markers: `BOS Style Infill <prefix bars> InfillSuffix <suffix bars> InfillMiddle <middle bars>
-EOS` teaches the same causal model to regenerate bars between a given prefix and suffix (see `hf_melody.infill`)."""
+EOS` teaches the same causal model to regenerate bars between a given prefix and suffix (see
+`hf_melody.data.infill_format`)."""
 
 
 def style_token(style: str) -> str:

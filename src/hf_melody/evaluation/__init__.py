@@ -21,7 +21,7 @@ Example:
     ... # doctest: +SKIP
 """
 
-from ..arguments import EvaluationArguments
+from .arguments import EvaluationArguments
 from .baselines import (
     IDYOM_KINDER_PITCH_BITS,
     ORDER2_KINDER_PITCH_BITS,

@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..arguments import EvaluationArguments
-from ..corpora import load_melodies
-from ..data import melody_style, split_of
+from ..data.corpora import load_melodies
+from ..data.dataset import melody_style, split_of
+from ..data.melody import Melody
 from ..errors import ConfigError, HFMelodyError
 from ..hub import load_model, load_tokenizer
-from ..melody import Melody
-from ..modeling import num_parameters
-from ..parser import ConfigSource, evaluation_parser
+from ..modeling.presets import num_parameters
+from ..parser import ConfigSource
 from ..tokenizer import MelodyTokenizer
 from ..utils import atomic_write_text
+from .arguments import EvaluationArguments, evaluation_parser
 from .baselines import cross_validate_ngram, kfold, majority_token_baseline
 from .likelihood import score_melodies
 from .plots import plot_all
@@ -68,7 +68,7 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
         models: bundled checkpoint names (`folk-base`, `original`, ...), folders or Hub ids (HF cache). Models
             that cannot be loaded are skipped and listed under `skipped`.
         dataset: corpus spec of the evaluation melodies.
-        split: `"all"`, `"train"`, `"validation"`, `"test"` (by `hf_melody.data.split_of`, default ratios) or
+        split: `"all"`, `"train"`, `"validation"`, `"test"` (by `hf_melody.data.dataset.split_of`, default ratios) or
             `"auto"`: all melodies when no model's `training_info.json` lists the dataset among its (not
             excluded) training data, else the test split.
         ngram_order, ngram_folds: the n-gram baseline (`NGramNoteModel`) and the majority-token /

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..data import melody_style
+from ..data.dataset import melody_style
+from ..data.melody import Melody
 from ..errors import ConfigError
-from ..grammar import REMIGrammar
-from ..melody import Melody
+from ..grammar.remi import REMIGrammar
 from .fair_pitch import fair_pitch_logprobs
 
 

@@ -1,6 +1,6 @@
 """Metrics of sampled melodies: continuation BLEU against the real continuations, self-BLEU, music statistics
 against the real melodies and novelty against the training corpus. Every sample is drawn through the seeded
-decoding path of the pipeline (`hf_melody.decoding`), so the numbers do not depend on torch's global RNG.
+decoding path of the pipeline (`hf_melody.generation.decoding`), so the numbers do not depend on torch's global RNG.
 
 Example:
     >>> from hf_melody.evaluation.sampling import sample_metrics
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..data import melody_style
-from ..decoding import generate_ids
-from ..grammar import REMIGrammar
-from ..melody import Melody
-from ..pipeline import MelodyPipeline
+from ..data.dataset import melody_style
+from ..data.melody import Melody
+from ..generation.decoding import generate_ids
+from ..grammar.remi import REMIGrammar
+from ..pipelines.melody_generation import MelodyPipeline
 from .likelihood import notes_of_score
 from .similarity import corpus_bleu, novelty, self_bleu
 from .statistics import compare_sets

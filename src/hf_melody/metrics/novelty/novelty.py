@@ -2,7 +2,7 @@
 
 import evaluate
 
-from hf_melody.corpora import load_melodies
+from hf_melody.data.corpora import load_melodies
 from hf_melody.evaluation.similarity import novelty
 from hf_melody.metrics import metric_info
 

@@ -1,0 +1,55 @@
+"""Export: MIDI, audio and piano-roll rendering (`render`), notation (`notation`: MusicXML, ABC) and the
+notebook display (`display`).
+"""
+
+from .display import (
+    melody_html,
+)
+from .notation import (
+    abc_text,
+    musicxml_bytes,
+    save_abc,
+    save_musicxml,
+    to_music21,
+)
+from .render import (
+    AUDIO_FORMATS,
+    DEFAULT_TEMPO_QPM,
+    FORMATS,
+    SOUNDFONT_CANDIDATES,
+    SOUNDFONT_ENV,
+    audio_bytes,
+    check_formats,
+    find_soundfont,
+    piano_roll_png,
+    render_audio,
+    save_audio,
+    save_midi,
+    save_piano_roll,
+    save_wav,
+    with_metadata,
+)
+
+__all__ = [
+    "AUDIO_FORMATS",
+    "DEFAULT_TEMPO_QPM",
+    "FORMATS",
+    "SOUNDFONT_CANDIDATES",
+    "SOUNDFONT_ENV",
+    "abc_text",
+    "audio_bytes",
+    "check_formats",
+    "find_soundfont",
+    "melody_html",
+    "musicxml_bytes",
+    "piano_roll_png",
+    "render_audio",
+    "save_abc",
+    "save_audio",
+    "save_midi",
+    "save_musicxml",
+    "save_piano_roll",
+    "save_wav",
+    "to_music21",
+    "with_metadata",
+]

@@ -1,0 +1,150 @@
+"""Score -> sheet music: a music21 stream, MusicXML (MuseScore, Finale, Sibelius, Dorico) and ABC (folk musicians).
+
+music21 (the `corpus` extra) spells the notes in the key, makes bars, rests and ties; ABC text is written from that
+stream here, since music21 reads ABC but does not write it.
+
+Example:
+    >>> from hf_melody.export.notation import save_musicxml, save_abc
+    >>> save_musicxml(score, "tune.musicxml", key="D minor", title="My tune")    # doctest: +SKIP
+    >>> print(abc_text(score, key="D minor", title="My tune"))                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import MissingDependencyError
+from ..music import key_name_of_signature
+from ..utils import atomic_write_bytes, atomic_write_text
+from .render import DEFAULT_TEMPO_QPM, with_metadata
+
+_ABC_UNIT = Fraction(1, 4)  # L:1/16, in quarter notes
+
+
+def _music21():
+    try:
+        import music21
+    except ImportError as e:
+        raise MissingDependencyError("MusicXML and ABC export need music21: pip install 'hf_melody[corpus]'") from e
+    return music21
+
+
+def to_music21(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
+    """The melody as a `music21.stream.Score` with measures, key and time signatures, tempo, title, rests and ties.
+
+    Example:
+        >>> to_music21(score, key="G major").show("text")                               # doctest: +SKIP
+    """
+    m21 = _music21()
+    score = with_metadata(score, key=key, title=title, tempo_qpm=tempo_qpm)
+    tpq = score.ticks_per_quarter
+    part = m21.stream.Part()
+    for ts in score.time_signatures:
+        part.insert(Fraction(ts.time, tpq), m21.meter.TimeSignature(f"{ts.numerator}/{ts.denominator}"))
+    sharps = 0
+    for ks in score.key_signatures:
+        sharps = ks.key
+        sig = m21.key.KeySignature(ks.key)
+        part.insert(Fraction(ks.time, tpq), sig.asKey("minor" if ks.tonality else "major"))
+    part.insert(0, m21.tempo.MetronomeMark(number=round(score.tempos[0].qpm, 2)))
+    for track in score.tracks[:1]:
+        for n in track.notes:
+            note = m21.note.Note(n.pitch, quarterLength=Fraction(n.duration, tpq))
+            if sharps < 0 and note.pitch.accidental is not None and note.pitch.accidental.alter == 1:
+                note.pitch = note.pitch.getEnharmonic()  # Bb, not A#, in flat keys
+            part.insert(Fraction(n.time, tpq), note)
+    part.makeRests(fillGaps=True, inPlace=True)
+    part.makeMeasures(inPlace=True)
+    part.makeTies(inPlace=True)
+    out = m21.stream.Score()
+    out.metadata = m21.metadata.Metadata(title=title or (score.tracks[0].name if score.tracks else "") or "hf_melody")
+    out.insert(0, part)
+    return out
+
+
+def musicxml_bytes(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None) -> bytes:
+    """The melody as an uncompressed MusicXML document."""
+    import tempfile
+
+    stream = to_music21(score, key, title, tempo_qpm)
+    with tempfile.TemporaryDirectory(prefix="hf_melody-xml-") as tmp:
+        path = stream.write("musicxml", fp=Path(tmp) / "melody.musicxml")
+        return Path(path).read_bytes()
+
+
+def save_musicxml(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+                  tempo_qpm: float | None = None) -> Path:
+    """Write the melody as MusicXML (opens in MuseScore and other notation programs)."""
+    return atomic_write_bytes(path, musicxml_bytes(score, key, title, tempo_qpm))
+
+
+def _abc_length(quarter_length) -> str:
+    units = Fraction(quarter_length).limit_denominator(96) / _ABC_UNIT
+    if units == 1:
+        return ""
+    if units.denominator == 1:
+        return str(units.numerator)
+    return f"{units.numerator}/{units.denominator}"
+
+
+def _abc_pitch(pitch, accidental: int | None) -> str:
+    marks = {None: "", -2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}[accidental]
+    octave = pitch.octave
+    letter = pitch.step if octave <= 4 else pitch.step.lower()
+    return marks + letter + ("," * (4 - octave) if octave < 4 else "'" * (octave - 5) if octave > 5 else "")
+
+
+def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+             bars_per_line: int = 4) -> str:
+    """The melody as an ABC tune (one voice, L:1/16), accidentals written on every note that leaves the key
+    signature (and on its return within the bar), so strict and lenient ABC readers agree.
+
+    Example:
+        >>> abc_text(score, key="D minor").splitlines()[:3]                              # doctest: +SKIP
+        ['X:1', 'T:hf_melody', 'M:4/4']
+    """
+    m21 = _music21()
+    stream = to_music21(score, key, title, tempo_qpm)
+    part = stream.parts[0]
+    first_ts = part.recurse().getElementsByClass(m21.meter.TimeSignature).first()
+    first_key = part.recurse().getElementsByClass(m21.key.KeySignature).first()
+    sharps, minor = (first_key.sharps, getattr(first_key, "mode", "") == "minor") if first_key else (0, False)
+    key_name = key_name_of_signature(sharps, minor)
+    altered = {}  # the key signature's alteration of each letter
+    for p in (m21.key.KeySignature(sharps).alteredPitches if sharps else []):
+        altered[p.step] = int(p.accidental.alter)
+    qpm = score.tempos[0].qpm if len(score.tempos) else (tempo_qpm or DEFAULT_TEMPO_QPM)
+    lines = ["X:1", f"T:{stream.metadata.title}", f"M:{first_ts.ratioString if first_ts else '4/4'}", "L:1/16",
+             f"Q:1/4={round(qpm)}", f"K:{key_name}"]
+    body, line = [], []
+    measures = list(part.getElementsByClass(m21.stream.Measure))
+    for i, measure in enumerate(measures):
+        state: dict[str, int] = {}  # accidentals last until the bar line
+        tokens = []
+        for el in measure.notesAndRests:
+            length = _abc_length(el.quarterLength)
+            if el.isRest:
+                tokens.append("z" + length)
+                continue
+            p = el.pitch
+            alter = int(p.accidental.alter) if p.accidental is not None else 0
+            slot = f"{p.step}{p.octave}"
+            in_key = altered.get(p.step, 0)
+            # explicit on every altered note (readers differ on whether accidentals last the bar) and on the return
+            mark = alter if alter != in_key or alter != state.get(slot, in_key) else None
+            state[slot] = alter
+            tie = "-" if el.tie is not None and el.tie.type in ("start", "continue") else ""
+            tokens.append(_abc_pitch(p, mark) + length + tie)
+        line.append(" ".join(tokens))
+        if (i + 1) % bars_per_line == 0 or i == len(measures) - 1:
+            body.append(" | ".join(line) + (" |]" if i == len(measures) - 1 else " |"))
+            line = []
+    return "\n".join(lines + body) + "\n"
+
+
+def save_abc(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+             tempo_qpm: float | None = None) -> Path:
+    """Write the melody as an ABC tune (a `.abc` file that abcjs, EasyABC or music21 read)."""
+    return atomic_write_text(path, abc_text(score, key, title, tempo_qpm))

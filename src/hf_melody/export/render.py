@@ -1,0 +1,238 @@
+"""Score -> MIDI file (with key/time signature, tempo, title), audio (WAV, FLAC, OGG, MP3) and a piano-roll PNG.
+
+All writes are atomic. Notation (MusicXML, ABC) lives in `hf_melody.export.notation`.
+
+Example:
+    >>> from hf_melody.export.render import save_midi, save_audio, save_piano_roll
+    >>> save_midi(score, "melody.mid", key="D minor", title="My tune")    # doctest: +SKIP
+    >>> save_audio(score, "melody.flac")                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
+from ..music import MODES, bar_start_ticks, key_signature, note_name
+from ..utils import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+SOUNDFONT_ENV = "HF_MELODY_SOUNDFONT"
+SOUNDFONT_CANDIDATES = (
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/FluidR3Mono_GM.sf3",
+    "/usr/share/sounds/sf3/default-GM.sf3",
+    "/usr/share/sounds/sf3/MuseScore_General.sf3",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/local/share/soundfonts/default.sf2",
+    "/opt/homebrew/share/soundfonts/default.sf2",
+)
+AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
+                 "mp3": ("MP3", "MPEG_LAYER_III")}
+"""Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
+FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
+"""Every file format `GeneratedMelody.save` and `hf-melody generate --formats` write."""
+DEFAULT_TEMPO_QPM = 120.0
+def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
+    """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one.
+
+    Example:
+        >>> find_soundfont()                                                            # doctest: +SKIP
+        PosixPath('/usr/share/sounds/sf2/FluidR3_GM.sf2')
+    """
+    if soundfont is not None:
+        path = Path(soundfont)
+        if not path.is_file():
+            raise SoundfontNotFoundError(f"{path}: no such soundfont file; give the path of a .sf2/.sf3 file")
+        return path
+    env = os.environ.get(SOUNDFONT_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise SoundfontNotFoundError(f"${SOUNDFONT_ENV}={env}: no such file; point it at a .sf2/.sf3 file")
+        return Path(env)
+    for cand in SOUNDFONT_CANDIDATES:
+        if Path(cand).is_file():
+            return Path(cand)
+    raise SoundfontNotFoundError(
+        "no General MIDI soundfont found; install one (Debian/Ubuntu: `sudo apt-get install timgm6mb-soundfont`), "
+        f"or pass soundfont=PATH / set ${SOUNDFONT_ENV}"
+    )
+
+
+def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
+    """A copy of `score` with the meta events notation and DAW software read: key signature (from `key`, when
+    given), a time signature (4/4 if the score has none), a tempo (`tempo_qpm`, else the score's, else 120) and the
+    track name (`title`).
+
+    Example:
+        >>> with_metadata(score, key="D minor", title="hf_melody seed 3").key_signatures    # doctest: +SKIP
+    """
+    from symusic import KeySignature, Tempo, TimeSignature
+
+    out = score.copy()
+    if key is not None:
+        sharps, tonality = key_signature(key)
+        out.key_signatures = [KeySignature(0, sharps, tonality)]
+    if not len(out.time_signatures):
+        out.time_signatures.append(TimeSignature(0, 4, 4))
+    if tempo_qpm is not None or not len(out.tempos):
+        out.tempos = [Tempo(0, qpm=float(tempo_qpm or DEFAULT_TEMPO_QPM))]
+    if title is not None:
+        for track in out.tracks:
+            track.name = title
+    return out
+
+
+def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+              tempo_qpm: float | None = None) -> Path:
+    """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo and track name (see
+    `with_metadata`).
+
+    Example:
+        >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune")      # doctest: +SKIP
+    """
+    return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
+
+
+def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate: int = 22050):
+    """Synthesize a score to a float32 array of shape (2, samples) with symusic's SoundFont synthesizer."""
+    from symusic import Synthesizer
+
+    sf = find_soundfont(soundfont)
+    return Synthesizer(sf_path=str(sf), sample_rate=sample_rate).render(score, stereo=True)
+
+
+def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = None,
+                sample_rate: int = 22050) -> bytes:
+    """The score rendered to an audio file's bytes: "wav" (16-bit PCM), "flac", "ogg" (Vorbis) or "mp3".
+
+    WAV is written by symusic; FLAC, OGG and MP3 by soundfile (libsndfile), the `audio` extra.
+    """
+    import io
+
+    if fmt not in AUDIO_FORMATS:
+        raise ConfigError(f"unknown audio format {fmt!r}; choose one of {', '.join(AUDIO_FORMATS)}")
+    audio = render_audio(score, soundfont, sample_rate)
+    if fmt == "wav":
+        import tempfile
+
+        from symusic import dump_wav
+
+        with tempfile.TemporaryDirectory(prefix="hf_melody-wav-") as tmp:
+            dump_wav(f"{tmp}/a.wav", audio, sample_rate, use_int16=True)
+            return Path(f"{tmp}/a.wav").read_bytes()
+    try:
+        import soundfile
+    except ImportError as e:
+        raise MissingDependencyError(f"writing .{fmt} needs soundfile: pip install 'hf_melody[audio]' "
+                                     "(or write .wav)") from e
+    import numpy as np
+
+    buf = io.BytesIO()
+    container, subtype = AUDIO_FORMATS[fmt]
+    soundfile.write(buf, np.ascontiguousarray(np.asarray(audio).T), sample_rate, format=container, subtype=subtype)
+    return buf.getvalue()
+
+
+def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+               sample_rate: int = 22050) -> Path:
+    """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
+
+    Example:
+        >>> save_audio(melody.score, "out/tune.flac", soundfont="GeneralUser.sf2")        # doctest: +SKIP
+    """
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in AUDIO_FORMATS:
+        raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
+    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate))
+
+
+def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+             sample_rate: int = 22050) -> Path:
+    """Render a score to a 16-bit stereo WAV file (see `find_soundfont` for where the soundfont comes from)."""
+    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate))
+
+
+def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
+                    prompt_notes: int = 0, dpi: int = 120) -> Path:
+    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey.
+
+    Example:
+        >>> save_piano_roll(melody.score, "out/tune.png", title="seed 0", prompt_notes=8)   # doctest: +SKIP
+    """
+    return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi))
+
+
+def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = None, prompt_notes: int = 0,
+                   dpi: int = 120) -> bytes:
+    """The piano roll of `save_piano_roll` as PNG bytes."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    notes = [n for t in score.tracks for n in t.notes]
+    bars = bar_start_ticks(score)
+    # bar number as a function of tick (piecewise linear between bar lines)
+    import numpy as np
+
+    def to_bar(tick: float) -> float:
+        return float(np.interp(tick, bars, np.arange(len(bars))))
+
+    width = min(24.0, max(8.0, 0.45 * (len(bars) - 1) + 2))
+    fig, ax = plt.subplots(figsize=(width, 4.5), dpi=dpi)
+    lo = min((n.pitch for n in notes), default=60) - 2
+    hi = max((n.pitch for n in notes), default=72) + 2
+    for p in range(lo, hi + 1):
+        if p % 12 not in MODES["major"]:  # the black keys
+            ax.axhspan(p - 0.5, p + 0.5, color="#f2f2f2", zorder=0)
+    for i, n in enumerate(notes):
+        x0, x1 = to_bar(n.time), to_bar(n.time + n.duration)
+        color = "#9e9e9e" if i < prompt_notes else "#ff9d00"
+        ax.add_patch(Rectangle((x0, n.pitch - 0.4), max(x1 - x0, 0.01), 0.8, facecolor=color,
+                               edgecolor="#5a3a00", linewidth=0.6, zorder=2))
+    for b in range(len(bars)):
+        ax.axvline(b, color="#444444", linewidth=0.8 if b % 4 else 1.4, zorder=1)
+    ax.set_xlim(0, max(1, len(bars) - 1))
+    ax.set_ylim(lo - 0.5, hi + 0.5)
+    ticks = [p for p in range(lo, hi + 1) if p % 12 in MODES["major"]]
+    ax.set_yticks(ticks, [note_name(p) for p in ticks], fontsize=7)
+    ax.set_xticks(range(len(bars)), [str(b + 1) for b in range(len(bars))], fontsize=7)
+    ax.set_xlabel("bar")
+    meters = sorted({f"{ts.numerator}/{ts.denominator}" for ts in score.time_signatures}) or ["4/4"]
+    head = title or "hf_melody"
+    sub = f"{len(notes)} notes, {len(bars) - 1} bars, meter {', '.join(meters)}"
+    if settings:
+        sub += " | " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+    ax.set_title(f"{head}\n{sub}", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def check_formats(formats: Sequence[str]) -> list[str]:
+    """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`.
+
+    Example:
+        >>> check_formats(["MIDI", ".wav", "xml"])
+        ['mid', 'wav', 'musicxml']
+    """
+    aliases = {"midi": "mid", "xml": "musicxml", "mxl": "musicxml"}
+    out = [aliases.get(f.strip().lower().lstrip("."), f.strip().lower().lstrip(".")) for f in formats if f.strip()]
+    bad = [f for f in out if f not in FORMATS]
+    if bad or not out:
+        raise ConfigError(f"unknown file format(s) {bad or formats!r}; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(out))

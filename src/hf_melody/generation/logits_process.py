@@ -1,0 +1,213 @@
+"""Controlled generation: the logits processors of a call (grammar, key/scale and range, sampling) in order.
+
+The pieces live by job: the grammar processor in `hf_melody.grammar.logits_process`, length criteria in
+`stopping_criteria`, streaming in `streamers`, keys and scales in `hf_melody.music`.
+
+Example:
+    >>> from transformers import LogitsProcessorList
+    >>> from hf_melody import MelodyTokenizer
+    >>> from hf_melody.generation.logits_process import MelodyConstraints, melody_logits_processors
+    >>> tok = MelodyTokenizer()
+    >>> constraints = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 79), num_bars=8)
+    >>> processors = melody_logits_processors(tok, constraints=constraints, seed=0)
+    >>> model.generate(input_ids, do_sample=False, logits_processor=processors)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from ..errors import ConfigError
+from ..grammar.logits_process import REMIGrammarProcessor
+from ..grammar.remi import REMIGrammar
+from ..music import MODES, NOTE_NAMES, parse_key, tokenizer_pitch_range
+from ..tokenizer import MelodyTokenizer
+from .checks import check_int, check_key, check_pitch_range
+from .stopping_criteria import MinLengthProcessor
+
+__all__ = [
+    "MODES",
+    "MelodyConstraints",
+    "PitchConstraintProcessor",
+    "REMIGrammarProcessor",
+    "SeededSampler",
+    "melody_logits_processors",
+    "parse_key",
+]
+
+
+@dataclass(frozen=True)
+class MelodyConstraints:
+    """Musical constraints of one generation call, validated (build it with `MelodyConstraints.build`).
+
+    Args:
+        pitch_classes: pitch classes notes may use (from `key` or `scale`), or None for all.
+        tonic: tonic pitch class of the key (or the first degree of `scale`).
+        key_strictness: "hard" (only in-key notes) or a penalty subtracted from the logit of a token once per
+            out-of-key note it holds (0 turns it off; about 2-5 makes out-of-key notes rare).
+        pitch_range: lowest and highest allowed MIDI pitch (inclusive; always hard).
+        num_bars: the generated part fills exactly this many bars and ends on a bar line.
+        end_on_tonic: the last note is the tonic.
+
+    Example:
+        >>> c = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)
+        >>> c.key_name, c.tonic, c.needs_grammar
+        ('D minor', 2, True)
+    """
+
+    pitch_classes: frozenset[int] | None = None
+    tonic: int | None = None
+    key_name: str | None = None
+    key_strictness: str | float = "hard"
+    pitch_range: tuple[int, int] | None = None
+    num_bars: int | None = None
+    end_on_tonic: bool = False
+
+    @classmethod
+    def build(cls, tokenizer: MelodyTokenizer, key: str | None = None, scale: Sequence[int] | None = None,
+              key_strictness: str | float = "hard", pitch_range: Sequence[int] | None = None,
+              num_bars: int | None = None, end_on_tonic: bool = False) -> MelodyConstraints:
+        """Validate user options against the tokenizer (the checks of `MelodyGenerationConfig` plus the
+        vocabulary's pitch range); raises `ConfigError` naming the bad value and the fix.
+
+        Example:
+            >>> MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)  # doctest: +SKIP
+        """
+        pitch_classes, tonic, key_name, key_strictness = check_key(key, scale, key_strictness, end_on_tonic)
+        pitch_range = check_pitch_range(pitch_range)
+        lo_vocab, hi_vocab = tokenizer_pitch_range(tokenizer)
+        if pitch_range is not None and (pitch_range[0] < lo_vocab or pitch_range[1] > hi_vocab):
+            raise ConfigError(f"pitch_range={pitch_range!r} is outside the tokenizer's pitches {lo_vocab}..{hi_vocab}; "
+                              "narrow it")
+        if num_bars is not None:
+            num_bars = check_int("num_bars", num_bars, 1)
+        lo, hi = pitch_range or (lo_vocab, hi_vocab)
+        in_range = [p for p in range(lo, hi + 1) if pitch_classes is None or key_strictness != "hard"
+                    or p % 12 in pitch_classes]
+        if not in_range:
+            raise ConfigError(f"no pitch of {key_name} lies in pitch_range={pitch_range}; widen the range")
+        if end_on_tonic and not any(p % 12 == tonic for p in range(lo, hi + 1)):
+            raise ConfigError(f"end_on_tonic: pitch_range={pitch_range} holds no {NOTE_NAMES[tonic]}; widen it")
+        return cls(pitch_classes, tonic, key_name, key_strictness, pitch_range,
+                   int(num_bars) if num_bars is not None else None, bool(end_on_tonic))
+
+    @property
+    def needs_grammar(self) -> bool:
+        """num_bars and end_on_tonic follow the melody's state: they need the grammar processor."""
+        return self.num_bars is not None or self.end_on_tonic
+
+    @property
+    def limits_pitches(self) -> bool:
+        return self.pitch_classes is not None or self.pitch_range is not None
+
+
+class PitchConstraintProcessor(LogitsProcessor):
+    """Keeps notes inside a pitch set (key, scale, range): masked ("hard") or penalised per out-of-set note.
+
+    Works on BPE vocabularies too (a merged token counts every note it holds). A row left with no legal token is
+    left unchanged rather than broken.
+
+    Example:
+        >>> key = parse_key("G major")
+        >>> proc = PitchConstraintProcessor(tok, (55, 79), key.pitch_classes)          # doctest: +SKIP
+    """
+
+    def __init__(self, tokenizer: MelodyTokenizer, pitch_range: tuple[int, int] | None = None,
+                 pitch_classes: Iterable[int] | None = None, penalty: float | None = None):
+        grammar = REMIGrammar.for_tokenizer(tokenizer)
+        pcs = frozenset(pitch_classes) if pitch_classes is not None else None
+        lo, hi = pitch_range or (0, 127)
+        hard_bad = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+        soft_bad = torch.zeros(tokenizer.vocab_size)
+        for i, pitches in grammar.pitch_of.items():
+            out_of_key = [p for p in pitches if pcs is not None and p % 12 not in pcs]
+            hard_bad[i] = any(not lo <= p <= hi for p in pitches) or (penalty is None and bool(out_of_key))
+            soft_bad[i] = len(out_of_key)
+        self.hard_bad = hard_bad
+        self.penalty = soft_bad * penalty if penalty else None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.penalty is not None:
+            scores = scores - self.penalty.to(scores.device)
+        masked = scores.masked_fill(self.hard_bad.to(scores.device), float("-inf"))
+        dead = torch.isinf(masked).all(-1, keepdim=True)
+        return torch.where(dead, scores, masked)
+
+
+class SeededSampler(LogitsProcessor):
+    """Sampling with one `torch.Generator` per row: use it last, with greedy decoding (`do_sample=False`).
+
+    It adds Gumbel noise drawn from row i's generator, so the argmax that greedy decoding takes is a sample from
+    softmax(scores) (the Gumbel-max trick). Row i's draws depend only on its seed, never on the global RNG or on
+    the other rows.
+
+    Example:
+        >>> procs = LogitsProcessorList([TemperatureLogitsWarper(0.9), SeededSampler([0, 1, 2])])   # doctest: +SKIP
+        >>> model.generate(ids.repeat(3, 1), do_sample=False, logits_processor=procs)             # doctest: +SKIP
+    """
+
+    def __init__(self, seeds: Sequence[int]):
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.shape[0] != len(self.generators):
+            raise ValueError(f"SeededSampler has {len(self.generators)} seeds but the batch has {scores.shape[0]} rows")
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64) for g in self.generators])
+        gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))
+        return scores + gumbel.to(device=scores.device, dtype=scores.dtype)
+
+
+def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyConstraints | None = None,
+                             constrained: bool = True, max_new_notes: int | None = None,
+                             max_bars: int | None = None, temperature: float = 1.0, top_k: int | None = None,
+                             top_p: float | None = None, seed: int | Sequence[int] | None = None,
+                             allow_style: bool = True, max_length: int | None = None,
+                             min_new_notes: int | None = None, min_bars: int | None = None,
+                             exact_bars: int | None = None, refeed: bool = False) -> LogitsProcessorList:
+    """The processors of one generation, in order: grammar (or, without it, a minimum length), pitch constraints,
+    temperature, top-k, top-p, sampler.
+
+    Use them with `do_sample=False` when `seed` is given (the `SeededSampler` does the sampling); one seed per row.
+    Without a seed the argmax of the scores is taken (greedy decoding). `max_length` (prompt + new tokens) lets the
+    grammar close the melody in time (see `REMIGrammarProcessor`); `min_new_notes` / `min_bars` mask EOS until
+    the melody is that long; `refeed` is for beam search (rows change places between steps).
+
+    Example:
+        >>> constraints = MelodyConstraints.build(tok, key="C major")               # doctest: +SKIP
+        >>> procs = melody_logits_processors(tok, constraints, seed=[7], min_bars=8)  # doctest: +SKIP
+        >>> model.generate(ids, do_sample=False, logits_processor=procs)            # doctest: +SKIP
+    """
+    constraints = constraints or MelodyConstraints()
+    if constraints.needs_grammar and not constrained:
+        raise ConfigError("num_bars and end_on_tonic need the grammar; drop constrained=False")
+    procs = LogitsProcessorList()
+    if constrained:
+        tonic = constraints.tonic if constraints.end_on_tonic else None
+        procs.append(REMIGrammarProcessor(tokenizer, num_bars=constraints.num_bars, max_bars=max_bars,
+                                          max_new_notes=max_new_notes, tonic=tonic, allow_style=allow_style,
+                                          max_length=max_length, min_new_notes=min_new_notes, min_bars=min_bars,
+                                          exact_bars=exact_bars, refeed=refeed))
+    elif min_new_notes or min_bars:
+        procs.append(MinLengthProcessor(tokenizer, min_new_notes=min_new_notes, min_bars=min_bars))
+    if constraints.limits_pitches:
+        soft = constraints.key_strictness if constraints.key_strictness != "hard" else None
+        procs.append(PitchConstraintProcessor(tokenizer, constraints.pitch_range, constraints.pitch_classes, soft))
+    if temperature is not None and float(temperature) != 1.0:
+        procs.append(TemperatureLogitsWarper(float(temperature)))
+    if top_k:
+        procs.append(TopKLogitsWarper(int(top_k)))
+    if top_p is not None and float(top_p) < 1.0:
+        procs.append(TopPLogitsWarper(float(top_p)))
+    if seed is not None:
+        procs.append(SeededSampler([seed] if isinstance(seed, int) else list(seed)))
+    return procs

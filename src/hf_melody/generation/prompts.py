@@ -1,0 +1,100 @@
+"""Prompts of a `MelodyPipeline` call: MIDI paths, scores or token ids -> the model's input ids.
+
+Example:
+    >>> from hf_melody.generation.prompts import prompt_ids, start_inputs
+    >>> body = prompt_ids(tok, "theme.mid")                                             # doctest: +SKIP
+    >>> start_inputs(tok, body, style="irish", time_signature=None, n_positions=256)   # doctest: +SKIP
+    {'input_ids': tensor([[1, 4, ...]]), 'num_prompt_notes': 12, 'time_signature': None, 'style': 'irish'}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from ..data.corpora import melody_from_score, read_midi
+from ..errors import ConfigError, MidiReadError
+from ..tokenizer import MelodyTokenizer
+
+__all__ = ["check_start", "is_token_ids", "prompt_ids", "start_inputs"]
+
+
+def is_token_ids(x: Any) -> bool:
+    """Whether `x` is one prompt of token ids (a 1-d tensor or a non-empty list of ints), not a list of prompts.
+
+    Example:
+        >>> is_token_ids([1, 4, 12]), is_token_ids(["a.mid", "b.mid"])
+        (True, False)
+    """
+    if isinstance(x, torch.Tensor):
+        return x.dim() == 1
+    return isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(i, int) for i in x)
+
+
+def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
+    """The token ids of a prompt without BOS/EOS/PAD: a MIDI path, a `symusic.Score`, token ids, or None (empty).
+
+    Example:
+        >>> prompt_ids(tok, "theme.mid")[:2] == tok.encode_base_tokens(["Bar_None", "TimeSig_4/4"])   # doctest: +SKIP
+        True
+    """
+    tok = tokenizer
+    if prompt is None:
+        return []
+    if is_token_ids(prompt):
+        ids = [int(i) for i in (prompt.tolist() if isinstance(prompt, torch.Tensor) else prompt)]
+        bad = [i for i in ids if not 0 <= i < tok.vocab_size]
+        if bad:
+            raise ConfigError(f"prompt token ids {bad[:5]} are outside the vocabulary (0..{tok.vocab_size - 1})")
+        return [i for i in ids if i not in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)]
+    if isinstance(prompt, str | os.PathLike):
+        melody = read_midi(prompt)
+    elif hasattr(prompt, "tracks") and hasattr(prompt, "ticks_per_quarter"):
+        melody = melody_from_score(prompt, "prompt", "prompt", where="prompt score")
+    else:
+        raise MidiReadError(f"cannot use a {type(prompt).__name__} as a prompt; give a MIDI path, a "
+                            "symusic.Score or a list of token ids")
+    return tok.encode(melody)
+
+
+def check_start(tokenizer: MelodyTokenizer, style: str | None, time_signature: str | None) -> None:
+    """`ConfigError` if `style` or `time_signature` has no token in the vocabulary (checked before any work).
+
+    Example:
+        >>> check_start(tok, "irish", "5/7")                                                # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.ConfigError: time_signature='5/7' is not in the vocabulary; use one of 1/4, ...
+    """
+    if style is not None:
+        tokenizer.style_token_id(style)
+    if time_signature is not None and f"TimeSig_{time_signature}" not in tokenizer.base_vocab:
+        meters = sorted(t[8:] for t in tokenizer.base_vocab if t.startswith("TimeSig_"))
+        raise ConfigError(f"time_signature={time_signature!r} is not in the vocabulary; use one of "
+                          f"{', '.join(meters)}")
+
+
+def start_inputs(tokenizer: MelodyTokenizer, body: list[int], style: str | None, time_signature: str | None,
+                 n_positions: int) -> dict[str, Any]:
+    """The model inputs of one prompt: BOS, the style token, then the prompt (or, without one, the opening bar in
+    `time_signature`); `ConfigError` if it leaves no room in the model's context.
+
+    Example:
+        >>> start_inputs(tok, [], "irish", "6/8", n_positions=256)["input_ids"].shape         # doctest: +SKIP
+        torch.Size([1, 4])
+    """
+    tok = tokenizer
+    head = [tok.bos_token_id]
+    if style is not None:
+        head.append(tok.style_token_id(style))
+    if not body and time_signature is not None:
+        check_start(tok, None, time_signature)
+        body = tok.encode_base_tokens(["Bar_None", f"TimeSig_{time_signature}"])
+    ids = head + body
+    if len(ids) >= n_positions - 8:
+        raise ConfigError(f"the prompt has {len(ids)} tokens but the model's context is {n_positions}; "
+                          "use a shorter prompt (a few bars)")
+    num_prompt_notes = sum(len(t.notes) for t in tok.decode(body).tracks) if body else 0
+    return {"input_ids": torch.tensor([ids]), "num_prompt_notes": num_prompt_notes,
+            "time_signature": time_signature, "style": style}

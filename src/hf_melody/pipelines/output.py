@@ -1,0 +1,143 @@
+"""`GeneratedMelody`: one generated melody and every file a musician may want from it (MIDI, audio, notation, PNG).
+
+Example:
+    >>> melody = pipe(seed=0, key="D minor", num_bars=8)[0]                              # doctest: +SKIP
+    >>> melody.save("out/tune", ("mid", "wav", "musicxml", "abc", "png"))                 # doctest: +SKIP
+    >>> melody          # in Jupyter: an audio player and the piano roll                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..export.display import melody_html
+from ..export.notation import save_abc, save_musicxml
+from ..export.render import (
+    AUDIO_FORMATS,
+    check_formats,
+    save_audio,
+    save_midi,
+    save_piano_roll,
+    save_wav,
+    with_metadata,
+)
+from ..generation.configuration import SHOWN_SETTINGS
+
+
+@dataclass
+class GeneratedMelody:
+    """One generated melody.
+
+    Attributes:
+        score: the melody as a one-track `symusic.Score` (`music.TPQ` = 480 ticks per quarter), prompt included.
+        token_ids: all token ids (prompt + generated), BOS first.
+        prompt_length: how many of `token_ids` came from the prompt.
+        num_prompt_notes: how many of the score's notes came from the prompt.
+        settings: the generation settings (`MelodyGenerationConfig.settings()` of the call, resolved), for
+            reproducibility: `seed` is the call's seed and `melody_seed` the seed of this melody (`seed + i` for
+            the i-th melody), so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
+            regenerates it alone.
+
+    Example:
+        >>> melody = MelodyPipeline.from_pretrained("folk-base")(seed=0, key="D minor", num_bars=8)[0]
+        >>> melody
+        GeneratedMelody(27 notes, 0 from the prompt, 99 tokens, key='D minor', seed=0)
+        >>> melody.save("out/tune", ("mid", "wav", "musicxml"))                              # doctest: +SKIP
+    """
+
+    score: Any
+    token_ids: list[int]
+    prompt_length: int = 0
+    num_prompt_notes: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[tuple[int, int, int]]:
+        """`(onset, duration, pitch)` in ticks (`music.TPQ` = 480 per quarter)."""
+        return [(n.time, n.duration, n.pitch) for t in self.score.tracks for n in t.notes]
+
+    @property
+    def num_notes(self) -> int:
+        return len(self.notes)
+
+    @property
+    def key(self) -> str | None:
+        """The key asked for (e.g. "D minor"), written into the files as a key signature; None without one."""
+        key = self.settings.get("key")
+        return key if isinstance(key, str) and not key.startswith("scale") else None
+
+    @property
+    def title(self) -> str:
+        """A short title for files and players: the model and this melody's seed."""
+        model, seed = self.settings.get("model"), self.settings.get("melody_seed")
+        return "hf_melody" + (f": {Path(str(model)).name}" if model else "") + (f", seed {seed}" if seed is not None
+                                                                                else "")
+
+    def to_midi_bytes(self) -> bytes:
+        """The Standard MIDI File (key/time signature, tempo and track name included) as bytes."""
+        return with_metadata(self.score, key=self.key, title=self.title).dumps_midi()
+
+    def save_midi(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
+        """Write a Standard MIDI File with key signature (when a key was asked), time signature, tempo and title."""
+        return save_midi(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm)
+
+    def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+                 sample_rate: int = 22050) -> Path:
+        """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT)."""
+        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
+
+    def save_audio(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
+                   sample_rate: int = 22050) -> Path:
+        """Render to .wav, .flac, .ogg or .mp3 (by extension; all but WAV need the `audio` extra)."""
+        return save_audio(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
+
+    def save_musicxml(self, path: str | os.PathLike) -> Path:
+        """Write sheet music as MusicXML (MuseScore, Finale, Sibelius...; needs the `corpus` extra: music21)."""
+        return save_musicxml(self.score, path, key=self.key, title=self.title)
+
+    def save_abc(self, path: str | os.PathLike) -> Path:
+        """Write the melody as an ABC tune (needs the `corpus` extra: music21)."""
+        return save_abc(self.score, path, key=self.key, title=self.title)
+
+    def save(self, stem: str | os.PathLike, formats: tuple[str, ...] = ("mid", "wav", "png"),
+             soundfont: str | os.PathLike | None = None) -> list[Path]:
+        """Write `stem.<ext>` for each format of `hf_melody.export.render.FORMATS` (mid, wav, flac, ogg, mp3, png,
+        musicxml, abc).
+
+        Example:
+            >>> melody.save("out/tune", ("mid", "musicxml", "flac"))                         # doctest: +SKIP
+        """
+        stem = Path(stem)
+        written = []
+        for fmt in check_formats(formats):
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            if fmt == "mid":
+                written.append(self.save_midi(path))
+            elif fmt in AUDIO_FORMATS:
+                written.append(self.save_audio(path, soundfont=soundfont))
+            elif fmt == "png":
+                written.append(save_piano_roll(self.score, path, title=self.title, settings=self._shown_settings(),
+                                               prompt_notes=self.num_prompt_notes))
+            else:
+                written.append(self.save_musicxml(path) if fmt == "musicxml" else self.save_abc(path))
+        return written
+
+    def _shown_settings(self) -> dict[str, Any]:
+        """The settings a piano roll's title shows (`SHOWN_SETTINGS`: the config fields marked `shown`)."""
+        return {k: v for k, v in self.settings.items() if k in SHOWN_SETTINGS and v is not None}
+
+    def save_piano_roll(self, path: str | os.PathLike, title: str = "") -> Path:
+        """Draw a piano-roll PNG (prompt notes in grey)."""
+        return save_piano_roll(self.score, path, title=title, settings=self._shown_settings(),
+                               prompt_notes=self.num_prompt_notes)
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: an audio player (WAV, when a soundfont is found) above the piano roll."""
+        return melody_html(self)
+
+    def __repr__(self) -> str:
+        return (f"GeneratedMelody({self.num_notes} notes, {self.num_prompt_notes} from the prompt, "
+                f"{len(self.token_ids)} tokens, key={self.key!r}, seed={self.settings.get('melody_seed')})")
