@@ -253,3 +253,14 @@ def test_the_pitch_range_is_shown_the_same_everywhere():
     for name in bundled_checkpoints():
         card = (CHECKPOINTS_DIR / name / "README.md").read_text()
         assert f"pitches {note_name(lo)}–{note_name(hi)} (MIDI {lo}–{hi})" in card, name
+
+
+@pytest.mark.parametrize("name", ["training_parser", "evaluation_parser", "prepare_parser", "TRAINING_ARGUMENTS"])
+def test_parsers_that_moved_out_of_parser_still_import_with_a_warning(name):
+    import importlib
+
+    from hf_melody import parser
+
+    with pytest.warns(DeprecationWarning, match=name):
+        old = getattr(parser, name)
+    assert old is getattr(importlib.import_module(f"hf_melody.{parser._MOVED[name]}"), name)

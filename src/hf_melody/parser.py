@@ -241,3 +241,19 @@ def load_yaml_config(path: str | os.PathLike, parser: MelodyArgumentParser | Non
 
 
 
+
+
+_MOVED = {"TRAINING_ARGUMENTS": "training.arguments", "training_parser": "training.arguments",
+          "evaluation_parser": "evaluation.arguments", "prepare_parser": "data.arguments"}
+"""Names that lived here in hf_melody 0.1, importable for one more release with a `DeprecationWarning`."""
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"hf_melody.parser.{name} moved to hf_melody.{_MOVED[name]} in hf_melody 0.2; import it from "
+                      "there", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f"hf_melody.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

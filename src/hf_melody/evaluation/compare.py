@@ -88,8 +88,12 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
     Example:
         >>> evaluate_models(["original", "deeper-thinner"], "essen/kinder0", "out/eval")   # doctest: +SKIP
     """
+    # 1. check the options and pick the melodies: before any scoring, so a typo costs nothing; the split depends on
+    #    what the models were trained on (their training_info.json), so a model never scores its own training tunes
     if not models:
         raise ConfigError("no models to evaluate; give bundled names, folders or Hub ids")
+    if baseline != "ngram" and baseline not in models:
+        raise ConfigError(f"baseline={baseline!r} is neither 'ngram' nor one of the models {list(models)}")
     infos = {name: bundle_training_files(name) for name in models}
     melodies, split = _evaluation_melodies(dataset, split, infos, max_melodies, ngram_folds, progress)
     notes = [m.notes for m in melodies]
@@ -97,13 +101,14 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
                                "num_notes": sum(len(n) for n in notes), "models": {}, "baselines": {},
                                "skipped": {}, "settings": {"ngram_order": ngram_order, "ngram_folds": ngram_folds,
                                                            "num_samples": num_samples, "seed": seed}}
-    # 1. baselines (cross-validated over the evaluation melodies)
+    # 2. baselines, cross-validated over the evaluation melodies: each melody is scored by a baseline that never
+    #    saw it, the same footing as the models on held-out tunes
     results["baselines"] = _baselines(melodies, ngram_order, ngram_folds, seed)
     training_notes = None
     if num_samples and novelty_dataset:
         training_notes = [m.notes for m in load_melodies(novelty_dataset, progress=progress)[0]]
 
-    # 2. models (one that cannot be loaded is skipped and listed)
+    # 3. models, one at a time (only one in memory); one that cannot be loaded is skipped and listed, not fatal
     logs = {}
     for name in models:
         try:
@@ -124,7 +129,7 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
         raise ConfigError(f"baseline={baseline!r} is neither 'ngram' nor one of the models {list(results['models'])}")
     results["improvement"] = {"baseline": baseline, "ratios": improvement_ratios(results, baseline)}
 
-    # 3. plots and results.json
+    # 4. plots and results.json, written atomically so a crashed run never leaves half a results file
     results["plots"] = [str(p) for p in plot_all(results, logs, Path(out_dir))]
     atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=1, default=float))
     return results

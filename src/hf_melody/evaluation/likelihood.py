@@ -146,6 +146,7 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     import numpy as np
     from tqdm.auto import tqdm
 
+    # 1. check the options before any model work: a bad stride or an empty set fails in one line, at once
     if not melodies:
         raise ConfigError("no melodies to score")
     if fair_pitch and not pitch_bits:
@@ -159,11 +160,13 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     model = model.to(device).eval()
     prefix = 2 if use_style_tokens else 1
 
-    # 1. encode
+    # 2. encode as the model was trained (BOS, the style token, EOS), so the scores are those of its own format
     seqs = [tokenizer.encode(m, bos=True, eos=True, style=melody_style(m) if use_style_tokens else None)
             for m in melodies]
 
-    # 2. log-probability and argmax hit of every scored token (targets prefix..len-1)
+    # 3. log-probability and argmax hit of every scored token (targets prefix..len-1): batched sliding windows when
+    #    the model stays fixed; melody by melody when dynamic evaluation updates a copy of it as it goes (the past
+    #    only, so each melody must be scored in order)
     if dynamic is None:
         token_lp, hits = _score_windows(model, tokenizer, seqs, prefix, stride, batch_size, device, progress)
         fair = [[] for _ in seqs]
@@ -178,7 +181,8 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
             hits.append(hit)
             fair.append(fp)
 
-    # 3. aggregate
+    # 4. aggregate per melody, then per note over the whole set: bits per *note* (not per token) so that tokenizers
+    #    with different tokens per note (BPE, rests) compare fairly
     notes_per_token = REMIGrammar.for_tokenizer(tokenizer).notes_per_token
     per = [_melody_scores(m, ids, prefix, lp, hit, fp, pitch_ids, notes_per_token, fair_pitch)
            for m, ids, lp, hit, fp in zip(melodies, seqs, token_lp, hits, fair, strict=True)]
