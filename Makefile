@@ -59,9 +59,9 @@ web-demo: setup soundfont
 	$(BIN)/hf-melody demo
 
 bench: setup
-	$(BIN)/python benchmarks/data_throughput.py
-	$(BIN)/python benchmarks/train_throughput.py
-	$(BIN)/python benchmarks/generation_speed.py
+	$(BIN)/python benchmarks/speed/data_throughput.py
+	$(BIN)/python benchmarks/speed/train_throughput.py
+	$(BIN)/python benchmarks/speed/generation_speed.py
 
 cards: setup
 	$(BIN)/hf-melody evaluate --models folk-base original deeper-thinner wider-shallower --dataset essen/kinder0 --out model_cards/eval

@@ -16,8 +16,8 @@ median of the paired ratios fast/plain and fast/generate, tokens per note, the l
 (median), and batch-of-64 throughput (64 melodies of 16 bars in one batch: `MelodyDecoder.sample` vs `generate` with
 the same processors). `--profile` adds where the time goes per token on both paths (cProfile, grouped).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generation_speed.py --reps 7
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generation_speed.py --models original --profile
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed/generation_speed.py --reps 7
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speed/generation_speed.py --models original --profile
 """
 
 from __future__ import annotations

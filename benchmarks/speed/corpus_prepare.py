@@ -7,7 +7,7 @@ the installed music21 files by SHA-1), then `build_dataset` (split by melody, tr
 packing into 512-token blocks). Side by side, in the same run: music21's own conversion of a sample of tunes, the
 route that the packs replace, timed per tune and extrapolated to the whole corpus.
 
-    .venv/bin/python benchmarks/corpus_prepare.py --reps 2
+    .venv/bin/python benchmarks/speed/corpus_prepare.py --reps 2
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ would be, fine-tunes a bundle on it with `recipes/finetune_style.yaml` (style `o
 the model before and after with the held-out chorales (Yang & Lerch overlapping area per feature, 1 = as close
 to the chorales as the chorales are to each other). Prints one JSON line per model.
 
-    python benchmarks/style_finetune.py --model folk-base --steps 150
+    python benchmarks/quality/style_finetune.py --model folk-base --steps 150
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def main() -> None:

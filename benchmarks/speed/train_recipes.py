@@ -8,7 +8,7 @@ Also each change alone. Same preset, batch, block length, data (essen/kinder0 bl
 baseline run next to it. Loss parity: the mean training loss of the last 5 of `--steps` steps, per variant, over
 `--reps` runs with seeds 0..reps-1 (so the spread between seeds is the run-to-run noise it is compared with).
 
-    .venv/bin/python benchmarks/train_recipes.py --presets small original --steps 30 --reps 3
+    .venv/bin/python benchmarks/speed/train_recipes.py --presets small original --steps 30 --reps 3
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ folk-base) and the test split of the model's own training corpora (the tunes of 
 train on). Issue 10's targets: in-key ratio >= 0.97, mean |interval| within 0.15 semitones of the real tunes,
 median length >= 24 notes. One JSON line per (temperature, reference), then a Markdown table.
 
-    python benchmarks/sample_stats.py --model folk-base --temperatures 0.8 0.9 1.0 --top-p 1.0 0.9 --num 100
+    python benchmarks/quality/sample_stats.py --model folk-base --temperatures 0.8 0.9 1.0 --top-p 1.0 0.9 --num 100
 """
 
 from __future__ import annotations

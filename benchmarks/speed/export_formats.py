@@ -1,6 +1,6 @@
 """Time and size of every file format a melody can be saved as (bundled folk-base, 8-bar melodies, one thread).
 
-    python benchmarks/export_formats.py --num 8
+    python benchmarks/speed/export_formats.py --num 8
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Runs alternate between the variants (A B C D / D C B A / ...). The machine must 
 variants to mean anything: the script prints the load average before each run. One JSON line per run, then a JSON
 line per variant with the median tokens/s and the median ratio to the baseline.
 
-    .venv/bin/python benchmarks/train_cores.py --steps 15 --reps 2
+    .venv/bin/python benchmarks/speed/train_cores.py --steps 15 --reps 2
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {
     "0.1 recipe, 1 thread": {"threads": 1, "procs": 1, "activation": "gelu_new", "bf16": False},
     "0.2 recipe, 1 thread": {"threads": 1, "procs": 1, "activation": "gelu", "bf16": True},

@@ -13,7 +13,7 @@ the gap's tokens (EOS not counted on either side). `--samples N` also regenerate
 `MelodyPipeline.infill` and reports how often a regenerated bar repeats one of its neighbouring bars exactly
 (pitches and onsets relative to the bar line), against the same rate in the real tunes.
 
-    .venv/bin/python benchmarks/bits_breakdown.py --models folk-base original --dataset essen/kinder0 --infill
+    .venv/bin/python benchmarks/quality/bits_breakdown.py --models folk-base original --dataset essen/kinder0 --infill
 """
 
 from __future__ import annotations

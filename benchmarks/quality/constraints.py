@@ -12,8 +12,8 @@ Three sections, one JSON line per measurement:
 3. `streaming`: `pipe.stream()` over `--stream-runs` seeds: latency to the first note, generation time, and the
    real-time factor (seconds of compute per second of music at `--qpm`; below 1 is faster than real time).
 
-    .venv/bin/python benchmarks/constraints.py --model folk-base
-    .venv/bin/python benchmarks/constraints.py --model path/to/bundle --samples 100 --threads 1
+    .venv/bin/python benchmarks/quality/constraints.py --model folk-base
+    .venv/bin/python benchmarks/quality/constraints.py --model path/to/bundle --samples 100 --threads 1
 """
 
 from __future__ import annotations

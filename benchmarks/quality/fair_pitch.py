@@ -6,7 +6,7 @@ note, the explored probability mass (mean and minimum over notes) and the second
 onset-known pitch bits (`score_melodies`). If the fair value moves less than the differences you care about as the
 threshold falls, the pruning is harmless.
 
-    python benchmarks/fair_pitch.py --model folk-base --melodies 5 --thresholds 1e-2 1e-3 1e-4
+    python benchmarks/quality/fair_pitch.py --model folk-base --melodies 5 --thresholds 1e-2 1e-3 1e-4
 """
 
 from __future__ import annotations

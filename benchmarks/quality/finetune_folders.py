@@ -14,7 +14,7 @@ as the test set; the other 80% are written as MIDI files into a temporary folder
 
 Reported on the held-out 20%: bits per note and pitch bits per note (the models score `BOS Style-other ...`).
 
-    .venv/bin/python benchmarks/finetune_folders.py --folders essen/kinder0 bach-chorales --base folk-base
+    .venv/bin/python benchmarks/quality/finetune_folders.py --folders essen/kinder0 bach-chorales --base folk-base
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 

@@ -19,8 +19,8 @@ after each bar of the melody being scored, never on what follows: IDyOM's short-
 One JSON line per setting (mean and sample standard deviation over the folds), then a Markdown table. References:
 IDyOM 2.106 pitch bits/note (Pearce 2005); order-2 n-gram about 2.62.
 
-    python benchmarks/kinder_cv.py --dynamic-steps 1        # the full benchmark (see --help for defaults)
-    python benchmarks/kinder_cv.py --only-folds 1 --steps 20 --finetune-steps 20 --max-test 5 --dynamic-steps 1
+    python benchmarks/quality/kinder_cv.py --dynamic-steps 1        # the full benchmark (see --help for defaults)
+    python benchmarks/quality/kinder_cv.py --only-folds 1 --steps 20 --finetune-steps 20 --max-test 5 --dynamic-steps 1
 """
 
 from __future__ import annotations
@@ -177,69 +177,58 @@ def table(lines: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("hf_melody.data.dataset", "transformers", "datasets"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    import datasets
-
-    datasets.disable_progress_bars()  # stdout/stderr stay readable: one JSON line per setting
+def check_settings(args: argparse.Namespace) -> list[str] | None:
+    """The `--settings` asked for, in order; None (after an error message) when one is unknown."""
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         print(f"error: unknown settings {sorted(unknown)}; choose from {', '.join(SETTINGS)}", file=sys.stderr)
-        return 2
-    melodies, _ = load_melodies(args.dataset, progress=False, num_proc=args.num_proc)
-    if "finetune" in settings or "ngram-pretrain" in settings:
-        try:
-            load_tokenizer(args.pretrained)
-        except HFMelodyError as e:
-            print(f"error: --pretrained {args.pretrained}: {e} (or drop 'finetune' and 'ngram-pretrain' from "
-                  "--settings)", file=sys.stderr)
-            return 2
-        from hf_melody.evaluation import bundle_training_files, trained_on
+        return None
+    return settings
 
-        pretrained_info, _ = bundle_training_files(args.pretrained)
-        if trained_on(pretrained_info, args.dataset):
-            print(f"error: {args.pretrained} was trained on {args.dataset}; the benchmark needs a model that "
-                  "excluded it", file=sys.stderr)
-            return 2
 
-    pretrain_notes, pretrain_info = [], {}
+def check_pretrained(args: argparse.Namespace) -> bool:
+    """`--pretrained` loads and never saw the benchmark corpus; False (after an error message) otherwise."""
+    try:
+        load_tokenizer(args.pretrained)
+    except HFMelodyError as e:
+        print(f"error: --pretrained {args.pretrained}: {e} (or drop 'finetune' and 'ngram-pretrain' from "
+              "--settings)", file=sys.stderr)
+        return False
+    from hf_melody.evaluation import bundle_training_files, trained_on
+
+    pretrained_info, _ = bundle_training_files(args.pretrained)
+    if trained_on(pretrained_info, args.dataset):
+        print(f"error: {args.pretrained} was trained on {args.dataset}; the benchmark needs a model that "
+              "excluded it", file=sys.stderr)
+        return False
+    return True
+
+
+def run_fold(k: int, train, test, settings: list[str], pretrain_notes: list, results: dict[str, list[dict]],
+             args: argparse.Namespace) -> None:
+    """Train every setting on the fold's `train` melodies, score it on `test`, append the scores to `results`."""
+    if "ngram" in settings:
+        results["ngram"].append(ngram_scores([m.notes for m in train], test, args.order))
     if "ngram-pretrain" in settings:
-        pretrain, pretrain_info = pretraining_melodies(args.pretrained, args.num_proc)
-        test_ids = {m.id for m in melodies}
-        if any(m.id in test_ids for m in pretrain):
-            print(f"error: {args.pretrained}'s training data holds melodies of {args.dataset}", file=sys.stderr)
-            return 2
-        pretrain_notes = [m.notes for m in pretrain]
-    results: dict[str, list[dict]] = {s: [] for s in settings}
-    first = args.first_fold - 1
-    splits = kfold(melodies, args.folds, args.seed)[first:first + (args.only_folds or args.folds)]
-    for k, (train, test) in enumerate(splits, start=first):
-        test = test[:args.max_test] if args.max_test else test
-        t0 = time.time()
-        if "ngram" in settings:
-            results["ngram"].append(ngram_scores([m.notes for m in train], test, args.order))
-        if "ngram-pretrain" in settings:
-            results["ngram-pretrain"].append(ngram_scores(pretrain_notes + [m.notes for m in train], test,
-                                                          args.order))
-        if "scratch" in settings:
-            tok = MelodyTokenizer()
-            model = build_model(args.preset, tok, n_positions=args.max_length, dropout=args.dropout,
-                                seed=args.seed + k)
-            model, loss = fit(model, tok, train, args.steps, args.lr, args.max_length, args)
-            results["scratch"].append({**score(model, tok, test, args), "train_loss": loss})
-        if "finetune" in settings:
-            tok, model = load_tokenizer(args.pretrained), load_model(args.pretrained)
-            model, loss = fit(model, tok, train, args.finetune_steps, args.finetune_lr,
-                              min(args.max_length, model.config.n_positions), args)
-            results["finetune"].append({**score(model, tok, test, args), "train_loss": loss})
-        logger.info("fold %d/%d (%d train, %d test melodies) in %.0f s: %s", k + 1, args.folds, len(train),
-                    len(test), time.time() - t0, json.dumps({s: {key: round(v, 3) for key, v in r[-1].items()
-                                                                  if v is not None} for s, r in results.items()}))
+        results["ngram-pretrain"].append(ngram_scores(pretrain_notes + [m.notes for m in train], test,
+                                                      args.order))
+    if "scratch" in settings:
+        tok = MelodyTokenizer()
+        model = build_model(args.preset, tok, n_positions=args.max_length, dropout=args.dropout,
+                            seed=args.seed + k)
+        model, loss = fit(model, tok, train, args.steps, args.lr, args.max_length, args)
+        results["scratch"].append({**score(model, tok, test, args), "train_loss": loss})
+    if "finetune" in settings:
+        tok, model = load_tokenizer(args.pretrained), load_model(args.pretrained)
+        model, loss = fit(model, tok, train, args.finetune_steps, args.finetune_lr,
+                          min(args.max_length, model.config.n_positions), args)
+        results["finetune"].append({**score(model, tok, test, args), "train_loss": loss})
 
+
+def setting_summaries(settings: list[str], results: dict[str, list[dict]], pretrain_info: dict,
+                      args: argparse.Namespace) -> list[dict]:
+    """One summary per setting: its fold statistics plus what it was (preset, steps, order, dynamic evaluation)."""
     extras = {
         "scratch": {"preset": args.preset, "steps": args.steps, "lr": args.lr},
         "finetune": {"pretrained": args.pretrained, "steps": args.finetune_steps, "lr": args.finetune_lr},
@@ -249,19 +238,73 @@ def main(argv: list[str] | None = None) -> int:
     }
     dynamic = {"dynamic": f"{args.dynamic_steps} SGD step(s) at lr {args.dynamic_lr:g} after each bar"
                } if args.dynamic_steps else {}
-    lines = [summary(s, results[s], {**extras[s], **(dynamic if s in ("scratch", "finetune") else {})})
-             for s in settings]
+    return [summary(s, results[s], {**extras[s], **(dynamic if s in ("scratch", "finetune") else {})})
+            for s in settings]
+
+
+def write_record(lines: list[dict], results: dict[str, list[dict]], args: argparse.Namespace,
+                 argv: list[str] | None) -> None:
+    """`--out`/kinder_cv.json: the command that reruns this, the references, the summaries and every fold."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = ["python", "benchmarks/quality/kinder_cv.py", *(argv if argv is not None else sys.argv[1:])]
+    (out / "kinder_cv.json").write_text(json.dumps(
+        {"command": " ".join(command),
+         "dataset": args.dataset, "folds": args.folds, "references": {"idyom_pitch_bits": IDYOM_KINDER_PITCH_BITS,
+                                                                    "order2_pitch_bits": ORDER2_KINDER_PITCH_BITS},
+         "summary": lines, "per_fold": results}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # 1. Quiet the libraries: stdout carries only the result lines and the table, stderr one log line per fold.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("hf_melody.data.dataset", "transformers", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import datasets
+
+    datasets.disable_progress_bars()  # stdout/stderr stay readable: one JSON line per setting
+
+    # 2. Refuse bad input before any training: unknown settings, and a pretrained model that saw the benchmark
+    #    corpus (its scores would be contaminated).
+    settings = check_settings(args)
+    if settings is None:
+        return 2
+    melodies, _ = load_melodies(args.dataset, progress=False, num_proc=args.num_proc)
+    if ("finetune" in settings or "ngram-pretrain" in settings) and not check_pretrained(args):
+        return 2
+
+    # 3. ngram-pretrain sees what `finetune` saw: the pretrained bundle's own training melodies, which must not
+    #    hold a single benchmark melody.
+    pretrain_notes, pretrain_info = [], {}
+    if "ngram-pretrain" in settings:
+        pretrain, pretrain_info = pretraining_melodies(args.pretrained, args.num_proc)
+        test_ids = {m.id for m in melodies}
+        if any(m.id in test_ids for m in pretrain):
+            print(f"error: {args.pretrained}'s training data holds melodies of {args.dataset}", file=sys.stderr)
+            return 2
+        pretrain_notes = [m.notes for m in pretrain]
+
+    # 4. The folds (a window of them with --first-fold/--only-folds, so a long run can be spread over sessions):
+    #    every setting trains on the same melodies and is scored on the same held-out ones.
+    results: dict[str, list[dict]] = {s: [] for s in settings}
+    first = args.first_fold - 1
+    splits = kfold(melodies, args.folds, args.seed)[first:first + (args.only_folds or args.folds)]
+    for k, (train, test) in enumerate(splits, start=first):
+        test = test[:args.max_test] if args.max_test else test
+        t0 = time.time()
+        run_fold(k, train, test, settings, pretrain_notes, results, args)
+        logger.info("fold %d/%d (%d train, %d test melodies) in %.0f s: %s", k + 1, args.folds, len(train),
+                    len(test), time.time() - t0, json.dumps({s: {key: round(v, 3) for key, v in r[-1].items()
+                                                                  if v is not None} for s, r in results.items()}))
+
+    # 5. Report: one JSON line per setting (mean and sd over the folds), a Markdown table, and the full record.
+    lines = setting_summaries(settings, results, pretrain_info, args)
     for line in lines:
         print(json.dumps(line))
     print()
     print(table(lines))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kinder_cv.json").write_text(json.dumps(
-        {"command": " ".join(["python", "benchmarks/kinder_cv.py", *(argv if argv is not None else sys.argv[1:])]),
-         "dataset": args.dataset, "folds": args.folds, "references": {"idyom_pitch_bits": IDYOM_KINDER_PITCH_BITS,
-                                                                    "order2_pitch_bits": ORDER2_KINDER_PITCH_BITS},
-         "summary": lines, "per_fold": results}, indent=1))
+    write_record(lines, results, args, argv)
     return 0
 
 

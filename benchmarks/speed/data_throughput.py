@@ -11,7 +11,7 @@ a music21 corpus (`Melody.to_score().dump_midi`) into a temporary folder.
 
 Repetitions alternate between the two sides (ABBA...) in one process; each side's median is reported, and the ratio.
 
-    .venv/bin/python benchmarks/data_throughput.py --num-files 500 --reps 7
+    .venv/bin/python benchmarks/speed/data_throughput.py --num-files 500 --reps 7
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ the dataloader) and every step. Tokens are block positions (batch x length x ste
 are almost full). Runs alternate between the sides (trainer, plain / plain, trainer, ...) in one process; medians
 over `--reps`, their ratios, and the ratio of each adjacent pair of runs are reported.
 
-    .venv/bin/python benchmarks/train_throughput.py --steps 16 --batch-size 16 --length 256 --reps 3
+    .venv/bin/python benchmarks/speed/train_throughput.py --steps 16 --batch-size 16 --length 256 --reps 3
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def rates(run: dict, args: argparse.Namespace) -> tuple[float, float]:
     return tokens_per_step / statistics.median(durations), tokens_per_step * args.steps / run["total_s"]
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(DEFAULT_PRESETS),
                         help=f"Presets to measure (default: {' '.join(DEFAULT_PRESETS)}).")
@@ -147,6 +147,60 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for both sides (default 1).")
     parser.add_argument("--corpus", default="essen/kinder0", help="Corpus the blocks come from (default "
                         "essen/kinder0, transposed -5..5).")
+    return parser
+
+
+SIDES = {"trainer": run_trainer, "plain_pytorch": run_plain}
+
+
+def measure(presets: list[str], tokenizer, ds, args: argparse.Namespace) -> dict[tuple[str, str], list[dict]]:
+    """`--reps` runs of each side for each preset, alternating which side goes first, after an untimed warm-up."""
+    # warm-up (untimed): one short run per side, so first-call costs (imports, kernels) hit neither side
+    warm = argparse.Namespace(**{**vars(args), "steps": args.warmup + 2})
+    for fn in SIDES.values():
+        fn(presets[0], tokenizer, ds, warm)
+
+    results: dict[tuple[str, str], list[dict]] = {(p, s): [] for p in presets for s in SIDES}
+    for rep in range(args.reps):
+        for i, preset in enumerate(presets):
+            order = list(SIDES) if (rep + i) % 2 == 0 else list(reversed(SIDES))
+            for side in order:
+                results[(preset, side)].append(SIDES[side](preset, tokenizer, ds, args))
+    return results
+
+
+def report(preset: str, runs_by_side: dict[str, list[dict]], n_params: int, args: argparse.Namespace) -> None:
+    """One JSON line per side (medians and every repetition), then one comparing them pair by pair."""
+    import torch
+    import transformers
+
+    medians = {}
+    for side, runs in runs_by_side.items():
+        steady, total = zip(*(rates(r, args) for r in runs), strict=True)
+        medians[side] = (statistics.median(steady), statistics.median(total))
+        emit({"benchmark": "train_throughput", "preset": preset, "impl": side, "parameters": n_params,
+              "steps": args.steps, "batch_size": args.batch_size, "length": args.length,
+              "dropout": args.dropout, "threads": args.threads, "reps": len(runs),
+              "steady_tokens_per_s_median": round(medians[side][0]),
+              "total_tokens_per_s_median": round(medians[side][1]),
+              "steady_tokens_per_s_reps": [round(x) for x in steady],
+              "total_tokens_per_s_reps": [round(x) for x in total],
+              "torch_threads_after": runs[-1]["threads_after"]})
+    paired = [(rates(a, args), rates(b, args)) for a, b in
+              zip(runs_by_side["trainer"], runs_by_side["plain_pytorch"], strict=True)]
+    emit({"benchmark": "train_throughput", "preset": preset, "impl": "comparison",
+          # medians of the paired ratios (each trainer run over the plain run next to it)
+          "trainer_over_plain_steady": round(statistics.median(a[0] / b[0] for a, b in paired), 3),
+          "trainer_over_plain_total": round(statistics.median(a[1] / b[1] for a, b in paired), 3),
+          "paired_steady_ratio_reps": [round(a[0] / b[0], 3) for a, b in paired],
+          "paired_total_ratio_reps": [round(a[1] / b[1], 3) for a, b in paired],
+          "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+          "transformers": transformers.__version__})
+
+
+def main(argv: list[str] | None = None) -> None:
+    # 1. Arguments: the presets to measure, and enough steps that some remain after the warm-up ones.
+    parser = build_parser()
     args = parser.parse_args(argv)
     presets = list(args.presets) + (["base"] if args.base and "base" not in args.presets else [])
     if args.warmup < 1 or args.steps <= args.warmup + 1:
@@ -156,57 +210,28 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     import transformers
 
-    from hf_melody.modeling.presets import PRESETS, num_parameters
+    from hf_melody.modeling.presets import PRESETS, build_model, num_parameters
 
     for p in presets:
         if p not in PRESETS:
             parser.error(f"unknown preset {p!r}; choose from {', '.join(PRESETS)}")
+
+    # 2. The same threads on both sides, and quiet libraries: stdout holds only the JSON lines.
     torch.set_num_threads(args.threads)
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
     logging.getLogger("hf_melody").setLevel(logging.ERROR)
 
+    # 3. The blocks are built once, outside every timed run, so both sides train on identical data.
     tokenizer, ds = load_blocks(args.corpus, args.length, args.steps * args.batch_size)
-    sides = {"trainer": run_trainer, "plain_pytorch": run_plain}
-    # warm-up (untimed): one short run per side, so first-call costs (imports, kernels) hit neither side
-    warm = argparse.Namespace(**{**vars(args), "steps": args.warmup + 2})
-    for fn in sides.values():
-        fn(presets[0], tokenizer, ds, warm)
 
-    results: dict[tuple[str, str], list[dict]] = {(p, s): [] for p in presets for s in sides}
-    for rep in range(args.reps):
-        for i, preset in enumerate(presets):
-            order = list(sides) if (rep + i) % 2 == 0 else list(reversed(sides))
-            for side in order:
-                results[(preset, side)].append(sides[side](preset, tokenizer, ds, args))
+    # 4. Time both sides, interleaved, so machine load distorts them alike.
+    results = measure(presets, tokenizer, ds, args)
 
-    from hf_melody.modeling.presets import build_model
-
+    # 5. Report each preset: its parameter count, each side's rates, and the paired ratios.
     for preset in presets:
         n_params = num_parameters(build_model(preset, tokenizer, n_positions=args.length, seed=0))
-        medians = {}
-        for side in sides:
-            runs = results[(preset, side)]
-            steady, total = zip(*(rates(r, args) for r in runs), strict=True)
-            medians[side] = (statistics.median(steady), statistics.median(total))
-            emit({"benchmark": "train_throughput", "preset": preset, "impl": side, "parameters": n_params,
-                  "steps": args.steps, "batch_size": args.batch_size, "length": args.length,
-                  "dropout": args.dropout, "threads": args.threads, "reps": len(runs),
-                  "steady_tokens_per_s_median": round(medians[side][0]),
-                  "total_tokens_per_s_median": round(medians[side][1]),
-                  "steady_tokens_per_s_reps": [round(x) for x in steady],
-                  "total_tokens_per_s_reps": [round(x) for x in total],
-                  "torch_threads_after": runs[-1]["threads_after"]})
-        paired = [(rates(a, args), rates(b, args)) for a, b in
-                  zip(results[(preset, "trainer")], results[(preset, "plain_pytorch")], strict=True)]
-        emit({"benchmark": "train_throughput", "preset": preset, "impl": "comparison",
-              # medians of the paired ratios (each trainer run over the plain run next to it)
-              "trainer_over_plain_steady": round(statistics.median(a[0] / b[0] for a, b in paired), 3),
-              "trainer_over_plain_total": round(statistics.median(a[1] / b[1] for a, b in paired), 3),
-              "paired_steady_ratio_reps": [round(a[0] / b[0], 3) for a, b in paired],
-              "paired_total_ratio_reps": [round(a[1] / b[1], 3) for a, b in paired],
-              "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-              "transformers": transformers.__version__})
+        report(preset, {side: results[(preset, side)] for side in SIDES}, n_params, args)
 
 
 if __name__ == "__main__":
