@@ -212,6 +212,7 @@ class MelodyDecoder:
         else:
             if max_new_tokens is None:
                 logger.warning("stopped after %d new tokens without an end (DEFAULT_TOKEN_CAP)", cap)
+        # 7. finish: close the stream; rows as lists, cut where the longest row stopped
         if streamer is not None:
             streamer.end()
         short = run.short if run is not None else [False] * b
