@@ -1,6 +1,6 @@
 """The `hf-melody` command: prepare data, train, evaluate, generate melodies (MIDI + WAV + PNG), list models.
 
-    hf-melody generate --model folk-base --num 4 --out out/ --seed 0
+    hf-melody generate --model folk-base --num 4 --output-dir out/ --seed 0
     hf-melody prepare --dataset path/to/midi --output-dir out/data
     hf-melody train --config recipes/original.yaml --max-steps 300
     hf-melody evaluate --models original folk-base --dataset essen/kinder0 --output-dir out/eval
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -195,18 +194,22 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _seed(args: argparse.Namespace) -> int:
+    """`--seed`, or a fresh one with room for `--num` melodies (`MelodyGenerationConfig.with_seed`)."""
+    return MelodyGenerationConfig(seed=args.seed, num_return_sequences=max(args.num, 1)).with_seed().seed
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """`hf-melody generate`: sample `--num` melodies (melody i with seed `--seed + i`) and write their files."""
     formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
-    check_out_folder("--out", args.out)
+    out = check_out_folder("--output-dir", args.output_dir)
     kwargs = generation_options(args)
     kwargs.pop("seed", None)  # melody i gets seed + i below
     MelodyGenerationConfig.from_options(kwargs)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives the
     # same files and lets one progress bar cover the whole job (generation and rendering)
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31 - 1 - args.num)
-    out = Path(args.out)
+    seed = _seed(args)
     written = []
     for i in tqdm(range(args.num), desc="generating", unit="melody", disable=args.num < 2):
         [m] = pipe(args.prompt, seed=seed + i, **kwargs)
@@ -222,12 +225,12 @@ def cmd_infill(args: argparse.Namespace) -> int:
     """`hf-melody infill`: regenerate `--bars` of the `--prompt` melody, `--num` candidates, and write their files."""
     bars = parse_bars(args.bars)
     formats = check_formats(parse_formats(args.formats))
-    out = check_out_folder("--out", args.out)
+    out = check_out_folder("--output-dir", args.output_dir)
     options = generation_options(args)
     options.pop("seed", None)  # candidate i gets seed + i below
     MelodyGenerationConfig.from_options(options, infill=True)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31 - 1 - args.num)
+    seed = _seed(args)
     written = []
     for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
         [m] = pipe.infill(args.prompt, bars=bars, seed=seed + i, **options)
@@ -298,13 +301,18 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+_OUTPUT_DIR = ("--output-dir", "--output_dir", "--out")
+"""The output folder flag of `generate` and `infill`, spelled as `train` / `evaluate` / `prepare` spell it."""
+
+
 def _add_generate(sub) -> None:
     g = sub.add_parser("generate", help="sample melodies and write MIDI, WAV and piano-roll PNG files",
                        description="Sample melodies (or continue a MIDI prompt) and write melody_<i>.mid/.wav/.png. "
                                    "Melody i uses seed --seed + i.", allow_abbrev=False)
     g.add_argument("--model", default="folk-base", help="bundled name, local folder or Hub id (default: folk-base)")
     g.add_argument("--num", type=int, default=4, help="how many melodies (default: 4)")
-    g.add_argument("--out", default="out", help="output folder (default: out)")
+    g.add_argument(*_OUTPUT_DIR, dest="output_dir", default="out", metavar="DIR",
+                   help="folder for the files (default: out; --out is the older spelling)")
     g.add_argument("--prompt", default=None, help="a MIDI file whose melody is continued")
     g.add_argument("--formats", default="mid,wav,png",
                    help="comma-separated subset of mid, wav, flac, ogg, mp3, png, musicxml, abc (default: mid,wav,png)")
@@ -322,7 +330,8 @@ def _add_infill(sub) -> None:
     f.add_argument("--bars", required=True, help="the bar or bars to regenerate, 1-based: 5 or 5-6")
     f.add_argument("--model", default="folk-base", help="bundled name, local folder or Hub id (default: folk-base)")
     f.add_argument("--num", type=int, default=1, help="how many candidates (default: 1)")
-    f.add_argument("--out", default="out", help="output folder (default: out)")
+    f.add_argument(*_OUTPUT_DIR, dest="output_dir", default="out", metavar="DIR",
+                   help="folder for the files (default: out; --out is the older spelling)")
     f.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of " + ", ".join(FORMATS))
     f.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
     f.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")

@@ -17,6 +17,7 @@ from .configuration import (
     SHOWN_SETTINGS,
     MelodyGenerationConfig,
     check_generation_options,
+    fresh_seed,
     options_doc,
 )
 from .decoding import (
@@ -32,9 +33,12 @@ from .infill import (
     parse_bars,
 )
 from .logits_process import (
+    DecodingPlan,
     MelodyConstraints,
     PitchConstraintProcessor,
     SeededSampler,
+    decoding_plan,
+    melody_constraints,
     melody_logits_processors,
 )
 from .prompts import (
@@ -60,6 +64,7 @@ __all__ = [
     "DEFAULT_MIN_BARS",
     "DEFAULT_TOKEN_CAP",
     "GENERATE_ONLY",
+    "DecodingPlan",
     "MelodyConstraints",
     "MelodyDecoder",
     "MelodyGenerationConfig",
@@ -80,9 +85,12 @@ __all__ = [
     "check_pitch_range",
     "check_start",
     "clip_to_bars",
+    "decoding_plan",
+    "fresh_seed",
     "generate_ids",
     "infill_ids",
     "is_token_ids",
+    "melody_constraints",
     "melody_logits_processors",
     "options_doc",
     "parse_bars",

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import math
 import numbers
+import random
 import textwrap
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -31,7 +32,7 @@ from ..tokenizer import STYLES
 from .checks import check_int, check_key, check_pitch_range
 
 __all__ = ["DECODERS", "DEFAULT_MAX_BARS", "DEFAULT_MIN_BARS", "GENERATE_ONLY", "OUTPUT_TYPES", "SHOWN_SETTINGS",
-           "MelodyGenerationConfig", "check_generation_options", "options_doc"]
+           "MelodyGenerationConfig", "check_generation_options", "fresh_seed", "options_doc"]
 
 DECODERS = ("auto", "fast", "generate")
 """`decoder=`: "fast" (the lean decoder, `hf_melody.generation.decoding`), "generate" (`model.generate`, the
@@ -50,7 +51,23 @@ _IGNORED = ("bos_token_id", "eos_token_id", "pad_token_id", "transformers_versio
             "num_return_sequences", "max_length")
 _SEED_LIMIT = 2**63
 _MINIMUMS = {"num_return_sequences": 1, "max_new_notes": 1, "max_bars": 1, "max_new_tokens": 1, "min_new_notes": 0,
-             "min_bars": 0, "top_k": 0, "num_bars": 1, "num_beams": 1, "no_repeat_ngram_size": 0}
+             "min_bars": 0, "top_k": 0, "num_bars": 1, "exact_bars": 0, "num_beams": 1, "no_repeat_ngram_size": 0}
+_LENGTHS = ("num_bars", "exact_bars", "max_new_notes", "max_bars", "max_new_tokens")
+"""The options that bound a melody's length: with none of them a call writes a whole tune (`resolve`)."""
+
+
+def fresh_seed(count: int = 1) -> int:
+    """A new random seed for a call given none, leaving room for `count` melodies (`seed + i` stays below 2**31).
+
+    The one place a seed is drawn (`MelodyGenerationConfig.with_seed`: the pipeline, `generate_ids`, infilling and
+    the CLI): from the operating system, so neither torch's global RNG (the same in every fresh process) nor the
+    caller's random state decides it, and drawing one changes no other random stream.
+
+    Example:
+        >>> 0 <= fresh_seed(4) < 2**31 - 4
+        True
+    """
+    return random.SystemRandom().randrange(2**31 - 1 - count)
 
 
 def _option(text: str, default: Any = None, **metadata) -> Any:
@@ -124,6 +141,9 @@ class MelodyGenerationConfig:
     num_bars: int | None = _option(
         "the generated part fills exactly this many bars (the prompt's unfinished last bar counts as the first) "
         "and ends on the bar line; only a max_new_tokens cap can cut it short (with a warning)", shown=True)
+    exact_bars: int | None = _option(
+        "exactly this many new Bar tokens, then EOS (0: finish the bar the prompt opened): the bar budget of "
+        "prompts that are not plain melodies, e.g. infilling's gap (generate_ids)", cli=False, setting=False)
     end_on_tonic: bool = _option("the last note is the tonic of the key (or the first degree of the scale)", False,
                                  infill=True)
     decoder: str = _option(f'{" / ".join(DECODERS)}: "auto" takes the fast lean decoder unless a generate option '
@@ -157,6 +177,8 @@ class MelodyGenerationConfig:
         self.key_strictness = strictness if self.key_strictness is not None else None
         if (self.num_bars is not None or self.end_on_tonic) and not self.constrained:
             raise ConfigError("num_bars and end_on_tonic need the grammar; drop constrained=False")
+        if self.exact_bars is not None and not self.constrained:
+            raise ConfigError("exact_bars needs the grammar; drop constrained=False")
         if self.key_strictness is not None and self.key is None and self.scale is None:
             raise ConfigError("key_strictness applies to a key: add key='D minor' (or scale=[...])")
         if self.output_type not in OUTPUT_TYPES:
@@ -196,6 +218,8 @@ class MelodyGenerationConfig:
     def _check_lengths(self) -> None:
         if self.num_bars is not None and (self.max_bars is not None or self.max_new_notes is not None):
             raise ConfigError("num_bars fixes the length exactly; drop max_bars / max_new_notes")
+        if self.exact_bars is not None and (self.num_bars is not None or self.max_bars is not None):
+            raise ConfigError("exact_bars fixes the bars exactly; drop num_bars / max_bars")
         low, high = self.min_new_notes, self.max_new_notes
         if low is not None and high is not None and low > high:
             raise ConfigError(f"min_new_notes={self.min_new_notes} > max_new_notes={self.max_new_notes}; lower one "
@@ -265,6 +289,18 @@ class MelodyGenerationConfig:
         """The options that differ from the defaults, as keyword arguments for `MelodyPipeline.__call__`."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
 
+    def with_seed(self) -> MelodyGenerationConfig:
+        """This config, or, when it has no seed, a copy with a fresh one (`fresh_seed`, room for
+        `num_return_sequences` melodies): what every road into decoding calls before sampling.
+
+        Example:
+            >>> MelodyGenerationConfig(seed=3).with_seed().seed
+            3
+        """
+        if self.seed is not None:
+            return self
+        return dataclasses.replace(self, seed=fresh_seed(self.num_return_sequences))
+
     def generate_kwargs(self) -> dict[str, Any]:
         """The `model.generate` options that are set (see `GENERATE_ONLY`)."""
         return {name: getattr(self, name) for name in GENERATE_ONLY if getattr(self, name) is not None}
@@ -302,8 +338,7 @@ class MelodyGenerationConfig:
         return dataclasses.replace(resolved, decoder="fast" if fast else "generate")
 
     def _default_lengths(self) -> dict[str, int]:
-        if self.num_bars is None and all(getattr(self, k) is None for k in ("max_new_notes", "max_bars",
-                                                                             "max_new_tokens")):
+        if all(getattr(self, k) is None for k in _LENGTHS):
             out = {}
             if self.min_new_notes is None:  # a complete tune: 8 to 32 bars (or min_bars), ending by itself
                 out["max_bars"] = max(DEFAULT_MAX_BARS, self.min_bars or 0)

@@ -9,7 +9,9 @@ When a melody outgrows the model's context the window slides: BOS (and the style
 tokens follow, and the cache is recomputed for that window.
 
 `generate_ids` is the entry point for callers that build their own prompts (e.g. infilling): raw token ids in, new
-ids out, with an exact bar budget.
+ids out, with an exact bar budget. Like the pipeline it parses its options into a `MelodyGenerationConfig`, turns
+that into processors, rules and limits with `decoding_plan` and samples with the model's one decoder
+(`MelodyDecoder.for_model`).
 
 Example:
     >>> from hf_melody import MelodyPipeline
@@ -39,8 +41,8 @@ from ..grammar.state import FINISH_HORIZON, GrammarRules, LengthLimits
 from ..grammar.tables import GrammarTables
 from ..modeling.lean_gpt2 import LeanGPT2
 from ..tokenizer import MelodyTokenizer
-from .configuration import check_generation_options
-from .logits_process import MelodyConstraints, SeededSampler, melody_logits_processors
+from .configuration import MelodyGenerationConfig
+from .logits_process import SeededSampler, decoding_plan
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,6 @@ __all__ = ["DEFAULT_TOKEN_CAP", "MelodyDecoder", "SampleResult", "generate_ids"]
 
 DEFAULT_TOKEN_CAP = 16_384
 """New tokens a melody may take when no `max_new_tokens` is given (the length limits end it far earlier)."""
-_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> MelodyDecoder, for generate_ids
 WINDOW_KEEP = 0.75
 """When the context is full, the window restarts with this share of it (BOS and style token included)."""
 
@@ -66,19 +67,45 @@ class SampleResult:
 class MelodyDecoder:
     """Samples melodies from a GPT-2 melody model with `LeanGPT2` (built once, rebuilt if the weights change).
 
+    `MelodyDecoder.for_model(model, tokenizer)` is the one decoder of a model (the pipeline's and `generate_ids`'s):
+    its lean forward and grammar tables are built once per model.
+
     Example:
-        >>> decoder = MelodyDecoder(model, tok)                                              # doctest: +SKIP
+        >>> decoder = MelodyDecoder.for_model(model, tok)                                    # doctest: +SKIP
         >>> procs = melody_logits_processors(tok, seed=[0], constrained=False)              # doctest: +SKIP
         >>> decoder.sample([[tok.bos_token_id]], procs, rules=GrammarRules()).sequences     # doctest: +SKIP
     """
 
+    _decoders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its MelodyDecoder (for_model)
+
     def __init__(self, model, tokenizer: MelodyTokenizer):
-        self.model = model
+        self._model = weakref.ref(model)  # a weak reference: the cache of `for_model` must not keep models alive
         self.tokenizer = tokenizer
         self.grammar = REMIGrammar.for_tokenizer(tokenizer)
         self._lean: LeanGPT2 | None = None
         self._params = list(model.parameters())  # listing them per call costs ~0.7 ms on folk-base
         self._versions: list[int] = []
+
+    @classmethod
+    def for_model(cls, model, tokenizer: MelodyTokenizer) -> MelodyDecoder:
+        """The decoder of `model` (made on first use, kept while the model lives; a new one for another tokenizer).
+
+        Example:
+            >>> MelodyDecoder.for_model(pipe.model, tok) is MelodyDecoder.for_model(pipe.model, tok)  # doctest: +SKIP
+            True
+        """
+        decoder = cls._decoders.get(model)
+        if decoder is None or decoder.tokenizer is not tokenizer:
+            decoder = cls._decoders[model] = cls(model, tokenizer)
+        return decoder
+
+    @property
+    def model(self):
+        """The model this decoder samples from."""
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the model of this MelodyDecoder was deleted")
+        return model
 
     def lean(self) -> LeanGPT2:
         """The lean forward of the model's current weights."""
@@ -117,14 +144,17 @@ class MelodyDecoder:
         b, p = len(prompts), len(prompts[0])
         if any(len(row) != p for row in prompts):
             raise ConfigError("MelodyDecoder.sample takes prompts of one length; sample them one by one")
+        # 1. prepare: one id buffer for prompt + cap (no per-token torch.cat), the grammar state of each row as
+        #    table indices, the sampler's noise drawn in chunks instead of one call per token
         cap = max_new_tokens if max_new_tokens is not None else DEFAULT_TOKEN_CAP
         ids = torch.full((b, p + cap), pad, dtype=torch.long)
         ids[:, :p] = torch.tensor([list(row) for row in prompts], dtype=torch.long)
-        styles = set(self.grammar.segment_ids) - {tok.bos_token_id}
-        heads = [1 + int(len(row) > 1 and int(row[1]) in styles) for row in prompts]
+        heads = self._heads(prompts)
         run = _GrammarRun(self.grammar, rules, limits, prompts, max_new_tokens, p) if rules is not None else None
+        noise = _Noise.replacing(processors, self.tokenizer.vocab_size)
         if streamer is not None:
             streamer.put(ids[:, :p])
+        # 2. prefill: the prompt's logits (a prompt longer than the context starts in its window)
         size = max(int(lean.n_positions * WINDOW_KEEP), max(heads) + 1)
         windows = 0
         if p > lean.n_positions:
@@ -134,10 +164,11 @@ class MelodyDecoder:
             logits = lean.prefill(ids[:, :p])
         done = [False] * b
         ended = [False] * b
-        finished = False  # any row done
-        noise = _Noise.replacing(processors, self.tokenizer.vocab_size)
+        finished = False  # any row done: only then are done rows padded (the common batch of one never is)
         n = p
         for step in range(cap):
+            # 3. scores: grammar mask, then the caller's processors in `generate`'s order, then the Gumbel noise,
+            #    so the argmax is the seeded sample `generate` would take
             scores = logits
             if run is not None:
                 scores = run.scores(scores, n)
@@ -150,6 +181,7 @@ class MelodyDecoder:
             nxt = scores.argmax(-1)
             if finished:
                 nxt = nxt.masked_fill(torch.tensor(done), pad)
+            # 4. advance: write the token, step the grammar, mark the rows that ended (a legal EOS or not)
             ids.select(1, n).copy_(nxt)
             n += 1
             tokens = nxt.tolist()
@@ -159,6 +191,7 @@ class MelodyDecoder:
                 if t == eos and not done[r]:
                     ended[r] = run is None or run.legal_end[r]
                     done[r] = finished = True
+            # 5. stop: the streamer sees every token; stopping criteria and a cancelled stream end rows early
             if streamer is not None:
                 streamer.put(nxt)
             if stopping_criteria:
@@ -167,6 +200,8 @@ class MelodyDecoder:
                 finished = finished or any(stop)
             if (finished and all(done)) or (streamer is not None and streamer.cancelled.is_set()):
                 break
+            # 6. next logits: slide the window when the context is full, else one cached step (a Python int for
+            #    a batch of one skips a tensor op)
             if lean.length >= lean.n_positions:
                 logits = lean.prefill(self._window(ids, n, heads, size))
                 windows += 1
@@ -177,10 +212,16 @@ class MelodyDecoder:
         else:
             if max_new_tokens is None:
                 logger.warning("stopped after %d new tokens without an end (DEFAULT_TOKEN_CAP)", cap)
+        # 7. finish: close the stream; rows as lists, cut where the longest row stopped
         if streamer is not None:
             streamer.end()
         short = run.short if run is not None else [False] * b
         return SampleResult(ids[:, :n].tolist(), ended, windows, short)
+
+    def _heads(self, prompts: Sequence[Sequence[int]]) -> list[int]:
+        """How many leading tokens of each row a sliding window keeps: BOS, and the style token after it."""
+        styles = set(self.grammar.segment_ids) - {self.tokenizer.bos_token_id}
+        return [1 + int(len(row) > 1 and int(row[1]) in styles) for row in prompts]
 
 
 class _Noise:
@@ -324,34 +365,23 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
     prompt opened) and a (k+1)-th is
     masked, so the model finishes the k-th bar and ends with EOS (the returned ids end with EOS unless a cap cut
     them). Sampling, key, range and grammar work as in `MelodyPipeline.__call__`; `seed` makes it reproducible.
+    The options are parsed into a `MelodyGenerationConfig` as given (no bundle defaults, no default length: the
+    defaults are those of this signature) and decoded through `decoding_plan`, as the pipeline's are.
 
     Example:
         >>> new = generate_ids(model, tok, prompt + [tok.miditok["InfillMiddle_None"]], seed=0, exact_bars=2,
         ...                    key="D minor")                                                  # doctest: +SKIP
     """
-    check_generation_options(model, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                             do_sample=do_sample, max_new_notes=max_new_notes, min_new_notes=min_new_notes,
-                             max_new_tokens=max_new_tokens)
+    config = MelodyGenerationConfig(
+        seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample, key=key, scale=scale,
+        key_strictness=None if key_strictness == "hard" else key_strictness, pitch_range=pitch_range,
+        constrained=constrained, exact_bars=exact_bars, max_new_notes=max_new_notes, min_new_notes=min_new_notes,
+        end_on_tonic=end_on_tonic, max_new_tokens=max_new_tokens)
+    config.resolve(model)  # the model's checks only: the options keep this function's defaults
     prompt = [int(i) for i in prompt_ids]
     if not prompt or any(not 0 <= i < tokenizer.vocab_size for i in prompt):
         raise ConfigError(f"prompt_ids must be a non-empty list of ids in 0..{tokenizer.vocab_size - 1}")
-    if exact_bars is not None and (isinstance(exact_bars, bool) or int(exact_bars) != exact_bars or exact_bars < 0):
-        raise ConfigError(f"exact_bars={exact_bars!r} must be a non-negative integer (0: finish the open bar)")
-    if exact_bars is not None and not constrained:
-        raise ConfigError("exact_bars needs the grammar; drop constrained=False")
-    constraints = MelodyConstraints.build(tokenizer, key=key, scale=scale, key_strictness=key_strictness,
-                                          pitch_range=pitch_range, end_on_tonic=end_on_tonic)
-    if seed is None:
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    procs = melody_logits_processors(tokenizer, constraints, constrained=False, temperature=temperature,
-                                     top_k=top_k, top_p=top_p, seed=[seed] if do_sample else None,
-                                     min_new_notes=None if constrained else min_new_notes)
-    rules = None
-    if constrained:
-        rules = GrammarRules(tonic=constraints.tonic if end_on_tonic else None, allow_style=False)
-    limits = LengthLimits(exact_bars=exact_bars, max_new_notes=max_new_notes, min_new_notes=min_new_notes)
-    decoder = _DECODERS.get(model)
-    if decoder is None or decoder.tokenizer is not tokenizer:
-        decoder = _DECODERS[model] = MelodyDecoder(model, tokenizer)
-    result = decoder.sample([prompt], procs, rules, limits, max_new_tokens)
+    plan = decoding_plan(tokenizer, config.with_seed(), len(prompt), allow_style=False)
+    result = MelodyDecoder.for_model(model, tokenizer).sample([prompt], plan.fast_processors(), plan.rules,
+                                                              plan.limits, plan.token_cap)
     return result.sequences[0][len(prompt):]

@@ -1,4 +1,6 @@
-"""Controlled generation: the logits processors of a call (grammar, key/scale and range, sampling) in order.
+"""Controlled generation: the logits processors of a call (grammar, key/scale and range, sampling) in order, and
+`decoding_plan`, the one road from a `MelodyGenerationConfig` to what a decoder runs on (processors, grammar rules,
+length limits, token cap) for the pipeline, `generate_ids`, infilling and evaluation sampling alike.
 
 The pieces live by job: the grammar processor in `hf_melody.grammar.logits_process`, length criteria in
 `stopping_criteria`, streaming in `streamers`, keys and scales in `hf_melody.music`.
@@ -30,17 +32,22 @@ from transformers import (
 from ..errors import ConfigError
 from ..grammar.logits_process import REMIGrammarProcessor
 from ..grammar.remi import REMIGrammar
+from ..grammar.state import GrammarRules, LengthLimits
 from ..music import MODES, NOTE_NAMES, parse_key, tokenizer_pitch_range
 from ..tokenizer import MelodyTokenizer
 from .checks import check_int, check_key, check_pitch_range
+from .configuration import MelodyGenerationConfig
 from .stopping_criteria import MinLengthProcessor
 
 __all__ = [
     "MODES",
+    "DecodingPlan",
     "MelodyConstraints",
     "PitchConstraintProcessor",
     "REMIGrammarProcessor",
     "SeededSampler",
+    "decoding_plan",
+    "melody_constraints",
     "melody_logits_processors",
     "parse_key",
 ]
@@ -211,3 +218,79 @@ def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyCons
     if seed is not None:
         procs.append(SeededSampler([seed] if isinstance(seed, int) else list(seed)))
     return procs
+
+
+def melody_constraints(tokenizer: MelodyTokenizer, config: MelodyGenerationConfig) -> MelodyConstraints:
+    """The musical constraints of `config` checked against the tokenizer (`MelodyConstraints.build`).
+
+    Example:
+        >>> melody_constraints(tok, MelodyGenerationConfig(key="Dm", end_on_tonic=True)).tonic
+        2
+    """
+    strictness = "hard" if config.key_strictness is None else config.key_strictness
+    return MelodyConstraints.build(tokenizer, key=config.key, scale=config.scale, key_strictness=strictness,
+                                   pitch_range=config.pitch_range, num_bars=config.num_bars,
+                                   end_on_tonic=config.end_on_tonic)
+
+
+@dataclass
+class DecodingPlan:
+    """What one melody's decoding runs on (`decoding_plan`).
+
+    Attributes:
+        processors: for `model.generate`: grammar processor first (when constrained), then pitch constraints,
+            temperature, top-k, top-p and the seeded sampler.
+        grammar: the grammar processor of `processors`, or None without the grammar.
+        limits: the length limits, counted from the end of the prompt.
+        token_cap: the cap on new tokens (None: the lean decoder's `DEFAULT_TOKEN_CAP`, past the context).
+    """
+
+    processors: LogitsProcessorList
+    grammar: REMIGrammarProcessor | None
+    limits: LengthLimits
+    token_cap: int | None
+
+    @property
+    def rules(self) -> GrammarRules | None:
+        """The grammar's rules for the lean decoder's tables (None: sample without the grammar)."""
+        return self.grammar.rules if self.grammar is not None else None
+
+    def fast_processors(self) -> LogitsProcessorList:
+        """The processors the lean decoder runs after its grammar tables: all but the grammar processor (a new
+        list: `MelodyDecoder.sample` takes the seeded sampler out of it)."""
+        return LogitsProcessorList(p for p in self.processors if p is not self.grammar)
+
+
+def decoding_plan(tokenizer: MelodyTokenizer, config: MelodyGenerationConfig, prompt_length: int, index: int = 0,
+                  *, n_positions: int | None = None, allow_style: bool = True,
+                  constraints: MelodyConstraints | None = None) -> DecodingPlan:
+    """The processors, grammar rules, length limits and token cap of melody `index` of a seeded `config` (the one
+    function every caller turns a config into decoding with: pipeline, `generate_ids`, infilling, evaluation).
+
+    Melody `index` is seeded with `config.seed + index` (greedy without `do_sample`, or with beams). The
+    `generate` decoder (`config.decoder == "generate"`) cannot slide past the context, so its cap is the room left
+    in `n_positions`; the lean decoder's is `max_new_tokens`. `allow_style`: a style token may open the melody (the
+    prompt chose none). `constraints`: `melody_constraints(tokenizer, config)`, when already built.
+
+    Example:
+        >>> config = MelodyGenerationConfig(key="G major", num_bars=4, seed=0, decoder="fast")
+        >>> plan = decoding_plan(tok, config, prompt_length=1)
+        >>> MelodyDecoder.for_model(model, tok).sample([[tok.bos_token_id]], plan.fast_processors(), plan.rules,
+        ...                                            plan.limits, plan.token_cap)                # doctest: +SKIP
+    """
+    beams = config.num_beams is not None
+    if config.decoder == "generate":
+        room = n_positions - prompt_length
+        token_cap = min(config.max_new_tokens or room, room)
+    else:
+        token_cap = config.max_new_tokens
+    processors = melody_logits_processors(
+        tokenizer, constraints=constraints or melody_constraints(tokenizer, config), constrained=config.constrained,
+        max_new_notes=config.max_new_notes, max_bars=config.max_bars, temperature=config.temperature,
+        top_k=config.top_k, top_p=config.top_p, seed=config.seed + index if config.do_sample and not beams else None,
+        allow_style=allow_style, max_length=None if token_cap is None else prompt_length + token_cap,
+        min_new_notes=config.min_new_notes, min_bars=config.min_bars, exact_bars=config.exact_bars, refeed=beams)
+    limits = LengthLimits(num_bars=config.num_bars, max_bars=config.max_bars, exact_bars=config.exact_bars,
+                          max_new_notes=config.max_new_notes, min_bars=config.min_bars,
+                          min_new_notes=config.min_new_notes)
+    return DecodingPlan(processors, processors[0] if config.constrained else None, limits, token_cap)

@@ -9,12 +9,9 @@ Example:
 
 from __future__ import annotations
 
-import random
-
 from ..errors import ConfigError
-from ..export.render import with_metadata
 from ..generation.configuration import MelodyGenerationConfig
-from ..generation.infill import check_bars, clip_to_bars, infill_ids
+from ..generation.infill import check_bars, infill_ids
 from ..generation.prompts import prompt_ids
 from .output import GeneratedMelody
 
@@ -38,17 +35,14 @@ def infill_melodies(pipe, melody, bars, config: MelodyGenerationConfig) -> list[
     head = [tok.bos_token_id] + ([tok.style_token_id(config.style)] if config.style is not None else [])
     ids = head + [i for i in body if i not in (tok.bos_token_id, tok.eos_token_id)]
     n = config.num_return_sequences
-    seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1 - n)
     n_bars = sum(1 for t in ids if t == tok.bar_token_id)
     check_bars(bars, n_bars)  # one clear error before any sampling
+    seed = config.with_seed().seed
     given = {k: v for k, v in config.to_options().items() if k not in ("num_return_sequences", "seed", "style")}
     results = []
     for i in range(n):
         new_ids, (start, stop) = infill_ids(pipe.model, tok, ids, bars, seed=seed + i, **given)
-        score = clip_to_bars(tok.decode(new_ids), start, stop, n_bars)
         settings = {"model": getattr(pipe, "model_name", pipe.model.name_or_path), "task": "infill",
                     "bars": [start + 1, stop], "seed": seed, "melody_seed": seed + i, "style": config.style, **given}
-        result = GeneratedMelody(score, new_ids, 0, 0, settings)
-        result.score = with_metadata(score, key=result.key, title=result.title)
-        results.append(result)
+        results.append(GeneratedMelody.from_ids(tok, new_ids, 0, 0, settings, clip_bars=(start, stop, n_bars)))
     return results

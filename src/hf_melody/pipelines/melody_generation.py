@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -29,7 +28,7 @@ from typing import Any
 import torch
 import transformers
 import transformers.pipelines
-from transformers import AutoModelForCausalLM, LogitsProcessorList, Pipeline, StoppingCriteriaList
+from transformers import AutoModelForCausalLM, Pipeline, StoppingCriteriaList
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from ..bundle import (
@@ -40,16 +39,14 @@ from ..bundle import (
     bundled_name,
     resolve_bundle,
 )
-from ..errors import ConfigError, HFMelodyError, ModelLoadError
-from ..export.render import with_metadata
+from ..errors import ConfigError, ModelLoadError
 from ..generation.configuration import MelodyGenerationConfig, options_doc
 from ..generation.decoding import MelodyDecoder, generate_ids
-from ..generation.logits_process import MelodyConstraints, melody_logits_processors
+from ..generation.logits_process import DecodingPlan, MelodyConstraints, decoding_plan, melody_constraints
 from ..generation.prompts import check_start, is_token_ids, prompt_ids, start_inputs
 from ..generation.stopping_criteria import MusicalLengthCriteria
 from ..generation.streamers import NoteStreamer, StreamedNote
 from ..grammar.remi import REMIGrammar
-from ..grammar.state import LengthLimits
 from ..hub import load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from ..tokenizer import MelodyTokenizer
 from .infilling import infill_melodies
@@ -161,10 +158,7 @@ class MelodyPipeline(Pipeline):
         against the model and its tokenizer before any work."""
         config = MelodyGenerationConfig.from_options({**self._default_options, **options}).resolve(self.model)
         check_start(self.melody_tokenizer, config.style, config.time_signature)
-        strictness = "hard" if config.key_strictness is None else config.key_strictness
-        constraints = MelodyConstraints.build(
-            self.melody_tokenizer, key=config.key, scale=config.scale, key_strictness=strictness,
-            pitch_range=config.pitch_range, num_bars=config.num_bars, end_on_tonic=config.end_on_tonic)
+        constraints = melody_constraints(self.melody_tokenizer, config)
         return {"config": config}, {"config": config, "constraints": constraints}, {"config": config}
 
     def __call__(self, inputs: Any = None, **kwargs):
@@ -261,78 +255,60 @@ class MelodyPipeline(Pipeline):
         """
         return infill_melodies(self, melody, bars, MelodyGenerationConfig.from_options(options, infill=True))
 
-    def _melody_decoder(self) -> MelodyDecoder:
-        decoder = getattr(self, "_decoder_cache", None)
-        if decoder is None or decoder.model is not self.model:
-            decoder = self._decoder_cache = MelodyDecoder(self.model, self.melody_tokenizer)
-        return decoder
-
     def _forward(self, model_inputs: dict[str, Any], config: MelodyGenerationConfig,
                  constraints: MelodyConstraints, streamer: NoteStreamer | None = None) -> dict[str, Any]:
         input_ids = model_inputs["input_ids"]
         prompt_length = input_ids.shape[1]
-        if config.seed is None:
-            config = dataclasses.replace(config, seed=int(torch.randint(0, 2**31 - 1, ()).item()))
+        config = config.with_seed()
         beams = config.num_beams is not None
         if beams and streamer is not None:
             raise ConfigError("stream() cannot use num_beams > 1 (beam search keeps no single running melody)")
-        # 1. what ends a melody: a cancelled stream, the note/bar limits without the grammar, the token cap
+        # 1. what ends a melody: a cancelled stream, the note/bar limits without the grammar (the token cap and the
+        #    grammar's limits are in the plan of step 2)
         criteria = StoppingCriteriaList()
         if streamer is not None:
             criteria.append(streamer.stopping_criteria())
         if not config.constrained and (config.max_new_notes is not None or config.max_bars is not None):
             criteria.append(MusicalLengthCriteria(self.melody_tokenizer, prompt_length, config.max_new_notes,
                                                   config.max_bars))
-        room = self.model.config.n_positions - prompt_length
-        token_cap = config.max_new_tokens if config.decoder == "fast" else min(config.max_new_tokens or room, room)
         # 2. one melody at a time, melody i seeded with seed + i: a batch equals the single calls it stands for
         sequences = []
         for i in range(config.num_return_sequences):
-            seed = config.seed + i if config.do_sample and not beams else None
-            processors = melody_logits_processors(
-                self.melody_tokenizer, constraints=constraints, constrained=config.constrained,
-                max_new_notes=config.max_new_notes, max_bars=config.max_bars, temperature=config.temperature,
-                top_k=config.top_k, top_p=config.top_p, seed=seed, allow_style=model_inputs["style"] is None,
-                max_length=None if token_cap is None else prompt_length + token_cap,
-                min_new_notes=config.min_new_notes, min_bars=config.min_bars, refeed=beams)
+            plan = decoding_plan(self.melody_tokenizer, config, prompt_length, i,
+                                 n_positions=self.model.config.n_positions, allow_style=model_inputs["style"] is None,
+                                 constraints=constraints)
             sample = self._sample_fast if config.decoder == "fast" else self._sample_generate
-            sequence, ended = sample(i, input_ids, processors, criteria, config, token_cap, streamer)
+            sequence, ended = sample(i, input_ids, plan, criteria, config, streamer)
             sequences.append(sequence)
             cancelled = streamer is not None and streamer.cancelled.is_set()
             if (config.num_bars or config.end_on_tonic) and not ended and not cancelled:
                 logger.warning("melody %d: max_new_tokens=%s (or the model's context) ran out before the asked-for "
                                "ending (num_bars=%s, end_on_tonic=%s) could be reached; it ends early", i,
-                               token_cap, config.num_bars, config.end_on_tonic)
+                               plan.token_cap, config.num_bars, config.end_on_tonic)
         settings = {"model": getattr(self, "model_name", self.model.name_or_path), **config.settings()}
         return {"sequences": sequences, "prompt_length": prompt_length, "settings": settings,
                 "num_prompt_notes": model_inputs["num_prompt_notes"]}
 
-    def _sample_fast(self, i: int, input_ids: torch.Tensor, processors: LogitsProcessorList,
-                     criteria: StoppingCriteriaList, config: MelodyGenerationConfig, token_cap: int | None,
-                     streamer: NoteStreamer | None) -> tuple[list[int], bool]:
+    def _sample_fast(self, i: int, input_ids: torch.Tensor, plan: DecodingPlan, criteria: StoppingCriteriaList,
+                     config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool]:
         """The lean decoder: the same processors, the grammar from tables, a window sliding past the context."""
-        grammar = processors[0] if config.constrained else None
-        limits = LengthLimits(num_bars=config.num_bars, max_bars=config.max_bars, max_new_notes=config.max_new_notes,
-                              min_bars=config.min_bars, min_new_notes=config.min_new_notes)
-        result = self._melody_decoder().sample(
-            input_ids.tolist(), LogitsProcessorList(p for p in processors if p is not grammar),
-            grammar.rules if grammar is not None else None, limits, token_cap,
+        result = MelodyDecoder.for_model(self.model, self.melody_tokenizer).sample(
+            input_ids.tolist(), plan.fast_processors(), plan.rules, plan.limits, plan.token_cap,
             stopping_criteria=criteria, streamer=streamer)
         if result.short[0]:
             logger.warning("melody %d ended before min_bars=%s / min_new_notes=%s: the other limits (max_bars, "
                            "max_new_notes) left no room", i, config.min_bars, config.min_new_notes)
         return result.sequences[0], result.ended[0]
 
-    def _sample_generate(self, i: int, input_ids: torch.Tensor, processors: LogitsProcessorList,
-                         criteria: StoppingCriteriaList, config: MelodyGenerationConfig, token_cap: int | None,
-                         streamer: NoteStreamer | None) -> tuple[list[int], bool]:
+    def _sample_generate(self, i: int, input_ids: torch.Tensor, plan: DecodingPlan, criteria: StoppingCriteriaList,
+                         config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool]:
         """`model.generate`: greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling."""
         tok, prompt_length = self.melody_tokenizer, input_ids.shape[1]
-        grammar = processors[0] if config.constrained else None
+        grammar = plan.grammar
         beams = config.num_beams is not None
         output = self.model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=False,
-            max_new_tokens=token_cap, logits_processor=processors, stopping_criteria=criteria,
+            max_new_tokens=plan.token_cap, logits_processor=plan.processors, stopping_criteria=criteria,
             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, streamer=streamer,
             **config.generate_kwargs())
         sequence = output[0].tolist()
@@ -368,14 +344,9 @@ class MelodyPipeline(Pipeline):
             if config.output_type == "ids":
                 results.append(ids)
                 continue
-            try:
-                score = self.melody_tokenizer.decode(ids)
-            except Exception as e:  # miditok raises on some malformed sequences
-                raise HFMelodyError(f"could not decode the generated tokens ({e})") from e
-            melody = GeneratedMelody(score, ids, model_outputs["prompt_length"], model_outputs["num_prompt_notes"],
-                                     {**settings, "melody_seed": settings["seed"] + i})
-            # key/time signature, tempo and title as meta events, so every file made from the score carries them
-            melody.score = with_metadata(score, key=melody.key, title=melody.title)
+            melody = GeneratedMelody.from_ids(self.melody_tokenizer, ids, model_outputs["prompt_length"],
+                                              model_outputs["num_prompt_notes"],
+                                              {**settings, "melody_seed": settings["seed"] + i})
             if config.output_type == "score":
                 results.append(melody.score)
             elif config.output_type == "midi":

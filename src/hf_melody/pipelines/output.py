@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import HFMelodyError
 from ..export.display import melody_html
 from ..export.notation import save_abc, save_musicxml
 from ..export.render import (
@@ -25,6 +26,7 @@ from ..export.render import (
     with_metadata,
 )
 from ..generation.configuration import SHOWN_SETTINGS
+from ..generation.infill import clip_to_bars
 
 
 @dataclass
@@ -53,6 +55,30 @@ class GeneratedMelody:
     prompt_length: int = 0
     num_prompt_notes: int = 0
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_ids(cls, tokenizer, ids: list[int], prompt_length: int = 0, num_prompt_notes: int = 0,
+                 settings: dict[str, Any] | None = None, clip_bars: tuple[int, int, int] | None = None
+                 ) -> GeneratedMelody:
+        """The finished melody of token ids: decoded, and its score carrying the key/time signature, tempo and title
+        as meta events, so every file made from it has them (the one constructor of the pipeline and infilling).
+
+        `clip_bars=(start, stop, n_bars)`: infilling's new notes in bars `start..stop-1` are cut to end by bar `stop`
+        (`hf_melody.generation.infill.clip_to_bars`).
+
+        Example:
+            >>> m = GeneratedMelody.from_ids(tok, ids, settings={"key": "D minor", "melody_seed": 0})  # doctest: +SKIP
+            >>> m.score.key_signatures                                                       # doctest: +SKIP
+        """
+        try:
+            score = tokenizer.decode(ids)
+        except Exception as e:  # miditok raises on some malformed sequences
+            raise HFMelodyError(f"could not decode the generated tokens ({e})") from e
+        if clip_bars is not None:
+            score = clip_to_bars(score, *clip_bars)
+        melody = cls(score, ids, prompt_length, num_prompt_notes, dict(settings or {}))
+        melody.score = with_metadata(score, key=melody.key, title=melody.title)
+        return melody
 
     @property
     def notes(self) -> list[tuple[int, int, int]]:
