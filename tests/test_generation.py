@@ -225,7 +225,7 @@ def test_constraints_build_validates_against_the_vocabulary(tokenizer):
     assert set(MODES) >= {"major", "minor", "dorian"}
 
 
-# ---- examples and the fine-tuning recipe ----------------------------------------------------------------------------
+# ---- the streaming examples -----------------------------------------------------------------------------------------
 
 
 def run_example(name: str, argv: list[str]) -> str:

@@ -243,6 +243,7 @@ def test_max_train_minutes_stops_training_after_the_step_that_passes_it(tmp_path
         MelodyTrainingArguments(output_dir=str(out), max_train_minutes=0)
 
 
+# ---- the fine-tuning recipe --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Tiny models gain nothing from threads, and two threads fighting a busy CPU make generation 10x slower."""
