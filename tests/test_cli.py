@@ -1,14 +1,18 @@
-"""The `hf-melody` command and the bundled checkpoints (loaded offline by name)."""
+"""The `hf-melody` command and the bundled checkpoints (loaded offline by name): generate and its flags, prompts
+with any file name, one-line errors naming the fix (unknown or empty formats, an output that is a file), same seed
+same bytes."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_one_line_cli_error, bad_name_folder, cli
 from hf_melody.bundle import CHECKPOINTS_DIR, bundled_checkpoints
 from hf_melody.cli import main
 
@@ -71,3 +75,66 @@ def test_bundled_checkpoint_loads_offline_and_generates(name):
     [melody] = MelodyPipeline.from_pretrained(name)(seed=0, max_new_notes=24)
     assert 1 <= melody.num_notes <= 24  # a model may end a tune early (EOS)
     assert not any(Path(CHECKPOINTS_DIR / name).glob("*.bin"))
+
+
+PROBES: dict[str, Callable] = {}
+
+
+def probe(name: str):
+    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
+    def register(f):
+        PROBES[name] = f
+        return f
+    return register
+
+
+@probe("02-non-utf8-name-generate-prompt")
+def _(request, tmp_path):
+    capsys = request.getfixturevalue("capsys")
+    _, bad = bad_name_folder(tmp_path)
+    code, out, err = cli(["generate", "--prompt", str(bad), "--num", "1", "--max-new-notes", "4", "--seed", "0",
+                          "--formats", "mid,png", "--out", str(tmp_path / "gen")], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["melody_0.mid", "melody_0.png"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# rows 8, 9: generate and prepare options
+# --------------------------------------------------------------------------------------------------------------
+@probe("08-unknown-format")
+def _(request, tmp_path):
+    code, _, err = cli(["generate", "--formats", "xyz", "--out", str(tmp_path / "gen")],
+                       request.getfixturevalue("capsys"))
+    assert_one_line_cli_error(code, err, "'xyz'", "mid,wav,flac")
+    assert not (tmp_path / "gen").exists()
+
+
+@probe("08-empty-formats")
+def _(request, tmp_path):
+    code, _, err = cli(["generate", "--formats", ",", "--out", str(tmp_path / "gen")],
+                       request.getfixturevalue("capsys"))
+    assert_one_line_cli_error(code, err, "--formats", "no format given")
+
+
+@probe("09-generate-out-is-a-file")
+def _(request, tmp_path):
+    (tmp_path / "out.mid").write_bytes(b"MThd")
+    code, _, err = cli(["generate", "--out", str(tmp_path / "out.mid"), "--num", "1"],
+                       request.getfixturevalue("capsys"))
+    assert_one_line_cli_error(code, err, "--out", "out.mid is a file")
+    assert (tmp_path / "out.mid").read_bytes() == b"MThd"
+
+
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PROBES))
+def test_probe(name, request, tmp_path):
+    PROBES[name](request, tmp_path)
+
+
+def test_passing_same_seed_same_bytes(tmp_path, capsys):
+    for run in ("a", "b"):
+        code, _, err = cli(["generate", "--num", "2", "--seed", "7", "--max-new-notes", "12", "--formats", "mid",
+                            "--out", str(tmp_path / run)], capsys)
+        assert code == 0, err
+    for i in range(2):
+        assert (tmp_path / "a" / f"melody_{i}.mid").read_bytes() == (tmp_path / "b" / f"melody_{i}.mid").read_bytes()

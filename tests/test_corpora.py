@@ -1,87 +1,15 @@
-"""Melody sources: MIDI files and folders, music21 corpora, melody extraction."""
+"""Melody sources beside MIDI files: music21 corpora (cached, with their metadata), corpus names and folders
+given to `load_melodies`, exclusions and transposition, unparsable ABC, and the `Melody` record's dict round trip."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from hf_melody import CorpusError, MidiReadError, NoMelodyError, load_melodies, read_midi
-from hf_melody.data.corpora import iter_midi_folder
-from hf_melody.data.melody import Melody, SkipReport, skyline
-from hf_melody.data.music21_corpora import music21_files
-from hf_melody.music import TPQ
-
-
-def test_read_real_midi_matches_music21_conversion(fixtures_dir, kinder_melodies):
-    """kinder0_0.mid was exported by music21 from essen/kinder0 tune 0: both paths give the same melody."""
-    from_midi = read_midi(fixtures_dir / "kinder0_0.mid")
-    from_abc = kinder_melodies[0]
-    assert [n[2] for n in from_midi.notes] == [n[2] for n in from_abc.notes]
-    assert [n[:2] for n in from_midi.notes] == [n[:2] for n in from_abc.notes]
-    assert from_midi.meter == from_abc.meter == "2/4"
-
-
-@pytest.mark.parametrize("name", ["bach_bwv66.6.mid", "bach_bwv66.6_with_drums.mid"])
-def test_polyphonic_file_yields_the_soprano(fixtures_dir, name):
-    from symusic import Score
-
-    melody = read_midi(fixtures_dir / name)
-    score = Score(str(fixtures_dir / "bach_bwv66.6.mid")).resample(TPQ, min_dur=1)
-    soprano = [n.pitch for n in score.tracks[0].notes]
-    assert [n[2] for n in melody.notes] == soprano
-    onsets = [n[0] for n in melody.notes]
-    assert onsets == sorted(set(onsets)), "one line: strictly increasing onsets"
-    assert all(a[0] + a[1] <= b[0] for a, b in zip(melody.notes, melody.notes[1:], strict=False))
-
-
-def test_skyline_keeps_highest_and_cuts_overlaps():
-    notes = [(0, 480, 60), (0, 480, 67), (240, 480, 64), (960, 0, 70)]
-    assert skyline(notes) == [[0, 240, 67], [240, 480, 64]]
-
-
-@pytest.mark.parametrize("content, error, words", [
-    (b"not a midi file at all", MidiReadError, "not a MIDI file"),
-    (b"MThd\x00\x00\x00\x06\x00\x01\x00\x02", MidiReadError, "corrupt or truncated"),
-])
-def test_bad_files_raise_typed_one_line_errors(tmp_path, content, error, words):
-    path = tmp_path / "bad.mid"
-    path.write_bytes(content)
-    with pytest.raises(error) as info:
-        read_midi(path)
-    message = str(info.value)
-    assert str(path) in message and words in message and "\n" not in message
-
-
-def test_missing_file_and_drum_only(tmp_path):
-    from symusic import Note, Score, Track
-
-    with pytest.raises(MidiReadError, match="no such file"):
-        read_midi(tmp_path / "nope.mid")
-    score = Score(TPQ)
-    drums = Track(program=0, is_drum=True)
-    drums.notes.append(Note(0, 240, 36, 100))
-    score.tracks.append(drums)
-    score.dump_midi(str(tmp_path / "drums.mid"))
-    with pytest.raises(NoMelodyError, match="only drum tracks"):
-        read_midi(tmp_path / "drums.mid")
-
-
-def test_folder_job_skips_bad_files_and_reports(tmp_path, fixtures_dir):
-    import shutil
-
-    for f in ("kinder0_0.mid", "kinder0_5.mid", "bach_bwv66.6.mid"):
-        shutil.copy(fixtures_dir / f, tmp_path / f)
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "junk.mid").write_bytes(b"\x00" * 100)
-    (tmp_path / "sub" / "half.midi").write_bytes((fixtures_dir / "kinder0_5.mid").read_bytes()[:60])
-    report = SkipReport()
-    melodies = list(iter_midi_folder(tmp_path, report, progress=False))
-    assert len(melodies) == 3 and report.total == 5 and report.kept == 3
-    assert {s["item"] for s in report.skipped} == {"sub/junk.mid", "sub/half.midi"}
-    saved = json.loads(report.save(tmp_path / "out" / "report.json").read_text())
-    assert saved["reasons"] == {"MidiReadError": 2}
+from hf_melody import CorpusError, load_melodies
+from hf_melody.data.melody import Melody
+from hf_melody.data.music21_corpora import _convert_music21_file, music21_files
 
 
 def test_empty_missing_folder_and_unknown_corpus(tmp_path):
@@ -121,3 +49,40 @@ def test_melody_round_trips_through_dict():
     assert Melody.from_dict(m.to_dict()) == m
     score = m.to_score()
     assert [(n.time, n.duration, n.pitch) for n in score.tracks[0].notes] == [(0, 240, 60), (240, 240, 62)]
+
+
+def test_load_melodies_errors_are_typed(tmp_path):
+    from hf_melody import load_melodies
+
+    with pytest.raises(CorpusError, match="no such folder"):
+        load_melodies(tmp_path / "missing", progress=False)
+    with pytest.raises(CorpusError, match="unknown corpus 'nope'"):
+        load_melodies("nope", progress=False)
+    with pytest.raises(CorpusError, match="empty dataset list"):
+        load_melodies([], progress=False)
+    (tmp_path / "file.mid").write_bytes(b"MThd")
+    with pytest.raises(CorpusError, match="not a folder"):
+        load_melodies(tmp_path / "file.mid", progress=False)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ABC through music21
+# --------------------------------------------------------------------------------------------------------------
+GOOD_TUNE = "X:1\nT:Good\nM:4/4\nL:1/8\nK:C\nCDEF GABc|cBAG FEDC|\n"
+
+
+@pytest.mark.parametrize("name, text, kept, error", [
+    ("garbage", "this is not abc at all ][[[ \x01\n", 0, "ParseError"),
+    ("binary", bytes(range(256)).decode("latin-1"), 0, "ParseError"),
+    ("empty", "", 0, "ParseError"),
+    ("division_by_zero", "X:1\nT:Bad\nM:4/4\nL:1/0\nK:C\nCDEF|\n", 0, "ParseError"),
+    ("tune_without_notes", GOOD_TUNE + "\nX:2\nT:Empty\nM:4/4\nK:C\n", 1, "NoMelodyError"),
+], ids=["garbage", "binary", "empty", "division_by_zero", "tune_without_notes"])
+def test_unparsable_abc_is_skipped_with_a_reason(tmp_path, name, text, kept, error):
+    path = tmp_path / f"{name}.abc"
+    path.write_bytes(text.encode("latin-1"))
+    melodies, skips = _convert_music21_file((str(path), "mine", "other"))
+    assert len(melodies) == kept and len(skips) == 1
+    item, err, reason = skips[0]
+    assert item.startswith(f"mine/{name}") and err == error
+    assert str(path) in reason and "\n" not in reason and ";" in reason, reason

@@ -1,9 +1,13 @@
-"""Melodies -> DatasetDict: split by melody, augmentation on train only, packing, content-keyed cache, streaming."""
+"""Melodies -> DatasetDict: split by melody (no held-out tune reaches training, in any key), augmentation on
+train only, packing, the content-keyed cache, streaming, and the data arguments."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from hf_melody import DataArguments
 from hf_melody.data.arguments import DataConfig
 from hf_melody.data.dataset import augment, build_dataset, semitone_shifts, split_melodies, tokenize_melodies
 from hf_melody.music import PITCH_RANGE
@@ -93,3 +97,77 @@ def test_tiny_blocks_are_rejected_by_the_recipe_validation(bad):
 
     with pytest.raises(ConfigError, match="max_length"):
         parse_args(["--max_length", str(bad["max_length"])])
+
+
+# ---- split by melody ----------------------------------------------------------------------------------------------
+def _sequences(ds, bos: int) -> list[tuple[int, ...]]:
+    """The melodies of a packed split, cut at BOS (packing concatenates them)."""
+    flat = [t for ids, mask in zip(ds["input_ids"], ds["attention_mask"], strict=True)
+            for t, keep in zip(ids, mask, strict=True) if keep]
+    cuts = [i for i, t in enumerate(flat) if t == bos] + [len(flat)]
+    return [tuple(flat[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+# issue 17: fails when this bug is put back: training built from all melodies (split leakage)
+def test_no_validation_or_test_melody_reaches_training(tokenizer, kinder_melodies):
+    from hf_melody.data.arguments import DataConfig
+    from hf_melody.data.dataset import augment, build_dataset, semitone_shifts, split_melodies
+
+    config = DataConfig(max_length=128, augment_semitones=2, validation_ratio=0.1, test_ratio=0.1, seed=0)
+    dsd = build_dataset(kinder_melodies, tokenizer, config, cache=False)
+    parts = split_melodies(kinder_melodies, 0.1, 0.1, seed=0)
+    ids = {s: {m.id for m in ms} for s, ms in parts.items()}
+    assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
+    assert not ids["validation"] & ids["test"] and sum(map(len, ids.values())) == len(kinder_melodies)
+
+    def encode(m):
+        return tuple(tokenizer.encode(m, bos=True, eos=True, style="german-folk"))
+
+    shifts = semitone_shifts(config.augment_semitones)
+    train = _sequences(dsd["train"], tokenizer.bos_token_id)
+    augmented_train = list(augment(parts["train"], shifts))
+    assert {m.id for m in augmented_train} == ids["train"]  # augmentation adds keys, never other melodies
+    assert sorted(train) == sorted(encode(m) for m in augmented_train)  # exactly the train melodies, each once
+    held_out = {encode(t) for m in parts["validation"] + parts["test"] for t in augment([m], shifts)}
+    assert held_out and not held_out & set(train)  # no held-out tune, in any transposition, is trained on
+    for split in ("validation", "test"):
+        assert sorted(_sequences(dsd[split], tokenizer.bos_token_id)) == sorted(encode(m) for m in parts[split])
+
+
+def test_split_of_is_a_pure_function_of_the_id_hash():
+    import hashlib
+
+    from hf_melody.data.dataset import split_of
+
+    for melody_id in ("essen/kinder0/3", "essen/kinder0/4", "x"):
+        h = int(hashlib.sha1(f"1:{melody_id}".encode()).hexdigest()[:12], 16) / 16**12
+        expected = "test" if h < 0.1 else "validation" if h < 0.2 else "train"
+        assert split_of(melody_id, 0.1, 0.1, seed=1) == expected
+    assert split_of("essen/kinder0/3", 0.0, 0.0) == "train" and split_of("essen/kinder0/3", 0.0, 1.0) == "test"
+
+
+def test_data_config_is_the_data_arguments_under_its_old_name(kinder_melodies, tokenizer):
+    from hf_melody import DataConfig, build_dataset
+
+    config = DataConfig(max_length=64, augment_semitones=0, validation_ratio=0.1, test_ratio=0.1, seed=3)
+    assert isinstance(config, DataArguments) and config.seed == config.split_seed == 3
+    assert DataConfig().seed == 0 and DataConfig(dataset="a,b").dataset == ["a", "b"]
+    dsd = build_dataset(kinder_melodies[:40], tokenizer, config, cache=False)
+    assert set(dsd) <= {"train", "validation", "test"} and len(dsd["train"][0]["input_ids"]) == 64
+
+
+def test_the_cache_key_of_build_dataset_is_unchanged(kinder_melodies, tokenizer):
+    """Caches written before DataConfig became DataArguments are still found (same settings -> same key)."""
+    import hashlib
+
+    config = DataArguments(max_length=64, augment_semitones=2)
+    h = hashlib.sha256()
+    h.update(json.dumps({"max_length": 64, "augment_semitones": 2, "validation_ratio": 0.05, "test_ratio": 0.05,
+                         "seed": 0, "use_style_tokens": True, "infill_ratio": 0.0}, sort_keys=True).encode())
+    h.update(json.dumps(tokenizer.miditok.config.to_dict(serialize=True), sort_keys=True, default=str).encode())
+    h.update(str(tokenizer.vocab_size).encode())
+    for m in kinder_melodies[:3]:
+        for part in (m.id.encode("utf-8", "surrogateescape"), json.dumps(m.notes).encode(),
+                     json.dumps(m.time_signatures).encode(), m.style.encode()):
+            h.update(part)
+    assert config.fingerprint(kinder_melodies[:3], tokenizer) == h.hexdigest()[:20]

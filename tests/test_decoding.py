@@ -1,5 +1,5 @@
-"""The lean decoder: same tokens as `generate`, grammar tables equal to the grammar, length control, a sliding window
-past the context, raw-prompt generation with an exact bar budget, and generation options."""
+"""The lean decoder: same tokens as `generate`, length control, a sliding window past the context, raw-prompt
+generation with an exact bar budget, and generation options."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from hf_melody.generation.decoding import MelodyDecoder, generate_ids
 from hf_melody.generation.logits_process import melody_logits_processors
 from hf_melody.grammar.remi import REMIGrammar
 from hf_melody.grammar.state import GrammarRules, LengthLimits
-from hf_melody.grammar.tables import GrammarTables
 from hf_melody.modeling.lean_gpt2 import LeanGPT2
 from hf_melody.music import parse_key
 from hf_melody.tokenizer import melody_tokenizer_config
@@ -61,43 +60,6 @@ def test_lean_forward_matches_transformers(pipe):
         got += [lean.step(ids[:, i]) for i in range(3, ids.shape[1])]
     for i, logits in enumerate(got):
         torch.testing.assert_close(logits, reference[:, 2 + i], atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize(("rules", "limits"), [
-    (GrammarRules(), LengthLimits()),
-    (GrammarRules(tonic=7, exact_end=True), LengthLimits(num_bars=6, max_new_notes=30, min_bars=2)),
-], ids=["plain", "tonic-6-bars-30-notes"])
-def test_tables_accept_and_reject_exactly_what_the_grammar_does(tokenizer, kinder_melodies, rules, limits):
-    """At every token of every Kinderlied: the tables' mask is the grammar's mask, and a token is legal in one
-    exactly when it is legal in the other (the walk stops at the first illegal token: meter changes, limits)."""
-    grammar = REMIGrammar.for_tokenizer(tokenizer)
-    tables = GrammarTables(grammar, rules)
-    checked = rejected = 0
-    for melody in kinder_melodies:
-        ids = tokenizer.encode(melody, bos=True, eos=True, style="german-folk")
-        s = grammar.prompt_state(ids[:1])
-        end_bar, max_notes, _, _ = grammar.length_limits(s, limits)
-        sid, bar, notes = tables.state_id(s), s.bar, s.notes
-        for t in ids[1:]:
-            row = tables.row(sid, None if end_bar is None else end_bar - bar,
-                             None if max_notes is None else max_notes - notes)
-            mask = tables.masks[row]
-            assert torch.equal(mask, grammar.allowed_mask(s, rules)), (melody.id, s)
-            checked += 1
-            try:
-                grammar.feed(s, [t], rules)
-                legal = True
-            except ValueError:
-                legal = False
-            assert bool(mask[t]) == legal
-            if not legal:
-                rejected += 1
-                break
-            nxt = tables.transitions(sid)[t]
-            bar, notes = bar + tables.bars_added[sid][t], notes + tables.notes_added[sid][t]
-            sid = nxt
-            assert tables.key(s) == tables.key(tables.representatives[sid]) and (bar, notes) == (s.bar, s.notes)
-    assert checked > 10_000 and rejected > 0
 
 
 # ---- same tokens on both decoders -----------------------------------------------------------------------------------

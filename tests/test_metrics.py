@@ -1,17 +1,23 @@
-"""The local `evaluate` modules: each loads offline by path and gives hand-computable values on known cases."""
+"""The local `evaluate` modules: each loads offline by path, gives hand-computable values on known cases (BLEU
+clips repeated n-grams), and each module folder is a publishable Space (metadata README, app.py, requirements.txt,
+full MetricInfo)."""
 
 from __future__ import annotations
 
+import json
 import math
+import runpy
+from pathlib import Path
 
 import evaluate
 import pytest
+import yaml
 
-from hf_melody.errors import ConfigError
-from hf_melody.metrics import METRICS, metric_path
+from hf_melody import ConfigError
+from hf_melody.evaluation.similarity import corpus_bleu, self_bleu
+from hf_melody.metrics import CODEBASE, HOMEPAGE, METRICS, metric_info, metric_path
 
 C_MAJOR_2_BARS = [[i * 480, 480, p] for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])]
-"""C D E F G A B C in quarter notes: two bars of 4/4."""
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +178,52 @@ def test_novelty_of_unseen_material_is_low(kinder_melodies):
     plain = nov.compute(predictions=[up], training_notes=train)["longest_shared"][0]
     invariant = nov.compute(predictions=[up], training_notes=train, transposition_invariant=True)
     assert invariant["longest_shared"][0] == len(m.notes) - 1 > plain
+
+
+# ---- BLEU -------------------------------------------------------------------------------------------------------
+# issue 17: fails when this bug is put back: BLEU n-gram counts not clipped
+def test_bleu_clips_repeated_ngrams():
+    # the prediction repeats 7 four times; the reference holds one 7: one unigram match, not four
+    r = corpus_bleu([[7, 7, 7, 7]], [[7, 1, 2, 3]])
+    expected = [1 / 4, 0.1 / 3, 0.1 / 2, 0.1 / 1]  # orders 2-4 have no match: floored to 0.1 / count
+    assert r["precisions"] == pytest.approx(expected)
+    assert r["bleu"] == pytest.approx(math.prod(expected) ** 0.25)
+    # two references: clipped by the largest count in any one reference (2), not their sum (3)
+    two = corpus_bleu([[7, 7, 7, 7]], [[[7, 7, 1, 2], [7, 3, 4, 5]]], max_order=1)
+    assert two["precisions"] == pytest.approx([2 / 4])
+    # self-BLEU clips the same way: each sample against the other
+    assert self_bleu([[7, 7, 7, 7], [7, 1, 2, 3]]) == pytest.approx(math.prod(expected) ** 0.25)
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_metric_folder_has_the_files_of_a_space(name):
+    folder = Path(metric_path(name))
+    text = (folder / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and {"evaluate", "metric"} <= set(meta["tags"])
+    assert meta["title"] and meta["description"]
+    module = evaluate.load(metric_path(name))
+    assert module.citation.strip() and module.citation.strip() in text  # the card cites what the module cites
+    assert module.homepage == HOMEPAGE and module.codebase_urls == [CODEBASE]
+    assert module.reference_urls and all(u.startswith("https://") for u in module.reference_urls)
+    requirements = (folder / "requirements.txt").read_text()
+    assert "evaluate" in requirements and "hf_melody" in requirements and "gradio" in requirements
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_space_app_computes_its_example(name):
+    gr = pytest.importorskip("gradio")
+    from hf_melody.metrics.space import EXAMPLES, compute, metric_script
+
+    app = runpy.run_path(str(Path(metric_path(name)) / "app.py"), run_name="space")
+    assert isinstance(app["demo"], gr.Blocks)
+    module = evaluate.load(str(metric_script(metric_path(name))))
+    result = compute(module, json.dumps(EXAMPLES[name]))
+    assert result and all(v is not None for v in result.values())
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        compute(module, "{predictions: [")
+
+
+def test_a_metric_without_citation_is_refused():
+    with pytest.raises(ConfigError, match="citation"):
+        metric_info("d", " ", "args")

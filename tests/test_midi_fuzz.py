@@ -4,8 +4,8 @@ Mutations of the fixtures in `tests/fixtures/`: byte flips, truncations, chunk d
 and header tweaks (one to three per input, seeded). Every returned melody is also checked for the invariants the
 tokenizer relies on (sorted, non-overlapping, positive durations, pitches in range, a supported meter at tick 0).
 
-    python tests/test_fuzz.py --n 2000 --seed 0      # prints a JSON summary; exit status 1 on any crash
-    pytest -m slow tests/test_fuzz.py
+    python tests/test_midi_fuzz.py --n 2000 --seed 0      # prints a JSON summary; exit status 1 on any crash
+    pytest -m slow tests/test_midi_fuzz.py
 """
 
 from __future__ import annotations

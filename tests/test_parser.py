@@ -1,4 +1,6 @@
-"""Recipes and flags: every recipe parses, flags override YAML, and bad configs fail before any work, saying the fix."""
+"""The one parser: every recipe parses, flags override YAML, both flag spellings, no abbreviations, did-you-mean
+for unknown keys, bad configs fail before any work saying the fix, old names still work, every field is a documented
+flag, and the dataclasses' own checks."""
 
 from __future__ import annotations
 
@@ -6,12 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from hf_melody import ConfigError
+from hf_melody import ConfigError, DataArguments, EvaluationArguments, MelodyTrainingArguments, ModelArguments
+from hf_melody.data.arguments import prepare_parser
+from hf_melody.evaluation.arguments import evaluation_parser
 from hf_melody.parser import load_yaml_config
-from hf_melody.training.trainer import last_complete_checkpoint, parse_args
+from hf_melody.training.arguments import training_parser
+from hf_melody.training.trainer import parse_args
 
 ROOT = Path(__file__).parents[1]
+
+
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
 TINY = str(ROOT / "recipes" / "tiny-debug.yaml")
 
 
@@ -157,11 +166,91 @@ def test_failing_config_does_no_work(tmp_path):
     assert not out.exists()
 
 
-def test_last_complete_checkpoint_skips_half_written_ones(tmp_path):
-    assert last_complete_checkpoint(tmp_path) is None
-    for step in (10, 20, 100):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text("{}")
-    (tmp_path / "checkpoint-20" / "trainer_state.json").write_text("{}")
-    (tmp_path / "checkpoint-x").mkdir()
-    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")  # 100 was cut short
+# ---- flags: both spellings, no abbreviations, did-you-mean -------------------------------------------------------
+@pytest.mark.parametrize("flags", [["--output_dir", "out/a", "--max_steps", "7"], ["--output-dir", "out/a",
+                                                                                   "--max-steps", "7"],
+                                   ["--output-dir=out/a", "--max_steps=7"]], ids=["underscore", "dash", "equals"])
+def test_both_flag_spellings(flags):
+    _, _, training_args = training_parser().parse_args_and_config(["--config", TINY, *flags])
+    assert training_args.output_dir == "out/a" and training_args.max_steps == 7
+
+
+@pytest.mark.parametrize("parser, flag, hint", [
+    (training_parser, "--max_step", "--max_steps"),
+    (training_parser, "--learning", "--learning_rate"),
+    (evaluation_parser, "--num_sample", "--num_samples"),
+    (prepare_parser, "--max-len", "--max-length"),
+], ids=["max_step", "learning", "num_sample", "max-len"])
+def test_abbreviations_are_refused_with_the_full_name(parser, flag, hint):
+    with pytest.raises(ConfigError) as info:
+        parser().parse_args_and_config([flag, "3"])
+    assert f"unknown arguments ['{flag}', '3']; did you mean {hint}?" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_config_flag_forms_and_mistakes(tmp_path):
+    _, _, a = training_parser().parse_args_and_config([f"--config={TINY}"])
+    _, _, b = training_parser().parse_args_and_config(["--config", TINY])
+    assert a.max_steps == b.max_steps == 60
+    with pytest.raises(ConfigError, match="given twice"):
+        training_parser().parse_args_and_config(["--config", TINY, f"--config={TINY}"])
+    with pytest.raises(ConfigError, match="needs a path"):
+        training_parser().parse_args_and_config(["--config", "--max_steps", "3"])
+
+
+def test_unknown_yaml_keys_of_an_evaluation_recipe(tmp_path):
+    bad = tmp_path / "eval.yaml"
+    bad.write_text("models: [original]\nnum_sampels: 4\n")
+    with pytest.raises(ConfigError, match=r"eval.yaml: unknown key 'num_sampels'; did you mean num_samples\?"):
+        evaluation_parser().parse_args_and_config(["--config", str(bad)])
+
+
+def test_old_names_and_comma_lists_still_work(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text("models: original,folk-base\nout_dir: out/old\nnovelty_dataset: essen,oneills1850\n")
+    [config] = evaluation_parser().parse_args_and_config(["--config", str(old), "--no-fair-pitch"])
+    assert config.models == ["original", "folk-base"] and config.output_dir == "out/old"
+    assert config.novelty_dataset == ["essen", "oneills1850"] and config.fair_pitch is False
+    [config] = evaluation_parser().parse_args_and_config(["--out", "out/x", "--models", "a", "b,c"])
+    assert config.output_dir == "out/x" and config.models == ["a", "b", "c"]
+    _, data, _ = training_parser().parse_args_and_config(["--dataset", "essen/kinder0,oneills1850", "--exclude",
+                                                          "essen/kinder0/3"])
+    assert data.dataset == ["essen/kinder0", "oneills1850"] and data.exclude == ["essen/kinder0/3"]
+    data, prep = prepare_parser().parse_args_and_config(["--dataset", "essen", "--out", "out/p", "--max-length",
+                                                         "64"])
+    assert prep.output_dir == "out/p" and data.max_length == 64
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "prepare"])
+def test_every_field_is_a_documented_flag(command, capsys):
+    from hf_melody.cli import main
+
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    parser = {"train": training_parser, "evaluate": evaluation_parser, "prepare": prepare_parser}[command]()
+    for name in parser.field_names:
+        assert f"--{name}" in text, name
+    assert "--config" in text and ("--max-length" in text or command == "evaluate")
+
+
+# ---- the dataclasses check themselves ---------------------------------------------------------------------------
+@pytest.mark.parametrize("make, words", [
+    (lambda: ModelArguments(preset="gigantic"), "preset 'gigantic' does not exist"),
+    (lambda: ModelArguments(dropout=1.5), "dropout=1.5"),
+    (lambda: ModelArguments(activation_function="swish2"), "activation_function='swish2'"),
+    (lambda: DataArguments(max_length=4), "max_length=4"),
+    (lambda: DataArguments(dataset=" , "), "dataset is empty"),
+    (lambda: DataArguments(augment_semitones=40), "augment_semitones=40"),
+    (lambda: DataArguments(validation_ratio=0.6, test_ratio=0.5), "sum to less than 1"),
+    (lambda: DataArguments(infill_ratio=1.0), "infill_ratio=1.0"),
+    (lambda: MelodyTrainingArguments(learning_rate=0), "learning_rate=0"),
+    (lambda: MelodyTrainingArguments(max_steps=0), "max_steps=0"),
+    (lambda: MelodyTrainingArguments(early_stopping_patience=2), "load_best_model_at_end"),
+    (lambda: EvaluationArguments(split="holdout"), "split='holdout'"),
+    (lambda: EvaluationArguments(models=[]), "no models"),
+    (lambda: EvaluationArguments(ngram_folds=1), "ngram_folds=1"),
+], ids=["preset", "dropout", "activation", "max_length", "dataset", "augment", "ratios", "infill", "lr",
+        "max_steps", "patience", "split", "models", "folds"])
+def test_post_init_checks_fire_for_python_callers(make, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        make()

@@ -5,8 +5,8 @@ generate --formats` either gives a list of known formats or `ConfigError`. Nothi
 no transformers `ValueError`, no traceback. Every example is counted; a failure is recorded (not raised at once) so
 that the run reports tried / passed, then the test fails if any example failed.
 
-    pytest -m slow tests/test_fuzz_config.py
-    HF_MELODY_FUZZ_EXAMPLES=300 HF_MELODY_FUZZ_REPORT=fuzz.json pytest -m slow tests/test_fuzz_config.py
+    pytest -m slow tests/test_parser_fuzz.py
+    HF_MELODY_FUZZ_EXAMPLES=300 HF_MELODY_FUZZ_REPORT=fuzz.json pytest -m slow tests/test_parser_fuzz.py
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Files musicians open: MIDI meta events, MusicXML and ABC, compressed audio, unknown formats, notebook display."""
+"""Export (render, notation, display): the files musicians open, MIDI meta events, MusicXML and ABC, compressed
+audio, unknown formats refused, and a melody displaying itself in a notebook."""
 
 from __future__ import annotations
 

@@ -1,25 +1,25 @@
-"""Atomic bundles: `save_bundle` killed with SIGKILL at every step of its write sequence leaves the old bundle or the
-new one, never a mix (issue 13, row 13: a kill used to leave `config.json`, a 0-byte `generation_config.json` and
-no weights).
-
-A child process imports the stack once, then forks one grandchild per kill point. Each grandchild re-saves a new
-bundle over a copy of a good old one and kills itself (SIGKILL, no clean-up runs) at the k-th file-system step:
-just after a file is opened for writing (so it exists, empty), halfway through the weights, or just before a
-rename, link or removal. The test then compares every folder with the two reference bundles byte for byte.
-"""
+"""Atomic writes: `save_bundle` killed with SIGKILL at every step of its write sequence leaves the old bundle
+or the new one, never a mix; a re-save or a file write that fails (disk full, file-size limit) keeps the old files
+and leaves no temporary behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import gpt2_bundle
+
 BUNDLE_FILES = ("README.md", "config.json", "generation_config.json", "miditok.json", "model.safetensors",
                 "training_info.json")
+
 
 RUNNER = r'''
 import builtins, json, os, shutil, signal, sys
@@ -164,3 +164,83 @@ def test_stale_partial_folders_of_live_processes_are_left_alone(tmp_path):
     dead.mkdir()
     remove_stale_siblings(tmp_path / "bundle")
     assert not dead.exists() and mine.exists()
+
+
+# ---- atomic writes ---------------------------------------------------------------------------------------------------
+# issue 17: fails when this bug is put back: plain `path.write_bytes` instead of an atomic write
+def test_write_failing_after_open_keeps_the_old_file(tmp_path):
+    from hf_melody.utils import atomic_write_bytes, atomic_write_text
+
+    target = tmp_path / "results.json"
+    atomic_write_text(target, "old")
+    # a file-size limit makes the write itself fail once the file is open and partly written (EFBIG)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limit[1]))
+    try:
+        with pytest.raises(OSError):
+            atomic_write_bytes(target, b"x" * 100_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # the temporary file is gone too
+    atomic_write_bytes(target, b"x" * 100_000)  # and without the limit the same write succeeds
+    assert target.stat().st_size == 100_000
+
+
+# --------------------------------------------------------------------------------------------------------------
+# atomic writes
+# --------------------------------------------------------------------------------------------------------------
+def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):
+    from hf_melody.utils import atomic_write_bytes, atomic_write_text
+
+    target = tmp_path / "report.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "text is not bytes")  # fails inside the write
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+PROBES: dict[str, Callable] = {}
+
+
+def probe(name: str):
+    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
+    def register(f):
+        PROBES[name] = f
+        return f
+    return register
+
+
+# --------------------------------------------------------------------------------------------------------------
+# row 13 (a fast companion of the kill test above): a re-save that fails leaves the good bundle
+# --------------------------------------------------------------------------------------------------------------
+@probe("13-failed-resave-keeps-the-old-bundle")
+def _(request, tmp_path):
+    import transformers.modeling_utils
+
+    from hf_melody import MelodyTokenizer, build_model, load_model, save_bundle
+
+    bundle = gpt2_bundle(tmp_path)
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    tok = MelodyTokenizer()
+
+    def disk_full(tensors, filename, metadata=None):  # half the weights reach the disk, then it is full
+        Path(filename).write_bytes(b"\0" * 100)
+        raise OSError(28, "No space left on device")
+
+    with request.getfixturevalue("monkeypatch").context() as mp:
+        mp.setattr(transformers.modeling_utils, "safe_save_file", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            save_bundle(build_model("original", tok, n_positions=32, seed=1), tok, bundle)
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    assert sorted(p.name for p in bundle.parent.iterdir()) == ["bundle"], "no temporary folder left behind"
+    load_model(bundle)
+
+
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PROBES))
+def test_probe(name, request, tmp_path):
+    PROBES[name](request, tmp_path)

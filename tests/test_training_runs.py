@@ -1,46 +1,35 @@
-"""Training stopped mid-run resumes from its last complete checkpoint and ends exactly where an uninterrupted run ends.
-
-The kill is deterministic: a callback added to the Trainer (transformers' own extension point) pauses the job right
-after `checkpoint-20` is saved, and the test then sends SIGKILL. Re-running the same command resumes on its own,
-skipping a half-written later checkpoint (what a kill during a save leaves behind).
-"""
+"""Training runs and their output folders: a stopped run resumes from its last complete checkpoint and ends
+exactly where an uninterrupted one ends (SIGKILL included), a finished run is not trained past its end, and a folder
+that is a file or holds another run (other preset, other data) is refused before any work, unless the user chooses."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_one_line_cli_error, cli, melody_folder, run_args
+from hf_melody import ConfigError
+from hf_melody.training.trainer import last_complete_checkpoint
+
 ROOT = Path(__file__).parents[1]
+
+
 TINY = str(ROOT / "recipes" / "tiny-debug.yaml")
+
+
 STEPS, KILL_AT = 40, 20
+
+
 TOLERANCE = 1e-5
-
-
-def melody_folder(folder: Path, n: int = 48, seed: int = 0) -> Path:
-    """`n` seeded random-walk melodies as MIDI files (fast to read, no corpus conversion needed)."""
-    from hf_melody.data.melody import Melody
-    from hf_melody.music import TPQ
-
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        pitch, t, notes = rng.randint(60, 72), 0, []
-        for _ in range(rng.randint(16, 40)):
-            dur = rng.choice([1, 2, 2, 4]) * TPQ // 2
-            notes.append([t, dur, pitch])
-            t += dur
-            pitch = min(84, max(48, pitch + rng.choice([-2, -1, 0, 1, 2, 3])))
-        Melody(f"walk/{i}", "walk", notes, [[0, 4, 4]]).to_score().dump_midi(str(folder / f"walk_{i:02d}.mid"))
-    return folder
 
 
 def train_args(data: Path, out: Path) -> list[str]:
@@ -258,3 +247,198 @@ def test_sigkilled_recipe_resumes_to_the_same_end(reference_run, tmp_path):
     assert f"resuming from {out / f'checkpoint-{KILL_AT}'}" in again.stderr, again.stderr[-3000:]
     assert "checkpoint-30 has no trainer_state.json" in again.stderr
     assert_same_end(reference, out)
+
+
+def test_last_complete_checkpoint_skips_half_written_ones(tmp_path):
+    assert last_complete_checkpoint(tmp_path) is None
+    for step in (10, 20, 100):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-20" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-x").mkdir()
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")  # 100 was cut short
+
+
+PROBES: dict[str, Callable] = {}
+
+
+def probe(name: str):
+    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
+    def register(f):
+        PROBES[name] = f
+        return f
+    return register
+
+
+@pytest.fixture(scope="module")
+def previous_run(tmp_path_factory):
+    """A finished 4-step run (checkpoints at 2 and 4) and its data folder; probes copy it before changing it."""
+    from hf_melody.training.trainer import parse_args, train
+
+    root = tmp_path_factory.mktemp("previous")
+    data = melody_folder(root / "data", n=24)
+    train(*parse_args(run_args(data, root / "run")))
+    return data, root / "run"
+
+
+def copy_run(request, tmp_path) -> tuple[Path, Path]:
+    data, run = request.getfixturevalue("previous_run")
+    shutil.copytree(run, tmp_path / "run")
+    return data, tmp_path / "run"
+
+
+def refuse_data_loading(monkeypatch) -> None:
+    """A tripwire: the probe fails if training reaches data loading (the refusal must come before any work)."""
+    import hf_melody.data.corpora
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("data loading started before the refusal")
+
+    monkeypatch.setattr(hf_melody.data.corpora, "load_melodies", tripwire)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# row 3: --output_dir is an existing file
+# --------------------------------------------------------------------------------------------------------------
+@probe("03-output-dir-is-a-file")
+def _(request, tmp_path):
+    from hf_melody.training.trainer import parse_args
+
+    data = melody_folder(tmp_path / "data", n=3)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError) as info:
+        parse_args(run_args(data, tmp_path / "notes.txt"))
+    assert "notes.txt is a file" in str(info.value) and "--output_dir" in str(info.value)
+    with pytest.raises(ConfigError, match="notes.txt is a file"):
+        parse_args(run_args(data, tmp_path / "notes.txt" / "run"))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@probe("03-output-dir-is-a-file-cli")
+def _(request, tmp_path):
+    capsys = request.getfixturevalue("capsys")
+    data = melody_folder(tmp_path / "data", n=3)
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = cli(["train", *run_args(data, tmp_path / "notes.txt")], capsys)
+    assert_one_line_cli_error(code, err, "notes.txt is a file")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# rows 4, 5, 14: an output folder that holds a run
+# --------------------------------------------------------------------------------------------------------------
+@probe("04-other-preset-in-output-dir")
+def _(request, tmp_path):
+    from hf_melody.training.trainer import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    refuse_data_loading(request.getfixturevalue("monkeypatch"))
+    with pytest.raises(ConfigError) as info:
+        train(*parse_args(run_args(data, run, "--preset", "wider-shallower")))
+    message = str(info.value)
+    assert str(run) in message and "'original'" in message and "'wider-shallower'" in message
+    assert "--overwrite_output_dir true" in message
+
+
+@probe("04-other-preset-in-an-older-folder")
+def _(request, tmp_path):
+    """A folder from before run fingerprints (no training_info.json anywhere): the checkpoint's shape decides."""
+    from hf_melody.training.trainer import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    for info in run.rglob("training_info.json"):
+        info.unlink()
+    refuse_data_loading(request.getfixturevalue("monkeypatch"))
+    with pytest.raises(ConfigError) as info:
+        train(*parse_args(run_args(data, run, "--preset", "wider-shallower")))
+    assert "checkpoint-4/config.json has n_embd=32" in str(info.value)
+
+
+@probe("04-same-run-in-an-older-folder-resumes")
+def _(request, tmp_path):
+    """No false refusal: a folder from before run fingerprints, recorded with a relative data path, resumes."""
+    from hf_melody.training.trainer import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    for path in run.rglob("training_info.json"):
+        info = json.loads(path.read_text())
+        info.pop("run", None)
+        info["dataset"] = [os.path.relpath(data, tmp_path)]
+        path.write_text(json.dumps(info))
+    request.getfixturevalue("monkeypatch").chdir(tmp_path)
+    train(*parse_args(run_args(data, run, "--max_steps", "6")))
+    log = json.loads((run / "training_log.json").read_text())
+    assert [e["step"] for e in log["train"]] == [1, 2, 3, 4, 5, 6]
+
+
+@probe("05-other-dataset-in-output-dir")
+def _(request, tmp_path):
+    from hf_melody.training.trainer import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    other = melody_folder(tmp_path / "other", n=24, seed=1)
+    with request.getfixturevalue("monkeypatch").context() as mp:
+        refuse_data_loading(mp)
+        with pytest.raises(ConfigError) as info:
+            train(*parse_args(run_args(other, run)))
+    message = str(info.value)
+    assert "dataset=" in message and str(other) in message and str(data) in message
+
+    # the user's explicit choice: replace the old run
+    from safetensors.torch import load_file
+
+    old = load_file(str(run / "model.safetensors"))
+    train(*parse_args(run_args(other, run, "--overwrite_output_dir", "true")))
+    info = json.loads((run / "training_info.json").read_text())
+    assert info["dataset"] == [str(other)] and info["run"]["dataset"] == [str(other)]
+    new = load_file(str(run / "model.safetensors"))
+    assert any((old[k] != new[k]).any() for k in old), "the weights must come from the new run"
+
+
+@probe("05-explicit-resume-is-the-users-choice")
+def _(request, tmp_path):
+    """`--resume_from_checkpoint` names the checkpoint to continue: no refusal, even with other data."""
+    from hf_melody.training.trainer import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    other = melody_folder(tmp_path / "other", n=24, seed=1)
+    train(*parse_args(run_args(other, run, "--resume_from_checkpoint", str(run / "checkpoint-2"), "--max_steps",
+                               "6")))
+    info = json.loads((run / "training_info.json").read_text())
+    assert info["max_steps"] == 6 and info["dataset"] == [str(other)]
+
+
+@probe("14-rerun-at-max-steps")
+def _(request, tmp_path):
+    import transformers
+
+    from hf_melody.training.trainer import parse_args, train
+
+    data, run = copy_run(request, tmp_path)
+    before = json.loads((run / "training_info.json").read_text())
+    steps = []
+
+    class CountSteps(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+
+    init = transformers.Trainer.__init__
+
+    def init_with_counter(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.add_callback(CountSteps())
+
+    request.getfixturevalue("monkeypatch").setattr(transformers.Trainer, "__init__", init_with_counter)
+    train(*parse_args(run_args(data, run)))
+    assert steps == [], f"trained steps {steps} past the end of a finished 4-step run"
+    info = json.loads((run / "training_info.json").read_text())
+    assert info["max_steps"] == 4 and not (run / "checkpoint-5").exists()
+    log = json.loads((run / "training_log.json").read_text())
+    assert [e["step"] for e in log["train"]] == [1, 2, 3, 4], "the losses must cover the whole run"
+    mean = sum(e["loss"] for e in log["train"]) / 4
+    assert info["final_train_loss"] == pytest.approx(mean) == pytest.approx(before["final_train_loss"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PROBES))
+def test_probe(name, request, tmp_path):
+    PROBES[name](request, tmp_path)

@@ -1,0 +1,157 @@
+"""Loading a bundle safely: pickled weights refused unless allowed (and never running code), corrupt weights,
+remote code, a config that does not fit the tokenizer or is not GPT-2, and Hub ids with `..`, each a typed one-line
+`ModelLoadError`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import gpt2_bundle
+from hf_melody import ModelLoadError
+
+
+# --------------------------------------------------------------------------------------------------------------
+# loading refuses pickled weights and remote code unless asked
+# --------------------------------------------------------------------------------------------------------------
+def test_pickled_weights_are_refused_unless_allow_pickle(tmp_path, tokenizer):
+    import torch
+
+    from hf_melody import build_model, load_model
+
+    model = build_model("original", tokenizer, n_positions=32, seed=0)
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "pytorch_model.bin"]
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path)
+    assert "allow_pickle=True" in str(info.value) and str(tmp_path) in str(info.value)
+    assert "\n" not in str(info.value)
+    loaded = load_model(tmp_path, allow_pickle=True)
+    state = loaded.state_dict()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_weights_are_a_model_load_error(tmp_path, tokenizer, damage):
+    from hf_melody import build_model, load_model
+
+    build_model("original", tokenizer, n_positions=32, seed=0).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"garbage" * 10 if damage == "garbage" else weights.read_bytes()[:500])
+    with pytest.raises(ModelLoadError) as info:
+        load_model(tmp_path)
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_remote_code_in_a_bundle_is_not_run_by_default(tmp_path, tokenizer):
+    from hf_melody import build_model, load_model
+
+    marker = tmp_path / "code_was_run"
+    model = build_model("original", tokenizer, n_positions=32, seed=0)
+    model.save_pretrained(tmp_path / "bundle")
+    config_path = tmp_path / "bundle" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilModel"}
+    config_path.write_text(json.dumps(config))
+    (tmp_path / "bundle" / "evil.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import GPT2Config, GPT2LMHeadModel\n"
+        "class EvilConfig(GPT2Config):\n    pass\n"
+        "class EvilModel(GPT2LMHeadModel):\n    config_class = EvilConfig\n")
+    loaded = load_model(tmp_path / "bundle")
+    assert type(loaded).__name__ == "GPT2LMHeadModel"
+    assert not marker.exists(), "the bundle's Python code was executed without trust_remote_code=True"
+
+
+PROBES: dict[str, Callable] = {}
+
+
+def probe(name: str):
+    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
+    def register(f):
+        PROBES[name] = f
+        return f
+    return register
+
+
+def edit_config(bundle: Path, **changes) -> Path:
+    path = bundle / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, **changes}))
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# rows 10, 11, 12: bundles that must not load
+# --------------------------------------------------------------------------------------------------------------
+class _RunsCode:
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@probe("10-malicious-pickle-with-allow-pickle")
+def _(request, tmp_path):
+    import torch
+
+    from hf_melody import load_model
+
+    bundle = gpt2_bundle(tmp_path)
+    (bundle / "model.safetensors").unlink()
+    marker = tmp_path / "code_was_run"
+    torch.save({"transformer.wte.weight": _RunsCode(str(marker))}, bundle / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError) as info:
+        load_model(bundle, allow_pickle=True)
+    message = str(info.value)
+    assert str(bundle) in message and "model.safetensors" in message and "\n" not in message
+    assert not marker.exists(), "the pickle's code ran"
+
+
+@probe("11-config-vocab-size-mismatch")
+def _(request, tmp_path):
+    from hf_melody import MelodyTokenizer, load_model
+
+    bundle = gpt2_bundle(tmp_path)
+    wrong = MelodyTokenizer().vocab_size + 37
+    config = edit_config(bundle, vocab_size=wrong)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(bundle)
+    message = str(info.value)
+    assert str(config) in message and f"vocab_size is {wrong}" in message and "miditok.json" in message
+    assert "\n" not in message and ";" in message
+
+
+@probe("12-config-model-type-bert")
+def _(request, tmp_path):
+    from hf_melody import MelodyPipeline, load_model
+
+    bundle = gpt2_bundle(tmp_path)
+    config = edit_config(bundle, model_type="bert", architectures=["BertLMHeadModel"])
+    for load in (load_model, MelodyPipeline.from_pretrained):
+        with pytest.raises(ModelLoadError) as info:
+            load(bundle)
+        message = str(info.value)
+        assert str(config) in message and "'bert'" in message and '"gpt2"' in message and "\n" not in message
+
+
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(PROBES))
+def test_probe(name, request, tmp_path):
+    PROBES[name](request, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../etc", "org/../x", "..", "a/b/c/..", "../../tmp"])
+def test_passing_hub_ids_with_dot_dot_are_refused(name):
+    from hf_melody import MelodyPipeline
+
+    with pytest.raises(ModelLoadError) as info:
+        MelodyPipeline.from_pretrained(name)
+    assert name in str(info.value) and "\n" not in str(info.value)
