@@ -274,7 +274,7 @@ def test_finetune_style_recipe_runs(tiny_bundle, kinder_melodies, tmp_path):
     out = tmp_path / "styled"
     train(*parse_args(["--config", str(ROOT / "recipes" / "finetune_style.yaml"), "--dataset", str(folder),
                        "--init_from", str(tiny_bundle), "--max_length", "128", "--output_dir", str(out),
-                       "--max_steps", "10", "--eval_steps", "5", "--save_strategy", "no", "--disable_tqdm", "true"]))
+                       "--max_steps", "10", "--eval_steps", "5", "--save_steps", "5", "--disable_tqdm", "true"]))
     styled = MelodyPipeline.from_pretrained(out)
     [m] = styled(style="other", seed=0)
     assert m.token_ids[1] == styled.melody_tokenizer.style_token_id("other") and m.num_notes > 0

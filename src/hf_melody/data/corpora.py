@@ -143,7 +143,7 @@ def _check_track_events(data: bytes, pos: int, end: int, what: str) -> None:
     """Walk the events of one track chunk `data[pos:end]`; raise `MidiReadError` at the first malformed one.
 
     symusic 0.5.9 can crash the interpreter (SIGSEGV, SIGABRT) on a channel event whose data bytes have the top bit
-    set (found by tests/test_fuzz.py) and trusts events to end inside their chunk, so both are checked here.
+    set (found by tests/test_midi_fuzz.py) and trusts events to end inside their chunk, so both are checked here.
     Running status is accepted, also across meta events (common in files found in the wild). About 0.2 s per
     100,000 notes.
     """
