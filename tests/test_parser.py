@@ -254,3 +254,64 @@ def test_every_field_is_a_documented_flag(command, capsys):
 def test_post_init_checks_fire_for_python_callers(make, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
         make()
+
+
+# ---- recipes shipped in the package (issue 22 point 4) --------------------------------------------------------------
+
+
+def test_the_repository_recipes_are_the_packaged_ones():
+    from hf_melody.parser import RECIPES_DIR, accelerate_configs, bundled_recipes
+
+    assert {p.stem for p in RECIPES} == set(bundled_recipes())
+    assert all(p.resolve() == (RECIPES_DIR / p.name).resolve() for p in RECIPES)
+    assert {"cpu", "cpu-2proc", "gpu", "multi-gpu"} <= set(accelerate_configs())
+    assert (ROOT / "recipes" / "accelerate_configs").resolve() == (RECIPES_DIR / "accelerate_configs").resolve()
+
+
+@pytest.mark.parametrize("spelling", ["tiny-debug", "tiny-debug.yaml", "recipes/tiny-debug.yaml"])
+def test_a_recipe_is_found_by_name_from_any_folder(spelling, tmp_path, monkeypatch):
+    from hf_melody.parser import RECIPES_DIR
+
+    monkeypatch.chdir(tmp_path)  # no recipes/ here: the packaged file is used
+    model_args, data_args, training_args = parse_args(["--config", spelling, "--max_steps", "3"])
+    assert training_args.max_steps == 3
+    assert model_args.preset == load_yaml_config(RECIPES_DIR / "tiny-debug.yaml")["preset"]
+    assert data_args.dataset == ["essen/kinder0"]
+
+
+def test_a_recipe_path_wins_over_the_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny-debug.yaml").write_text("preset: wider-shallower\nmax_steps: 4\n")
+    model_args, _, training_args = parse_args(["--config", "tiny-debug.yaml"])
+    assert (model_args.preset, training_args.max_steps) == ("wider-shallower", 4)
+
+
+def test_an_unknown_recipe_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no shipped recipe of that name.*tiny-debug"):
+        parse_args(["--config", "tiny-debgu"])
+    with pytest.raises(ConfigError, match="no such recipe file"):
+        parse_args(["--config", "elsewhere/tiny-debug.yaml"])  # a folder that is not recipes/: never guessed
+
+
+def test_recipes_command_lists_recipes_and_prints_paths(capsys):
+    from hf_melody.cli import main
+    from hf_melody.parser import RECIPES_DIR
+
+    assert main(["recipes"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{p.stem} " in listed for p in RECIPES) and "cpu-2proc" in listed
+    assert main(["recipes", "--path", "cpu-2proc"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == RECIPES_DIR / "accelerate_configs" / "cpu-2proc.yaml"
+    assert main(["recipes", "--path", "nope"]) == 2
+    assert "choose from" in capsys.readouterr().err
+
+
+def test_version_flag(capsys):
+    from importlib.metadata import version
+
+    from hf_melody.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"hf-melody {version('hf_melody')}"

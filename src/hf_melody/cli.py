@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from dataclasses import fields
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from .evaluation.arguments import evaluation_parser
 from .export.render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
 from .generation.configuration import DECODERS, MelodyGenerationConfig
 from .generation.infill import parse_bars
+from .parser import accelerate_configs, bundled_recipes
 from .pipelines.melody_generation import MelodyPipeline
 from .tokenizer import MelodyTokenizer
 from .training.arguments import training_parser
@@ -346,7 +348,8 @@ def _add_corpora(sub) -> None:
                                    "(~13 minutes on 2 cores for the four folk corpora).")
     k.add_argument("--rebuild", nargs="*", default=None, metavar="CORPUS",
                    help="rebuild these packs (default with no names: every corpus)")
-    k.add_argument("--out", default=None, help="folder for the rebuilt packs (default: inside the package)")
+    k.add_argument(*_OUTPUT_DIR, dest="out", default=None,
+                   help="folder for the rebuilt packs (default: inside the package)")
     k.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
 
 
@@ -366,7 +369,34 @@ def _add_cards(sub) -> None:
                        description="Render model_cards/<name>.md and each bundle's README.md from its training "
                                    "info and an evaluation results.json (written by `hf-melody evaluate`).")
     c.add_argument("--results", default="model_cards/eval/results.json", help="evaluation results.json")
-    c.add_argument("--out", default="model_cards", help="folder for the cards (default: model_cards)")
+    c.add_argument(*_OUTPUT_DIR, dest="out", default="model_cards", help="folder for the cards (default: model_cards)")
+
+
+def _add_recipes(sub) -> None:
+    r = sub.add_parser("recipes", help="list the shipped training recipes and accelerate configs",
+                       description="The YAML recipes ship inside the package: `hf-melody train --config NAME` (or "
+                                   "recipes/train.py) finds them by name from any folder; a path to a file wins. "
+                                   "--path NAME prints the file of a recipe or accelerate config, e.g. for "
+                                   "`accelerate launch --config_file $(hf-melody recipes --path cpu-2proc)`.")
+    r.add_argument("--path", metavar="NAME", default=None, help="print the path of this recipe or accelerate config")
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """`hf-melody recipes`: one line per shipped recipe (its first comment line) and accelerate config."""
+    recipes, configs = bundled_recipes(), accelerate_configs()
+    if args.path is not None:
+        found = recipes.get(args.path) or configs.get(args.path)
+        if found is None:
+            raise ConfigError(f"no shipped recipe or accelerate config {args.path!r}; choose from "
+                              f"{', '.join([*recipes, *configs])}")
+        _echo(str(found))
+        return 0
+    for name, path in recipes.items():
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")),
+                     "")
+        _echo(f"{name:18s} {first}")
+    _echo("accelerate configs (accelerate launch --config_file PATH): " + ", ".join(configs))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `hf-melody COMMAND --help` for the options of a command.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO level)")
+    parser.add_argument("--version", action="version", version=f"hf-melody {version('hf_melody')}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_generate(sub)
     # train, evaluate and prepare take the options of their dataclasses (`hf_melody.parser`); main() hands them over
@@ -397,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
     _add_cards(sub)
+    _add_recipes(sub)
     return parser
 
 
@@ -427,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"generate": cmd_generate, "models": cmd_models, "cards": cmd_cards, "demo": cmd_demo,
-                "infill": cmd_infill, "corpora": cmd_corpora}
+                "infill": cmd_infill, "corpora": cmd_corpora, "recipes": cmd_recipes}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

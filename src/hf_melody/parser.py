@@ -27,6 +27,48 @@ from transformers import HfArgumentParser
 from .errors import ConfigError
 
 ConfigSource = str | os.PathLike | Mapping[str, Any] | None
+RECIPES_DIR = Path(__file__).parent / "recipes"
+"""The YAML recipes and accelerate configs shipped inside the package (the repository's `recipes/` links to them),
+so `--config tiny-debug` works from a wheel, outside any checkout."""
+
+
+def bundled_recipes() -> dict[str, Path]:
+    """Name -> path of every recipe shipped with hf_melody (`tiny-debug`, `small`, `finetune_style`, ...).
+
+    Example:
+        >>> sorted(bundled_recipes())[:3]
+        ['base', 'deeper-thinner', 'evaluate']
+    """
+    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def accelerate_configs() -> dict[str, Path]:
+    """Name -> path of the shipped accelerate configs, for `accelerate launch --config_file PATH`.
+
+    Example:
+        >>> accelerate_configs()["cpu-2proc"].name
+        'cpu-2proc.yaml'
+    """
+    return {p.stem: p for p in sorted((RECIPES_DIR / "accelerate_configs").glob("*.yaml"))}
+
+
+def find_recipe(name_or_path: str | os.PathLike) -> Path:
+    """The recipe file `--config` names: an existing path wins; otherwise a shipped recipe by name (`tiny-debug`,
+    `tiny-debug.yaml` or `recipes/tiny-debug.yaml`, as the README writes it, from any folder).
+
+    Example:
+        >>> find_recipe("tiny-debug").name
+        'tiny-debug.yaml'
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name[:-5] if path.name.endswith((".yaml", ".yml")) else path.name
+    shipped = bundled_recipes()
+    if name in shipped and (len(path.parts) == 1 or path.parent.name == "recipes"):
+        return shipped[name]
+    raise ConfigError(f"{path}: no such recipe file, and no shipped recipe of that name (shipped: "
+                      f"{', '.join(shipped)}); give a path to a YAML or one of those names (`hf-melody recipes`)")
 
 
 def one_line(text: Any, limit: int = 200) -> str:
@@ -206,17 +248,16 @@ def _check_value(source: str, key: str, value: Any, action, is_list: bool) -> No
 
 def load_yaml_config(path: str | os.PathLike, parser: MelodyArgumentParser | None = None) -> dict[str, Any]:
     """Read a recipe YAML; unknown keys and values of the wrong type are a `ConfigError` naming the file, the key
-    and the fix. Keys are checked against `parser` (default: the training parser).
+    and the fix. Keys are checked against `parser` (default: the training parser). `path` may name a shipped recipe
+    (`find_recipe`).
 
     Example:
-        >>> load_yaml_config("recipes/tiny-debug.yaml")["preset"]          # doctest: +SKIP
+        >>> load_yaml_config("tiny-debug")["preset"]                        # doctest: +SKIP
         'original'
     """
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such recipe file; see recipes/ for examples")
+    path = find_recipe(path)
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
