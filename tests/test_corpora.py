@@ -60,8 +60,8 @@ def test_load_melodies_errors_are_typed(tmp_path):
         load_melodies("nope", progress=False)
     with pytest.raises(CorpusError, match="empty dataset list"):
         load_melodies([], progress=False)
-    (tmp_path / "file.mid").write_bytes(b"MThd")
-    with pytest.raises(CorpusError, match="not a folder"):
+    (tmp_path / "file.mid").write_bytes(b"MThd")  # one file is a spec too (issue 22); a corrupt one is reported
+    with pytest.raises(CorpusError, match=r"no usable melodies \(0 of 1 kept, 1 skipped \(MidiReadError: 1\)\)"):
         load_melodies(tmp_path / "file.mid", progress=False)
 
 

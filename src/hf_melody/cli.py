@@ -91,7 +91,8 @@ def cmd_prepare(argv: list[str], verbose: bool = False) -> int:
         raise ConfigError("prepare writes the blocks to disk; streaming does not apply (train with --streaming "
                           "true on the corpus instead)")
     out = check_out_folder("--output_dir", prep.output_dir)
-    melodies, report = load_melodies(data.dataset, num_proc=data.num_proc, exclude=data.exclude)
+    melodies, report = load_melodies(data.dataset, num_proc=data.num_proc, exclude=data.exclude,
+                                     columns=data.column_map)
     report_path = report.save(out / "skip_report.json")
     tokenizer = MelodyTokenizer()
     if data.bpe_vocab_size:

@@ -49,8 +49,11 @@ class DataArguments:
     of `build_dataset`).
 
     Args:
-        dataset: corpus names (`essen`, `essen/kinder0`, `oneills1850`, ...) and MIDI folders; a comma-separated
-            string is split.
+        dataset: corpus names (`essen`, `essen/kinder0`, `oneills1850`, ...), folders of MIDI and/or ABC files,
+            `.mid`/`.abc` files, parquet/arrow/jsonl/csv files, `save_to_disk` folders and Hub dataset ids
+            (`load_melodies`); a comma-separated string is split.
+        dataset_columns: for dataset inputs, `role=column` pairs naming the columns (`midi=file_bytes`, `path=`,
+            `abc=`, `id=`, `title=`, `style=`); by default the columns of those names are used.
         exclude: melody-id prefixes to hold out (e.g. `essen/kinder0`); a comma-separated string is split.
         max_length: tokens per training block.
         augment_semitones: transpose training melodies by -k..k semitones (0 turns augmentation off); from Python
@@ -72,6 +75,9 @@ class DataArguments:
     dataset: list[str] = field(default_factory=lambda: ["essen"], metadata={
         "help": "Corpus names ('essen', 'essen/kinder0', 'oneills1850', ...) and MIDI folders (space- or "
                 "comma-separated)."})
+    dataset_columns: list[str] = field(default_factory=list, metadata={
+        "help": "For datasets inputs (parquet/arrow/jsonl/csv files, save_to_disk folders, Hub ids): role=column "
+                "pairs, e.g. midi=file_bytes id=tune_id (roles: midi, path, abc, id, title, style)."})
     exclude: list[str] = field(default_factory=list, metadata={
         "help": "Melody-id prefixes to hold out, e.g. essen/kinder0 (space- or comma-separated)."})
     max_length: int = field(default=256, metadata={"help": "Tokens per packed training block."})
@@ -93,6 +99,8 @@ class DataArguments:
     def __post_init__(self):
         self.dataset = split_list(self.dataset)
         self.exclude = split_list(self.exclude)
+        self.dataset_columns = split_list(self.dataset_columns)
+        _ = self.column_map  # checks the pairs now, before any work
         if not self.dataset:
             raise ConfigError("dataset is empty; give a corpus name such as essen, or a MIDI folder")
         if self.max_length < 8:
@@ -112,6 +120,22 @@ class DataArguments:
             raise ConfigError(f"infill_ratio={self.infill_ratio} must be in [0, 1) (0.2 is the bundled recipes')")
         if self.bpe_vocab_size is not None and self.bpe_vocab_size < 1:
             raise ConfigError(f"bpe_vocab_size={self.bpe_vocab_size} must be positive (or unset: no BPE)")
+
+    @property
+    def column_map(self) -> dict[str, str]:
+        """`dataset_columns` as role -> column (`load_melodies(columns=...)`).
+
+        Example:
+            >>> DataArguments(dataset_columns="midi=file_bytes,id=tune").column_map
+            {'midi': 'file_bytes', 'id': 'tune'}
+        """
+        pairs = {}
+        for item in self.dataset_columns:
+            role, sep, column = item.partition("=")
+            if not sep or not role.strip() or not column.strip():
+                raise ConfigError(f"dataset_columns: {item!r} is not role=column; write e.g. midi=file_bytes")
+            pairs[role.strip()] = column.strip()
+        return pairs
 
     @property
     def seed(self) -> int:

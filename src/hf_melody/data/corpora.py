@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import CorpusError, ImplausibleMelodyError, MidiReadError, NoMelodyError
 from ..music import PLACEMENT_RANGE, TPQ
+from .abc import ABC_SUFFIXES, abc_files, iter_abc_files
+from .hf_datasets import is_dataset, load_hub_dataset, looks_like_hub_id, melodies_from_dataset, open_dataset
 from .melody import Melody, SkipReport, _bar_start, _clean_time_signatures, _one_line, fit_pitch_range, skyline
 from .music21_corpora import (
     MUSIC21_CORPORA,
@@ -240,8 +243,8 @@ def _is_link_loop(path: Path) -> bool:
     return False
 
 
-def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str = "midi") -> Melody:
-    """Read one MIDI file and extract its melody.
+def read_midi(path: str | os.PathLike | bytes, melody_id: str | None = None, source: str = "midi") -> Melody:
+    """Read one MIDI file (a path, or the file's bytes, e.g. from a dataset column) and extract its melody.
 
     Raises:
         MidiReadError: missing, unreadable, truncated or non-MIDI file.
@@ -252,9 +255,10 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
         >>> melody.id, melody.meter, melody.notes[:2]
         ('midi/kinder0_0.mid', '2/4', [[0, 480, 69], [480, 240, 67]])
     """
-    from symusic import Score
-
-    path = Path(path)
+    if isinstance(path, bytes | bytearray) and (path.startswith(b"MThd") or not os.path.exists(path)):
+        shown = melody_id or "MIDI bytes"
+        return _melody_from_midi_bytes(bytes(path), melody_id or "midi/bytes", source, shown)
+    path = Path(os.fsdecode(path))
     shown = display_path(path)
     if not path.is_file():
         if path.is_dir():
@@ -273,6 +277,13 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
         data = path.read_bytes()
     except OSError as e:
         raise MidiReadError(f"{shown}: cannot be read ({e.strerror}); check its permissions") from e
+    return _melody_from_midi_bytes(data, melody_id or f"midi/{display_path(path.name)}", source, shown)
+
+
+def _melody_from_midi_bytes(data: bytes, melody_id: str, source: str, shown: str) -> Melody:
+    """The melody of a Standard MIDI File's bytes; `shown` names it in errors."""
+    from symusic import Score
+
     if not data.startswith(b"MThd"):
         raise MidiReadError(f"{shown}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
     _check_midi_structure(data, shown)
@@ -281,7 +292,7 @@ def read_midi(path: str | os.PathLike, melody_id: str | None = None, source: str
     except Exception as e:  # symusic raises RuntimeError/ValueError with C++ messages
         raise MidiReadError(f"{shown}: corrupt or truncated MIDI ({_one_line(e, 120)}); re-export it") from e
     try:
-        return melody_from_score(score, melody_id or f"midi/{display_path(path.name)}", source, where=shown)
+        return melody_from_score(score, melody_id, source, where=shown)
     except (MidiReadError, NoMelodyError):
         raise
     except Exception as e:  # absurd values that parsed (e.g. times beyond int32 after resampling)
@@ -324,35 +335,68 @@ def iter_midi_folder(folder: str | os.PathLike, report: SkipReport | None = None
         yield melody
 
 
-def load_melodies(spec: str | os.PathLike | list[str], progress: bool = True, num_proc: int | None = None,
-                  exclude: Iterable[str] = ()) -> tuple[list[Melody], SkipReport]:
-    """Melodies of a dataset spec: a corpus name, `corpus/file`, a MIDI folder, or a list of these.
+def load_melodies(spec: Any, progress: bool = True, num_proc: int | None = None, exclude: Iterable[str] = (),
+                  columns: Mapping[str, str] | None = None) -> tuple[list[Melody], SkipReport]:
+    """Melodies of a dataset spec, or of a list of specs: a corpus name or `corpus/file`, a folder of MIDI and/or
+    ABC files, one `.mid`/`.abc` file, a `datasets.Dataset`/`DatasetDict`, a parquet/arrow/jsonl/csv file, a
+    `save_to_disk` or dataset-repository folder, or a Hub dataset id (`org/name`, through `datasets.load_dataset`).
 
-    `exclude` drops melodies whose id is, or starts with, any of the given prefixes (e.g. `essen/kinder0` to hold the
-    benchmark out). Returns the melodies and a `SkipReport` of what was skipped and why.
+    `columns` renames the columns of dataset inputs (`{"midi": "file_bytes", "id": "tune"}`; see
+    `hf_melody.data.hf_datasets`). `exclude` drops melodies whose id is, or starts with, any of the given prefixes
+    (e.g. `essen/kinder0` to hold the benchmark out). Returns the melodies and a `SkipReport` of what was skipped
+    and why (bad files and bad rows are skipped, never fatal).
 
     Example:
         >>> melodies, report = load_melodies("essen/kinder0", progress=False)
         >>> len(melodies), melodies[0].style, report.summary()
         (213, 'german-folk', '213 of 213 kept, 0 skipped')
     """
-    specs = [spec] if isinstance(spec, str | os.PathLike) else list(spec)
+    specs = [spec] if isinstance(spec, str | os.PathLike) or is_dataset(spec) else list(spec)
     if not specs:
         raise CorpusError(f"empty dataset list; give a corpus name ({corpus_names()})")
     report = SkipReport()
     melodies: list[Melody] = []
     for s in specs:
-        s = str(s)
-        if s.split("/")[0] in MUSIC21_CORPORA and not Path(s).exists():
-            melodies += load_music21_corpus(s, num_proc=num_proc, progress=progress, report=report)
-        elif Path(s).exists() or "/" in s or os.sep in s:
-            melodies += list(iter_midi_folder(s, report, progress=progress))
-        else:
-            raise CorpusError(f"unknown corpus {s!r}; choose one of: {corpus_names()}")
+        melodies += _spec_melodies(s, report, progress, num_proc, columns)
     exact = {e.rstrip("/") for e in exclude}
     excl = tuple(f"{e}/" for e in exact)
     if excl:  # a prefix drops a whole file or folder (`essen/kinder0`), an id drops one tune (`essen/erk10/21`)
         melodies = [m for m in melodies if m.id not in exact and not m.id.startswith(excl)]
     if not melodies:
-        raise CorpusError(f"{specs}: no usable melodies ({report.summary()})")
+        shown = [s if isinstance(s, str | os.PathLike) else type(s).__name__ for s in specs]
+        raise CorpusError(f"{shown}: no usable melodies ({report.summary()})")
     return melodies, report
+
+
+def _spec_melodies(spec: Any, report: SkipReport, progress: bool, num_proc: int | None,
+                   columns: Mapping[str, str] | None) -> list[Melody]:
+    """The melodies of one spec of `load_melodies`, in the order its kinds are tried."""
+    if is_dataset(spec):
+        return melodies_from_dataset(spec, "dataset", report, columns, progress)
+    s, path = str(spec), Path(spec)
+    if s.split("/")[0] in MUSIC21_CORPORA and not path.exists():
+        return load_music21_corpus(s, num_proc=num_proc, progress=progress, report=report)
+    table = open_dataset(path)
+    if table is not None:
+        return melodies_from_dataset(table, display_path(path.stem if path.is_file() else path.name), report, columns,
+                                     progress)
+    if path.is_file() and path.suffix.lower() in ABC_SUFFIXES:
+        return list(iter_abc_files([path], path, report, progress))
+    if path.is_file() and path.suffix.lower() in MIDI_SUFFIXES:
+        report.total += 1
+        try:
+            melody = read_midi(path, melody_id=f"midi/{display_path(path.name)}", source=display_path(path.parent))
+        except (MidiReadError, NoMelodyError) as e:
+            report.add(display_path(path.name), e)
+            return []
+        report.kept += 1
+        return [melody]
+    if path.is_dir() and (abc := abc_files(path)):
+        has_midi = any(p.suffix.lower() in MIDI_SUFFIXES for p in path.rglob("*"))
+        return list(iter_abc_files(abc, path, report, progress)) + (
+            list(iter_midi_folder(path, report, progress=progress)) if has_midi else [])
+    if looks_like_hub_id(s):
+        return melodies_from_dataset(load_hub_dataset(s), s, report, columns, progress)
+    if path.exists() or "/" in s or os.sep in s:
+        return list(iter_midi_folder(s, report, progress=progress))
+    raise CorpusError(f"unknown corpus {s!r}; choose one of: {corpus_names()}")

@@ -260,10 +260,11 @@ def dataset_stats(dsd) -> dict[str, dict[str, int]]:
     return stats
 
 
-def prepare_dataset(dataset: str | list[str], tokenizer: MelodyTokenizer | None = None,
+def prepare_dataset(dataset: Any, tokenizer: MelodyTokenizer | None = None,
                     config: DataArguments | None = None, exclude: Iterable[str] = (), num_proc: int | None = None,
                     progress: bool = True, bpe_vocab_size: int | None = None):
-    """Load melodies from a dataset spec and build the packed dataset in one call.
+    """Load melodies from a dataset spec (anything `load_melodies` takes: corpora, folders, files, a
+    `datasets.Dataset`, Hub ids) and build the packed dataset in one call.
 
     Returns `(dataset_dict, tokenizer, skip_report)`. Trains BPE on the training melodies when
     `bpe_vocab_size` is given and the tokenizer is not trained yet.
@@ -273,7 +274,8 @@ def prepare_dataset(dataset: str | list[str], tokenizer: MelodyTokenizer | None 
         >>> report.summary()                                                                 # doctest: +SKIP
     """
     config = config or DataArguments()
-    melodies, report = load_melodies(dataset, progress=progress, num_proc=num_proc, exclude=exclude)
+    melodies, report = load_melodies(dataset, progress=progress, num_proc=num_proc, exclude=exclude,
+                                     columns=config.column_map)
     tokenizer = tokenizer or MelodyTokenizer()
     if bpe_vocab_size and not tokenizer.is_bpe:
         train = split_melodies(melodies, config.validation_ratio, config.test_ratio, config.seed)["train"]

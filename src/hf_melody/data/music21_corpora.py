@@ -137,19 +137,35 @@ def _convert_music21_file(args: tuple[str, str, str]) -> tuple[list[dict], list[
     """Worker: parse one corpus file (possibly many tunes). Returns melodies and (item, error, reason) skips."""
     path, source, style = args
 
-    from music21 import converter, meter
+    from music21 import converter
 
     stem = Path(path).stem
     base = source.split("/")[0]
-    melodies, skips = [], []
     try:
         parsed = converter.parse(path)
     except Exception as e:  # music21 raises many unrelated types for bad ABC
         reason = f"{path}: music21 could not parse it ({type(e).__name__}: {_one_line(e, 120)}); fix or remove the file"
         return [], [(f"{base}/{stem}", "ParseError", reason)]
+    melodies, skips = parsed_melodies(parsed, f"{base}/{stem}", base, style, path)
+    return [m.to_dict() for m in melodies], skips
+
+
+def parsed_melodies(parsed, prefix: str, source: str, style: str, where: str) -> tuple[list[Melody],
+                                                                                      list[tuple[str, str, str]]]:
+    """The melodies of a parsed music21 file or text (one per tune, ids `prefix/<i>`) and `(id, error, reason)`
+    skips; shared by the corpora and the user's ABC files (`hf_melody.data.abc`).
+
+    Example:
+        >>> from music21 import converter
+        >>> melodies, skips = parsed_melodies(converter.parse("X:1\\nK:G\\nGABc|d2d2|\\n", format="abc"),
+        ...                                   "mine/tune", "mine", "", "tune.abc")         # doctest: +SKIP
+    """
+    from music21 import meter
+
+    melodies, skips = [], []
     scores = list(parsed.scores) if hasattr(parsed, "scores") and len(parsed.scores) else [parsed]
     for i, score in enumerate(scores):
-        mid = f"{base}/{stem}/{i}"
+        mid = f"{prefix}/{i}"
         try:
             # meter changes may reuse one TimeSignature object (see STACK-NOTES): copy duplicates
             seen = set()
@@ -157,11 +173,11 @@ def _convert_music21_file(args: tuple[str, str, str]) -> tuple[list[dict], list[
                 if id(ts) in seen:
                     ts.activeSite.replace(ts, copy.deepcopy(ts))
                 seen.add(id(ts))
-            melodies.append(_m21_melody(score, mid, base, style, where=f"{path} tune {i} ({mid})").to_dict())
+            melodies.append(_m21_melody(score, mid, source, style, where=f"{where} tune {i} ({mid})"))
         except NoMelodyError as e:
             skips.append((mid, "NoMelodyError", _one_line(e, 300)))
         except Exception as e:  # noqa: BLE001 - one broken tune must not stop a corpus
-            skips.append((mid, type(e).__name__, f"{path} tune {i} ({mid}): conversion failed ({type(e).__name__}: "
+            skips.append((mid, type(e).__name__, f"{where} tune {i} ({mid}): conversion failed ({type(e).__name__}: "
                                                  f"{_one_line(e, 120)}); fix or remove the tune"))
     return melodies, skips
 

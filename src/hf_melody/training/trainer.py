@@ -25,6 +25,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data.arguments import DataArguments
 from ..data.corpora import iter_midi_folder, load_melodies
 from ..data.dataset import build_dataset, dataset_stats, split_melodies
+from ..data.hf_datasets import looks_like_hub_id
 from ..data.music21_corpora import MUSIC21_CORPORA
 from ..data.prepared import block_length, find_prepared, load_prepared
 from ..errors import ConfigError
@@ -134,9 +135,9 @@ or raise n_positions
     if data_args.streaming and training_args.max_steps <= 0:
         raise ConfigError("streaming datasets have no length: set max_steps")
     for spec in data_args.dataset:
-        if spec.split("/")[0] not in MUSIC21_CORPORA and not Path(spec).exists():
-            raise ConfigError(f"dataset {spec!r} is neither a corpus ({', '.join(MUSIC21_CORPORA)}) nor an existing "
-                              "MIDI folder; fix the name or the path")
+        if spec.split("/")[0] not in MUSIC21_CORPORA and not Path(spec).exists() and not looks_like_hub_id(spec):
+            raise ConfigError(f"dataset {spec!r} is neither a corpus ({', '.join(MUSIC21_CORPORA)}) nor an existing MIDI "
+                              "folder or data file, nor a Hub dataset id (org/name); fix the name or the path")
     if data_args.bpe_vocab_size is not None and model_args.init_from is None:
         base = MelodyTokenizer().vocab_size
         if data_args.bpe_vocab_size <= base:
@@ -290,6 +291,7 @@ def _load_data(model_args: ModelArguments, data_args: DataArguments, training_ar
 
             return build_dataset(melodies, tokenizer, data_args, streaming=True), tokenizer, "streaming"
         melodies, report = load_melodies(data_args.dataset, num_proc=data_args.num_proc, exclude=data_args.exclude,
+                                         columns=data_args.column_map,
                                          progress=training_args.should_log)
         if data_args.bpe_vocab_size and not tokenizer.is_bpe:
             parts = split_melodies(melodies, data_args.validation_ratio, data_args.test_ratio, data_args.seed)
