@@ -9,13 +9,13 @@ export TOKENIZERS_PARALLELISM = false
 export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND = Agg
 
-.PHONY: setup test test-slow lint demo web-demo soundfont browser bench cards clean
+.PHONY: setup test test-slow lint docs demo web-demo soundfont browser bench cards clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard,audio,demo]"
+	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard,audio,demo,docs]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -51,6 +51,10 @@ test-slow: setup soundfont
 
 lint: setup
 	$(BIN)/ruff check src tests recipes benchmarks examples app.py
+
+# the API reference from the docstrings into out/site; strict: a broken reference or docstring fails
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 demo: setup soundfont
 	$(BIN)/hf-melody generate --model folk-base --num 4 --seed 0 --out out/demo

@@ -59,7 +59,8 @@ class DataArguments:
         augment_semitones: transpose training melodies by -k..k semitones (0 turns augmentation off); from Python
             also a list of shifts.
         bpe_vocab_size: train BPE to this vocabulary size (unset: plain REMI).
-        validation_ratio, test_ratio: shares of melodies held out, split by a hash of each melody's id.
+        validation_ratio: share of melodies held out for validation, split by a hash of each melody's id.
+        test_ratio: share of melodies held out for testing, split the same way.
         split_seed: seed of that hash (unset: the training arguments' `data_seed`, else 0).
         use_style_tokens: prefix each melody with its style token.
         num_proc: processes for corpus conversion and tokenizing.

@@ -32,7 +32,9 @@ class Melody:
         source: corpus name or folder it came from.
         notes: `[onset, duration, pitch]` triples in ticks at `TPQ` (480 per quarter), sorted, non-overlapping.
         time_signatures: `[tick, numerator, denominator]` triples; the first one at tick 0.
-        title, key, style: metadata (may be empty).
+        title: the tune's title (may be empty).
+        key: its key as written in the source, e.g. "G major" (may be empty).
+        style: its style, e.g. "german-folk" (may be empty: `other`).
 
     Example:
         >>> melody = Melody("mine/1", "mine", [[0, 480, 60], [480, 480, 64]], [[0, 3, 4]], style="german-folk")

@@ -27,10 +27,17 @@ class EvaluationArguments:
         dataset: corpus spec of the evaluation melodies.
         output_dir: where `results.json` and the plots go (older spellings: `out_dir`, `--out`).
         split: all, train, validation, test or auto.
-        ngram_order, ngram_folds: the cross-validated n-gram baseline.
+        ngram_order: context length of the cross-validated n-gram baseline.
+        ngram_folds: its folds.
         baseline: reference of the improvement heatmap: `ngram` or one of the models.
-        num_samples, prompt_bars, novelty_dataset: sampled-melody metrics (0 samples skips them).
-        stride, batch_size, max_melodies, seed, device: scoring settings.
+        num_samples: sampled melodies for the sample metrics (0 skips them).
+        prompt_bars: bars of each real melody given as the prompt of a continuation.
+        novelty_dataset: corpus the samples are checked for copies against.
+        stride: sliding-window step for long melodies.
+        batch_size: windows scored at once.
+        max_melodies: at most this many melodies (quick runs).
+        seed: seed of folds and sampling.
+        device: where the models run.
         fair_pitch: also report `fair_pitch_bits_per_note` (pitch predicted from the past only).
 
     Example:

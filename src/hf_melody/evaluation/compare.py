@@ -71,13 +71,18 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
         split: `"all"`, `"train"`, `"validation"`, `"test"` (by `hf_melody.data.dataset.split_of`, default ratios) or
             `"auto"`: all melodies when no model's `training_info.json` lists the dataset among its (not
             excluded) training data, else the test split.
-        ngram_order, ngram_folds: the n-gram baseline (`NGramNoteModel`) and the majority-token /
-            unigram baseline, both cross-validated over the evaluation melodies (each scored by a baseline
-            that never saw it).
+        ngram_order: context length of the n-gram baseline (`NGramNoteModel`).
+        ngram_folds: folds of the cross-validation of the n-gram and the majority-token / unigram baselines over
+            the evaluation melodies (each scored by a baseline that never saw it).
         baseline: `"ngram"` or a model name: the reference of the improvement ratios.
         num_samples: > 0 adds sampled-melody metrics (see `sample_metrics`); `novelty_dataset` is the
             corpus that samples are checked for copies against (e.g. the models' training corpora).
-        stride, batch_size, device: likelihood scoring settings; `max_melodies` caps the melodies (quick runs).
+        stride: step of the sliding window for melodies longer than the context (default: half of it).
+        batch_size: windows scored at once.
+        max_melodies: at most this many evaluation melodies (quick runs).
+        seed: seed of the baselines' folds and of sampling.
+        device: where the models run (default: where they are).
+        progress: progress bars.
         fair_pitch: also score each note's pitch from the past only (`fair_pitch_bits_per_note`, the note's
             own onset tokens marginalised; see `hf_melody.evaluation.fair_pitch`): the measure comparable with IDyOM and
             the n-gram, whose pitch models never see the note's onset. Much slower than plain scoring: one
