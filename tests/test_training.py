@@ -278,3 +278,40 @@ def test_finetune_style_recipe_runs(tiny_bundle, kinder_melodies, tmp_path):
     styled = MelodyPipeline.from_pretrained(out)
     [m] = styled(style="other", seed=0)
     assert m.token_ids[1] == styled.melody_tokenizer.style_token_id("other") and m.num_notes > 0
+
+
+# ---- tracking that shows music (issue 22 point 6) -----------------------------------------------------------------
+def test_tensorboard_gets_bits_per_note_and_sampled_melodies(tmp_path, monkeypatch):
+    """A real run reporting to TensorBoard: the event files hold eval/bits_per_note (= eval loss in bits times the
+    validation split's tokens per note) and, with log_melodies, a piano roll and audio per sampled melody."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from hf_melody.data.corpora import load_melodies
+    from hf_melody.training.tracking import tokens_per_note
+
+    out = tmp_path / "run"
+    melodies_dir = tmp_path / "midi"
+    melodies_dir.mkdir()
+    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
+        m.to_score().dump_midi(str(melodies_dir / f"{m.id.split('/')[-1]}.mid"))
+    run = {**tiny_run(out), "dataset": str(melodies_dir), "validation_ratio": 0.2, "max_steps": 4,
+           "eval_strategy": "steps", "eval_steps": 2, "report_to": "tensorboard", "log_melodies": 2}
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))  # transformers 5: where TensorBoard writes
+    hf_melody.train(run)
+    evals = json.loads((out / "training_log.json").read_text())["eval"]
+    assert [h["step"] for h in evals] == [2, 4, 4] and all("eval_bits_per_note" in h for h in evals)
+    ratio = evals[0]["eval_bits_per_note"] / (evals[0]["eval_loss"] / math.log(2))
+    assert 2 < ratio < 6  # REMI: Position, Pitch, Duration per note plus bar lines
+    events = EventAccumulator(str(next((tmp_path / "tb").rglob("events.out.tfevents*")).parent),
+                              size_guidance={"images": 0, "audio": 0}).Reload()
+    tags = events.Tags()
+    assert "eval/bits_per_note" in tags["scalars"]
+    scalars = events.Scalars("eval/bits_per_note")
+    assert [e.step for e in scalars] == [h["step"] for h in evals]
+    assert [e.value for e in scalars] == pytest.approx([h["eval_bits_per_note"] for h in evals], rel=1e-5)
+    assert {"melodies/piano_roll_0", "melodies/piano_roll_1"} <= set(tags["images"])
+    assert {"melodies/audio_0", "melodies/audio_1"} <= set(tags["audio"])
+    image = events.Images("melodies/piano_roll_0")[0]
+    assert image.width > 200 and image.height > 100 and image.step == 2
+    assert tokens_per_note(None, None) is None

@@ -64,7 +64,7 @@ class ModelArguments:
 @dataclass
 class MelodyTrainingArguments(TrainingArguments):
     """transformers `TrainingArguments` with defaults for small melody models (see its docs for every field), plus
-    `early_stopping_patience` and `max_train_minutes`.
+    `early_stopping_patience`, `max_train_minutes` and `log_melodies`.
 
     Example:
         >>> MelodyTrainingArguments(output_dir="out/x", max_steps=100).learning_rate
@@ -92,6 +92,9 @@ class MelodyTrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(default=None, metadata={
         "help": "Stop training after this many minutes of wall time (checked after each step; with "
                 "load_best_model_at_end the best checkpoint so far is kept). Unset: no time limit."})
+    log_melodies: int = field(default=0, metadata={
+        "help": "At each evaluation, sample this many 4-bar melodies and log their piano roll and audio to the "
+                "trackers of report_to (tensorboard, wandb, trackio); 0: off. Bits per note are always logged."})
 
     def __post_init__(self):
         if self.max_steps == 0 or self.max_steps < -1:
@@ -108,6 +111,8 @@ class MelodyTrainingArguments(TrainingArguments):
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate={self.learning_rate} must be positive")
         super().__post_init__()
+        if not 0 <= self.log_melodies <= 16:
+            raise ConfigError(f"log_melodies={self.log_melodies}; use 0 (off) to 16 melodies per evaluation")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ConfigError(f"max_train_minutes={self.max_train_minutes} must be positive (or unset)")
         patience = self.early_stopping_patience

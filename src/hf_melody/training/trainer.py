@@ -50,6 +50,7 @@ from .runs import (
     run_fingerprint,
     whole_run_train_loss,
 )
+from .tracking import MelodyTrackingCallback, tokens_per_note
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +137,9 @@ or raise n_positions
         raise ConfigError("streaming datasets have no length: set max_steps")
     for spec in data_args.dataset:
         if spec.split("/")[0] not in MUSIC21_CORPORA and not Path(spec).exists() and not looks_like_hub_id(spec):
-            raise ConfigError(f"dataset {spec!r} is neither a corpus ({', '.join(MUSIC21_CORPORA)}) nor an existing MIDI "
-                              "folder or data file, nor a Hub dataset id (org/name); fix the name or the path")
+            raise ConfigError(f"dataset {spec!r} is neither a corpus ({', '.join(MUSIC21_CORPORA)}) nor an "
+                              "existing MIDI folder or data file, nor a Hub dataset id (org/name); fix the name or "
+                              "the path")
     if data_args.bpe_vocab_size is not None and model_args.init_from is None:
         base = MelodyTokenizer().vocab_size
         if data_args.bpe_vocab_size <= base:
@@ -332,10 +334,17 @@ def _build_trainer(model, tokenizer, dsd, training_args, info: dict[str, Any]) -
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
     trainer_args = copy.copy(training_args)
     trainer_args.push_to_hub = False  # the finished bundle is pushed after the access check of step 2
-    return Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                   data_collator=default_data_collator,
-                   callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info),
-                              *stopping_callbacks(training_args)])
+    trainer = Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
+                      data_collator=default_data_collator,
+                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info),
+                                 *stopping_callbacks(training_args)])
+    # first, so that the trackers' callbacks find eval_bits_per_note in the same log
+    tracking = MelodyTrackingCallback(
+        tokenizer, tokens_per_note(eval_ds, tokenizer),
+        training_args.log_melodies, seed=training_args.seed)
+    tracking.trackers = list(trainer.callback_handler.callbacks)
+    trainer.callback_handler.callbacks.insert(0, tracking)
+    return trainer
 
 
 def _run_training(trainer: Trainer, checkpoint: str | None, finished: int | None) -> dict[str, Any]:
