@@ -132,6 +132,55 @@ def test_sliding_window_goes_past_the_context(short_pipe):
     assert result.windows >= 2 and result.ended == [True]
 
 
+def recorded_windows(pipe, monkeypatch) -> list[list[int]]:
+    """Every input the pipeline's lean decoder prefills (the prompt, then each slid window), row 0, as it runs."""
+    lean = MelodyDecoder.for_model(pipe.model, pipe.melody_tokenizer).lean()
+    windows, prefill = [], lean.prefill
+
+    def recording(ids):
+        windows.append(ids[0].tolist())
+        return prefill(ids)
+
+    monkeypatch.setattr(lean, "prefill", recording)
+    return windows
+
+
+def assert_windows_keep_the_head(windows: list[list[int]], ids: list[int], head: int) -> None:
+    """Each slid window is the sequence's first `head` tokens and then its most recent ones, 24 in all."""
+    assert len(windows) >= 3, "the window never slid twice"
+    for w in windows[1:]:
+        assert w[:head] == ids[:head] and len(w) == 24
+        tail = w[head:]
+        assert any(ids[n - len(tail):n] == tail for n in range(len(tail) + head, len(ids) + 1)), w
+
+
+# issue 28: fails with the bug "the window keeps BOS but drops the style token" and with the real bug it found
+# (the kept head taken from the prompt, so a style token the model wrote itself was dropped at every slide)
+def test_window_heads_keep_bos_and_the_style_token(short_pipe, monkeypatch):
+    tok = short_pipe.melody_tokenizer
+    windows = recorded_windows(short_pipe, monkeypatch)
+    styles = set(REMIGrammar.for_tokenizer(tok).segment_ids) - {tok.bos_token_id}
+    # the style token given in the prompt
+    [m] = short_pipe(seed=0, style="german-folk", max_new_notes=40)
+    assert windows[0] == m.token_ids[:2] and m.token_ids[1] in styles
+    assert_windows_keep_the_head(windows, m.token_ids, 2)
+    # the style token the model wrote after a prompt of only BOS (no style, no time signature: it may)
+    for seed in range(30):
+        windows.clear()
+        [m] = short_pipe(seed=seed, max_new_notes=40)
+        if m.token_ids[1] in styles:
+            break
+    else:
+        pytest.fail("the model wrote no style token of its own in 30 seeds")
+    assert windows[0] == [tok.bos_token_id]
+    assert_windows_keep_the_head(windows, m.token_ids, 2)
+    # no style token at all: only BOS is kept
+    windows.clear()
+    [m] = short_pipe(seed=0, time_signature="4/4", max_new_notes=40)
+    assert m.token_ids[1] not in styles
+    assert_windows_keep_the_head(windows, m.token_ids, 1)
+
+
 def test_generate_decoder_refuses_what_it_cannot_fit(short_pipe):
     with pytest.raises(ConfigError, match="context"):
         short_pipe(seed=0, num_bars=12, decoder="generate")
