@@ -135,13 +135,21 @@ def test_batch_equals_single_calls_and_runs_repeat(pipe):
     assert [m.to_midi_bytes() for m in batch] == [m.to_midi_bytes() for m in singles]
     assert [m.token_ids for m in batch] == [m.token_ids for m in singles]
     assert pipe(seed=10, num_return_sequences=3, output_type="midi", **options) == [m.to_midi_bytes() for m in batch]
+    # issue 28: `melody_seed` is the seed each melody's sampler used (it was recomputed as seed + i, so a batch
+    # seeded with seed + i + 1 passed); fails with that bug in
     assert [m.settings["melody_seed"] for m in batch] == [10, 11, 12]
+    assert [m.settings["seed"] for m in batch] == [10, 10, 10]
 
 
 def test_unseeded_call_records_a_reproducible_seed(pipe):
-    [m] = pipe()
-    assert isinstance(m.settings["seed"], int)
-    assert pipe(seed=m.settings["melody_seed"])[0].token_ids == m.token_ids
+    [m] = pipe(max_new_notes=20)
+    assert isinstance(m.settings["seed"], int) and m.settings["melody_seed"] == m.settings["seed"]
+    assert pipe(seed=m.settings["melody_seed"], max_new_notes=20)[0].token_ids == m.token_ids
+    a, b = pipe(num_return_sequences=2, max_new_notes=20)
+    assert b.settings["melody_seed"] == a.settings["melody_seed"] + 1 == b.settings["seed"] + 1
+    assert pipe(seed=b.settings["melody_seed"], max_new_notes=20)[0].token_ids == b.token_ids
+    [greedy] = pipe(seed=4, do_sample=False, max_new_notes=8)
+    assert greedy.settings["melody_seed"] is None  # no sampler ran: nothing was seeded
 
 
 # ---- streaming ------------------------------------------------------------------------------------------------------
