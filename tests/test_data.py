@@ -134,6 +134,36 @@ def test_no_validation_or_test_melody_reaches_training(tokenizer, kinder_melodie
         assert sorted(_sequences(dsd[split], tokenizer.bos_token_id)) == sorted(encode(m) for m in parts[split])
 
 
+# issue 28: fails with the bug "the transposition bound at the top of the pitch range off by one" (a melody that
+# fits after a +2 shift dropped), and with the same bug at the bottom
+def test_melodies_reaching_the_range_ends_after_a_shift_are_trained_on(tokenizer):
+    from hf_melody.data.dataset import melody_style, split_of
+    from hf_melody.data.melody import Melody
+
+    lo, hi = PITCH_RANGE
+    train_ids = [f"edge/{k}" for k in range(200) if split_of(f"edge/{k}", 0.1, 0.1, 0) == "train"][:2]
+    held_id = next(f"edge/{k}" for k in range(200) if split_of(f"edge/{k}", 0.1, 0.1, 0) == "validation")
+    tune = lambda top: [[i * 480, 480, top - d] for i, d in enumerate([0, 2, 4, 5, 7, 9, 7, 5])]  # noqa: E731
+    high = Melody(train_ids[0], "edge", tune(hi - 2), [[0, 4, 4]])  # top note 2 below the range's top
+    low = Melody(train_ids[1], "edge", [[o, d, p - (hi - 2 - 9 - (lo + 2))] for o, d, p in tune(hi - 2)],
+                 [[0, 4, 4]])  # lowest note 2 above the range's bottom
+    held = Melody(held_id, "edge", tune(72), [[0, 4, 4]])
+    assert max(p for *_, p in high.notes) == hi - 2 and min(p for *_, p in low.notes) == lo + 2
+    config = DataConfig(max_length=64, augment_semitones=2, validation_ratio=0.1, test_ratio=0.1, seed=0)
+    dsd = build_dataset([high, low, held], tokenizer, config, cache=False)
+
+    def encode(m):
+        return tuple(tokenizer.encode(m, bos=True, eos=True, style=melody_style(m)))
+
+    train = _sequences(dsd["train"], tokenizer.bos_token_id)
+    expected = [encode(m.transposed(s)) for m in (high, low) for s in range(-2, 3)]
+    assert sorted(train) == sorted(expected)  # every shift of both melodies, +2 up to the top, -2 to the bottom
+    assert encode(high.transposed(2)) in train and encode(low.transposed(-2)) in train
+    assert high.transposed(3) is None and low.transposed(-3) is None
+    shifted = [(o.id, o.notes[0][2] - m.notes[0][2]) for m in (high, low) for o in augment([m], range(-3, 4))]
+    assert shifted == [(high.id, s) for s in range(-3, 3)] + [(low.id, s) for s in range(-2, 4)]
+
+
 def test_split_of_is_a_pure_function_of_the_id_hash():
     import hashlib
 

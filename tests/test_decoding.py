@@ -38,6 +38,18 @@ def short_pipe(pipe) -> MelodyPipeline:
     return MelodyPipeline(model=model, melody_tokenizer=pipe.melody_tokenizer, device=-1)
 
 
+def generate_calls(model, monkeypatch) -> list[dict]:
+    """The keyword arguments of every `model.generate` call from now on (the real `generate` still runs)."""
+    calls, generate = [], model.generate
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", counted)
+    return calls
+
+
 def bar_ticks(melody) -> int:
     ts = melody.score.time_signatures[0]
     return ts.numerator * 480 * 4 // ts.denominator
@@ -74,10 +86,13 @@ def test_lean_forward_matches_transformers(pipe):
     {"constrained": False, "min_bars": 3, "max_new_notes": 30},
     {"do_sample": False, "key": "C major"},
 ], ids=["free", "grammar", "key-range-sampling", "bars-tonic", "soft-scale-min", "free-min", "greedy"])
-def test_fast_and_generate_decoders_give_identical_tokens(pipe, options):
+def test_fast_and_generate_decoders_give_identical_tokens(pipe, options, monkeypatch):
+    calls = generate_calls(pipe.model, monkeypatch)
     for seed in range(3):
         fast = pipe(seed=seed, max_new_tokens=100, decoder="fast", **options)[0]
+        assert len(calls) == seed  # the lean decoder ran, not model.generate
         reference = pipe(seed=seed, max_new_tokens=100, decoder="generate", **options)[0]
+        assert len(calls) == seed + 1
         assert fast.token_ids == reference.token_ids
         assert fast.settings["decoder"] == "fast" and reference.settings["decoder"] == "generate"
 
@@ -132,9 +147,76 @@ def test_sliding_window_goes_past_the_context(short_pipe):
     assert result.windows >= 2 and result.ended == [True]
 
 
+def recorded_windows(pipe, monkeypatch) -> list[list[int]]:
+    """Every input the pipeline's lean decoder prefills (the prompt, then each slid window), row 0, as it runs."""
+    lean = MelodyDecoder.for_model(pipe.model, pipe.melody_tokenizer).lean()
+    windows, prefill = [], lean.prefill
+
+    def recording(ids):
+        windows.append(ids[0].tolist())
+        return prefill(ids)
+
+    monkeypatch.setattr(lean, "prefill", recording)
+    return windows
+
+
+def assert_windows_keep_the_head(windows: list[list[int]], ids: list[int], head: int) -> None:
+    """Each slid window is the sequence's first `head` tokens and then its most recent ones, 24 in all."""
+    assert len(windows) >= 3, "the window never slid twice"
+    for w in windows[1:]:
+        assert w[:head] == ids[:head] and len(w) == 24
+        tail = w[head:]
+        assert any(ids[n - len(tail):n] == tail for n in range(len(tail) + head, len(ids) + 1)), w
+
+
+# issue 28: fails with the bug "the window keeps BOS but drops the style token" and with the real bug it found
+# (the kept head taken from the prompt, so a style token the model wrote itself was dropped at every slide)
+def test_window_heads_keep_bos_and_the_style_token(short_pipe, monkeypatch):
+    tok = short_pipe.melody_tokenizer
+    windows = recorded_windows(short_pipe, monkeypatch)
+    styles = set(REMIGrammar.for_tokenizer(tok).segment_ids) - {tok.bos_token_id}
+    # the style token given in the prompt
+    [m] = short_pipe(seed=0, style="german-folk", max_new_notes=40)
+    assert windows[0] == m.token_ids[:2] and m.token_ids[1] in styles
+    assert_windows_keep_the_head(windows, m.token_ids, 2)
+    # the style token the model wrote after a prompt of only BOS (no style, no time signature: it may)
+    for seed in range(30):
+        windows.clear()
+        [m] = short_pipe(seed=seed, max_new_notes=40)
+        if m.token_ids[1] in styles:
+            break
+    else:
+        pytest.fail("the model wrote no style token of its own in 30 seeds")
+    assert windows[0] == [tok.bos_token_id]
+    assert_windows_keep_the_head(windows, m.token_ids, 2)
+    # no style token at all: only BOS is kept
+    windows.clear()
+    [m] = short_pipe(seed=0, time_signature="4/4", max_new_notes=40)
+    assert m.token_ids[1] not in styles
+    assert_windows_keep_the_head(windows, m.token_ids, 1)
+
+
 def test_generate_decoder_refuses_what_it_cannot_fit(short_pipe):
     with pytest.raises(ConfigError, match="context"):
         short_pipe(seed=0, num_bars=12, decoder="generate")
+
+
+# issue 28: fails with the bug "the lean decoder's cached weights are not rebuilt after load_state_dict"
+def test_a_reused_decoder_follows_weights_changed_in_place(tiny_bundle):
+    pipe = MelodyPipeline.from_pretrained(tiny_bundle)  # its own copy: the weights are changed below
+    tok, model = pipe.melody_tokenizer, pipe.model
+    options = {"seed": 0, "key": "D minor", "max_new_tokens": 60}
+    decoder = MelodyDecoder.for_model(model, tok)
+    before = pipe(decoder="fast", **options)[0].token_ids  # builds the decoder's lean weights
+    torch.manual_seed(1)
+    other = GPT2LMHeadModel(model.config).state_dict()
+    model.load_state_dict(other)
+    fast = pipe(decoder="fast", **options)[0].token_ids
+    assert MelodyDecoder.for_model(model, tok) is decoder  # the same decoder, reused
+    assert fast == pipe(decoder="generate", **options)[0].token_ids and fast != before
+    with torch.no_grad():  # an in-place update of one tensor, as an optimizer step makes
+        model.lm_head.weight.mul_(3.0)
+    assert pipe(decoder="fast", **options)[0].token_ids == pipe(decoder="generate", **options)[0].token_ids
 
 
 # ---- raw prompts with an exact bar budget (for infilling) -----------------------------------------------------------
@@ -173,13 +255,15 @@ def test_generate_ids_exact_bars_after_unknown_special_tokens(infill_tokenizer):
 # ---- generation options ---------------------------------------------------------------------------------------------
 
 
-def test_generate_options_pass_through(pipe, tiny_bundle, tmp_path):
+def test_generate_options_pass_through(pipe, tiny_bundle, tmp_path, monkeypatch):
     tok = pipe.melody_tokenizer
+    calls = generate_calls(pipe.model, monkeypatch)
     greedy = pipe(seed=0, do_sample=False, max_new_notes=12)[0].token_ids
     assert pipe(seed=1, do_sample=False, max_new_notes=12)[0].token_ids == greedy
     config = GenerationConfig(do_sample=False, repetition_penalty=1.3, no_repeat_ngram_size=6)
     for m in (pipe(seed=0, max_new_notes=12, repetition_penalty=1.3, no_repeat_ngram_size=6, do_sample=False)[0],
               pipe(seed=0, max_new_notes=12, generation_config=config)[0]):
+        assert calls[-1]["repetition_penalty"] == 1.3 and calls[-1]["no_repeat_ngram_size"] == 6  # what generate got
         assert m.settings["decoder"] == "generate" and m.settings["repetition_penalty"] == 1.3
         assert tok.tokens_errors(m.token_ids) == 0.0 and m.num_notes == 12
     assert pipe(seed=0, max_new_notes=12, generation_config={"do_sample": False})[0].token_ids == greedy

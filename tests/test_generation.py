@@ -135,13 +135,21 @@ def test_batch_equals_single_calls_and_runs_repeat(pipe):
     assert [m.to_midi_bytes() for m in batch] == [m.to_midi_bytes() for m in singles]
     assert [m.token_ids for m in batch] == [m.token_ids for m in singles]
     assert pipe(seed=10, num_return_sequences=3, output_type="midi", **options) == [m.to_midi_bytes() for m in batch]
+    # issue 28: `melody_seed` is the seed each melody's sampler used (it was recomputed as seed + i, so a batch
+    # seeded with seed + i + 1 passed); fails with that bug in
     assert [m.settings["melody_seed"] for m in batch] == [10, 11, 12]
+    assert [m.settings["seed"] for m in batch] == [10, 10, 10]
 
 
 def test_unseeded_call_records_a_reproducible_seed(pipe):
-    [m] = pipe()
-    assert isinstance(m.settings["seed"], int)
-    assert pipe(seed=m.settings["melody_seed"])[0].token_ids == m.token_ids
+    [m] = pipe(max_new_notes=20)
+    assert isinstance(m.settings["seed"], int) and m.settings["melody_seed"] == m.settings["seed"]
+    assert pipe(seed=m.settings["melody_seed"], max_new_notes=20)[0].token_ids == m.token_ids
+    a, b = pipe(num_return_sequences=2, max_new_notes=20)
+    assert b.settings["melody_seed"] == a.settings["melody_seed"] + 1 == b.settings["seed"] + 1
+    assert pipe(seed=b.settings["melody_seed"], max_new_notes=20)[0].token_ids == b.token_ids
+    [greedy] = pipe(seed=4, do_sample=False, max_new_notes=8)
+    assert greedy.settings["melody_seed"] is None  # no sampler ran: nothing was seeded
 
 
 # ---- streaming ------------------------------------------------------------------------------------------------------
@@ -270,3 +278,53 @@ def test_pitch_range_alone_allows_exactly_its_bounds(tokenizer, bounds):
     constraints = MelodyConstraints.build(tokenizer, pitch_range=bounds)
     procs = [p for p in melody_logits_processors(tokenizer, constraints) if isinstance(p, PitchConstraintProcessor)]
     assert len(procs) == 1 and _allowed_pitches(procs[0], tokenizer) == set(range(lo, hi + 1))
+
+
+# ---- what temperature, top-k and top-p do to the logits -------------------------------------------------------------
+def _sampling_scores(tokenizer, logits: torch.Tensor, **options) -> torch.Tensor:
+    """The scores the lean decoder samples from (before the sampler's noise), through `decoding_plan` as the
+    pipeline builds it, without the grammar."""
+    from hf_melody.generation.configuration import MelodyGenerationConfig
+    from hf_melody.generation.logits_process import SeededSampler, decoding_plan
+
+    config = MelodyGenerationConfig(constrained=False, seed=0, **options)
+    procs = [p for p in decoding_plan(tokenizer, config, 1).fast_processors() if not isinstance(p, SeededSampler)]
+    scores = logits
+    for proc in procs:
+        scores = proc(torch.zeros((1, 1), dtype=torch.long), scores)
+    return scores
+
+
+# issue 28: fails with the bugs "top-k keeps k+1 tokens" and "temperature applied twice" (two warpers, or T squared);
+# the fast-vs-generate comparison shares the processors, so it cannot see them
+@pytest.mark.parametrize(("temperature", "top_k"), [(0.5, 3), (2.0, 1), (0.8, 7), (1.0, 5)])
+def test_temperature_and_top_k_on_fixed_logits(tokenizer, temperature, top_k):
+    from hf_melody.generation.logits_process import melody_logits_processors
+
+    v = tokenizer.vocab_size
+    logits = (torch.randperm(v, generator=torch.Generator().manual_seed(top_k)).float() - v / 2) / 8  # no ties
+    logits = logits[None]
+    order = logits[0].argsort(descending=True).tolist()
+    expected = torch.full((1, v), float("-inf"))
+    for i in order[:top_k]:  # by hand: the k largest logits, each divided once by the temperature
+        expected[0, i] = logits[0, i].item() / temperature
+    direct = logits
+    for proc in melody_logits_processors(tokenizer, constrained=False, temperature=temperature, top_k=top_k):
+        direct = proc(torch.zeros((1, 1), dtype=torch.long), direct)
+    for got in (direct, _sampling_scores(tokenizer, logits, temperature=temperature, top_k=top_k)):
+        assert torch.isfinite(got).sum().item() == top_k
+        assert torch.allclose(got[torch.isfinite(got)], expected[torch.isfinite(expected)])
+        assert torch.equal(torch.isfinite(got), torch.isfinite(expected))
+    # the probabilities sampled from: softmax of the kept logits over the temperature
+    probs = _sampling_scores(tokenizer, logits, temperature=temperature, top_k=top_k).softmax(-1)[0]
+    kept = torch.tensor([logits[0, i].item() for i in order[:top_k]]) / temperature
+    assert torch.allclose(probs[order[:top_k]], kept.softmax(-1))
+
+
+def test_top_p_keeps_the_smallest_set_over_p(tokenizer):
+    v = tokenizer.vocab_size
+    logits = torch.full((1, v), -1e4)
+    logits[0, :4] = torch.tensor([0.5, 0.25, 0.15, 0.1]).log()  # probabilities 0.5, 0.25, 0.15, 0.1 (the rest ~0)
+    for top_p, kept in ((0.7, 2), (0.8, 3), (0.95, 4), (0.4, 1)):
+        got = _sampling_scores(tokenizer, logits, top_p=top_p)
+        assert torch.isfinite(got[0]).nonzero().flatten().tolist() == list(range(kept)), top_p

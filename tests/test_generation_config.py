@@ -73,13 +73,20 @@ def test_every_field_is_documented_in_the_pipeline_call():
 # ---- settings round trip --------------------------------------------------------------------------------------------
 
 
-def test_settings_come_from_the_config_and_regenerate_the_melody(pipe):
+def test_settings_come_from_the_config_and_regenerate_the_melody(pipe, monkeypatch):
+    generate = pipe.model.generate
+    ran = []
+    monkeypatch.setattr(pipe.model, "generate", lambda *a, **k: ran.append(k) or generate(*a, **k))
     config = MelodyGenerationConfig(key="Dm", num_bars=2, seed=3, temperature=0.9, time_signature="3/4")
     [m] = pipe(**config.to_options())
     resolved = config.resolve(pipe.model)
     assert m.settings == {"model": pipe.model_name, **resolved.settings(), "melody_seed": 3}
     assert m.settings["key"] == "D minor" and m.settings["key_strictness"] == "hard"
-    assert m.settings["decoder"] == "fast" and m.settings["temperature"] == 0.9
+    assert m.settings["temperature"] == 0.9
+    # the decoder recorded is the one that ran: the lean one (no model.generate call), then generate() when asked
+    assert m.settings["decoder"] == "fast" and ran == []
+    [g] = pipe(**{**config.to_options(), "decoder": "generate"})
+    assert g.settings["decoder"] == "generate" and len(ran) == 1 and g.token_ids == m.token_ids
     again = MelodyGenerationConfig.from_settings(m.settings)
     assert pipe(**again.to_options())[0].token_ids == m.token_ids
     # defaults filled in by the model are recorded too: a whole tune of 8-32 bars

@@ -155,3 +155,45 @@ def test_tables_accept_and_reject_exactly_what_the_grammar_does(tokenizer, kinde
             sid = nxt
             assert tables.key(s) == tables.key(tables.representatives[sid]) and (bar, notes) == (s.bar, s.notes)
     assert checked > 10_000 and rejected > 0
+
+
+# ---- exact length limits --------------------------------------------------------------------------------------------
+def _bar_ends(tok: MelodyTokenizer, meter: tuple[int, int], n_bars: int) -> tuple[list[int], list[int]]:
+    """BOS and `n_bars` bars of one whole-bar note each in `meter`, and where each bar ends (before the next Bar)."""
+    from hf_melody.data.melody import Melody
+    from hf_melody.music import TPQ
+
+    num, den = meter
+    bar = num * TPQ * 4 // den
+    m = Melody("bars/0", "test", [[b * bar, bar, 60 + b % 5] for b in range(n_bars)], [[0, num, den]])
+    ids = tok.encode(m, bos=True, eos=False)
+    starts = [i for i, t in enumerate(ids) if t == tok.bar_token_id]
+    assert len(starts) == n_bars
+    return ids, starts[1:] + [len(ids)]
+
+
+# issue 28: fails with the bug "min_bars one bar too many in the grammar's length limits" (and max_bars off by one)
+@pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (2, 2), (5, 8)], ids=lambda m: f"{m[0]}-{m[1]}")
+@pytest.mark.parametrize(("min_bars", "max_bars"), [(1, 3), (2, 2), (4, 6)])
+def test_min_and_max_bars_are_exact(tokenizer, meter, min_bars, max_bars):
+    """After n whole bars: EOS is legal exactly when n >= min_bars and a new Bar exactly when n < max_bars, on both
+    roads (the `generate` grammar processor and the lean decoder's tables), built from the config by `decoding_plan`."""
+    from hf_melody.generation.configuration import MelodyGenerationConfig
+    from hf_melody.generation.decoding import _GrammarRun
+    from hf_melody.generation.logits_process import decoding_plan
+
+    tok = tokenizer
+    ids, ends = _bar_ends(tok, meter, max_bars)
+    config = MelodyGenerationConfig(min_bars=min_bars, max_bars=max_bars, seed=0)
+    for n, end in enumerate(ends, start=1):
+        plan = decoding_plan(tok, config, 1)
+        zeros = torch.zeros((1, tok.vocab_size))
+        plan.grammar(torch.tensor([ids[:1]]), zeros)  # the prompt: BOS
+        slow = plan.grammar(torch.tensor([ids[:end]]), zeros)[0]
+        run = _GrammarRun(plan.grammar.grammar, plan.rules, plan.limits, [ids[:1]], None, 1)
+        for t in ids[1:end]:
+            run.advance([t], [False])
+        fast = run.scores(zeros, end)[0]
+        for scores in (slow, fast):
+            assert bool(torch.isfinite(scores[tok.eos_token_id])) == (n >= min_bars), (n, "EOS")
+            assert bool(torch.isfinite(scores[tok.bar_token_id])) == (n < max_bars), (n, "Bar")

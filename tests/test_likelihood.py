@@ -47,6 +47,22 @@ def test_pitch_bits_are_the_pitch_targets_log_probs(random_model, tokenizer, kin
     assert r.bits_per_note == pytest.approx(tokens_bits / notes, rel=1e-5)
 
 
+# issue 28: fails with the bug "bits_per_note_melody_mean divided by tokens instead of notes"
+def test_melody_mean_is_each_melodys_bits_per_note_averaged(random_model, tokenizer, kinder_melodies):
+    melodies = kinder_melodies[3:7]
+    r = score_melodies(random_model, tokenizer, melodies)
+    by_hand = []
+    for m, entry in zip(melodies, r.per_melody, strict=True):  # by hand: one plain forward pass per melody
+        ids = tokenizer.encode(m, bos=True, eos=True, style="german-folk")
+        bits = -float(log_probs(random_model, ids)[1:].sum()) / math.log(2)
+        assert entry["num_notes"] == len(m.notes) and entry["num_tokens"] == len(ids) - 2
+        assert entry["bits"] == pytest.approx(bits, rel=1e-5)
+        by_hand.append(bits / len(m.notes))
+    assert r.bits_per_note_melody_mean == pytest.approx(sum(by_hand) / len(by_hand), rel=1e-5)
+    # the mean of ratios is not the ratio of sums (the melodies differ in length)
+    assert r.bits_per_note_melody_mean != pytest.approx(r.bits_per_note, rel=1e-4)
+
+
 def brute_force_pitch_log_probs(model, tokenizer, context: list[int], max_len: int) -> torch.Tensor:
     """log P(pitch | context) summed over every onset path of at most `max_len` tokens, one sequence per path."""
     onset = onset_token_ids(tokenizer)

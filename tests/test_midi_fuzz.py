@@ -132,8 +132,9 @@ def _results_in_process(folder: Path, n: int):
 
 
 def run_fuzz(n: int = 2000, seed: int = 0, workdir: str | Path | None = None, max_crashes: int = 20,
-             isolate: bool = True) -> dict:
-    """Feed `n` mutated fixtures to `read_midi`; count outcomes by type.
+             isolate: bool = True, fail_fast: bool = False) -> dict:
+    """Feed `n` mutated fixtures to `read_midi`; count outcomes by type (with `fail_fast`, as the tests run it:
+    raise `AssertionError` at the first crashing input instead, naming it, its mutations and its kept file).
 
     With `isolate` (the default) the inputs are read in a child process: a child killed by a signal (a crash
     inside symusic) is counted as `crash:signal<N>` for the input it was reading and restarted after it. Without
@@ -157,6 +158,11 @@ def run_fuzz(n: int = 2000, seed: int = 0, workdir: str | Path | None = None, ma
 
     outcomes: Counter[str] = Counter()
     crashes: list[dict] = []
+
+    def crashed(i: int, problem: str) -> None:
+        crashes.append({"input": i, "mutations": applied[i], "problem": problem})
+        if fail_fast:
+            raise AssertionError(f"input {i} (mutations {applied[i]}, kept in {folder / f'{i:05d}.mid'}): {problem}")
     slowest, slowest_i, restarts, next_i = 0.0, -1, 0, 0
     start = time.perf_counter()
     if not isolate:
@@ -165,7 +171,7 @@ def run_fuzz(n: int = 2000, seed: int = 0, workdir: str | Path | None = None, ma
             if r["seconds"] > slowest:
                 slowest, slowest_i = r["seconds"], r["i"]
             if r["problem"]:
-                crashes.append({"input": r["i"], "mutations": applied[r["i"]], "problem": r["problem"]})
+                crashed(r["i"], r["problem"])
         next_i = n
     while next_i < n:
         child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(folder),
@@ -176,15 +182,14 @@ def run_fuzz(n: int = 2000, seed: int = 0, workdir: str | Path | None = None, ma
             if r["seconds"] > slowest:
                 slowest, slowest_i = r["seconds"], r["i"]
             if r["problem"]:
-                crashes.append({"input": r["i"], "mutations": applied[r["i"]], "problem": r["problem"]})
+                crashed(r["i"], r["problem"])
             next_i = r["i"] + 1
         if child.returncode > 0:  # a Python error outside read_midi (e.g. the import): the harness is broken
             raise RuntimeError(f"fuzz worker failed: {child.stderr.strip()[-2000:]}")
         if child.returncode < 0 and next_i < n:  # killed by a signal while reading input `next_i`
             restarts += 1
             outcomes[f"crash:signal{-child.returncode}"] += 1
-            crashes.append({"input": next_i, "mutations": applied[next_i],
-                            "problem": f"child exited with {child.returncode}: {child.stderr.strip()[-300:]}"})
+            crashed(next_i, f"child exited with {child.returncode}: {child.stderr.strip()[-300:]}")
             next_i += 1
     keep = {c["input"] for c in crashes} | {slowest_i}
     for i in range(n):
@@ -209,13 +214,13 @@ def run_fuzz(n: int = 2000, seed: int = 0, workdir: str | Path | None = None, ma
 
 def test_fuzz_smoke(tmp_path):
     """A quick run in the default suite: 300 mutants read in this process (seeded, so known not to crash)."""
-    summary = run_fuzz(300, seed=1, workdir=tmp_path, isolate=False)
+    summary = run_fuzz(300, seed=1, workdir=tmp_path, isolate=False, fail_fast=True)
     assert summary["num_crashes"] == 0, json.dumps(summary, indent=1)
 
 
 @pytest.mark.slow
 def test_fuzz_read_midi(tmp_path):
-    summary = run_fuzz(2000, seed=0, workdir=tmp_path)
+    summary = run_fuzz(2000, seed=0, workdir=tmp_path, fail_fast=True)  # the first crashing input fails the test
     assert summary["num_crashes"] == 0, json.dumps(summary, indent=1)
     assert summary["outcomes"].get("Melody", 0) > 0 and summary["outcomes"].get("MidiReadError", 0) > 0
     assert summary["slowest_input_seconds"] < 5

@@ -6,7 +6,8 @@ order as the `generate` path (`hf_melody.generation.logits_process.melody_logits
 grammar's masks looked up in `GrammarTables` instead of stepping the Python state machine, so the same seed gives
 the same tokens on both paths.
 When a melody outgrows the model's context the window slides: BOS (and the style token) stay, the most recent
-tokens follow, and the cache is recomputed for that window.
+tokens follow, and the cache is recomputed for that window. The kept head is what the sequence starts with, so a
+style token the model wrote itself after a prompt of only BOS stays too.
 
 `generate_ids` is the entry point for callers that build their own prompts (e.g. infilling): raw token ids in, new
 ids out, with an exact bar budget. Like the pipeline it parses its options into a `MelodyGenerationConfig`, turns
@@ -117,8 +118,11 @@ class MelodyDecoder:
             self._versions = versions
         return self._lean
 
-    def _window(self, rows: torch.Tensor, length: int, heads: list[int], size: int) -> torch.Tensor:
-        """Each row's head (BOS, style) followed by its most recent tokens: `size` tokens per row."""
+    def _window(self, rows: torch.Tensor, length: int, size: int) -> torch.Tensor:
+        """Each row's head (BOS, and the style token after it) followed by its most recent tokens: `size` tokens
+        per row. The head is read from the sequence itself, not from the prompt: the model may have written the
+        style token."""
+        heads = self._heads(rows[:, :min(length, 2)].tolist())
         out = [torch.cat([row[:h], row[length - (size - h):length]]) for row, h in zip(rows, heads, strict=True)]
         return torch.stack(out)
 
@@ -149,16 +153,15 @@ class MelodyDecoder:
         cap = max_new_tokens if max_new_tokens is not None else DEFAULT_TOKEN_CAP
         ids = torch.full((b, p + cap), pad, dtype=torch.long)
         ids[:, :p] = torch.tensor([list(row) for row in prompts], dtype=torch.long)
-        heads = self._heads(prompts)
         run = _GrammarRun(self.grammar, rules, limits, prompts, max_new_tokens, p) if rules is not None else None
         noise = _Noise.replacing(processors, self.tokenizer.vocab_size)
         if streamer is not None:
             streamer.put(ids[:, :p])
         # 2. prefill: the prompt's logits (a prompt longer than the context starts in its window)
-        size = max(int(lean.n_positions * WINDOW_KEEP), max(heads) + 1)
+        size = max(int(lean.n_positions * WINDOW_KEEP), 3)  # room for BOS, a style token and one more
         windows = 0
         if p > lean.n_positions:
-            logits = lean.prefill(self._window(ids, p, heads, size))
+            logits = lean.prefill(self._window(ids, p, size))
             windows += 1
         else:
             logits = lean.prefill(ids[:, :p])
@@ -203,7 +206,7 @@ class MelodyDecoder:
             # 6. next logits: slide the window when the context is full, else one cached step (a Python int for
             #    a batch of one skips a tensor op)
             if lean.length >= lean.n_positions:
-                logits = lean.prefill(self._window(ids, n, heads, size))
+                logits = lean.prefill(self._window(ids, n, size))
                 windows += 1
             elif b == 1:
                 logits = lean.step_token(tokens[0])
@@ -218,10 +221,10 @@ class MelodyDecoder:
         short = run.short if run is not None else [False] * b
         return SampleResult(ids[:, :n].tolist(), ended, windows, short)
 
-    def _heads(self, prompts: Sequence[Sequence[int]]) -> list[int]:
+    def _heads(self, rows: Sequence[Sequence[int]]) -> list[int]:
         """How many leading tokens of each row a sliding window keeps: BOS, and the style token after it."""
         styles = set(self.grammar.segment_ids) - {self.tokenizer.bos_token_id}
-        return [1 + int(len(row) > 1 and int(row[1]) in styles) for row in prompts]
+        return [1 + int(len(row) > 1 and int(row[1]) in styles) for row in rows]
 
 
 class _Noise:

@@ -164,7 +164,8 @@ class SeededSampler(LogitsProcessor):
     """
 
     def __init__(self, seeds: Sequence[int]):
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.seeds = [int(s) for s in seeds]  # what each row is sampled with (recorded as its `melody_seed`)
+        self.generators = [torch.Generator().manual_seed(s) for s in self.seeds]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.shape[0] != len(self.generators):
@@ -254,6 +255,11 @@ class DecodingPlan:
     def rules(self) -> GrammarRules | None:
         """The grammar's rules for the lean decoder's tables (None: sample without the grammar)."""
         return self.grammar.rules if self.grammar is not None else None
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the `SeededSampler` of `processors` samples with (None: greedy decoding or beams)."""
+        return next((p.seeds[0] for p in self.processors if isinstance(p, SeededSampler)), None)
 
     def fast_processors(self) -> LogitsProcessorList:
         """The processors the lean decoder runs after its grammar tables: all but the grammar processor (a new

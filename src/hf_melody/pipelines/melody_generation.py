@@ -272,25 +272,28 @@ class MelodyPipeline(Pipeline):
             criteria.append(MusicalLengthCriteria(self.melody_tokenizer, prompt_length, config.max_new_notes,
                                                   config.max_bars))
         # 2. one melody at a time, melody i seeded with seed + i: a batch equals the single calls it stands for
-        sequences = []
+        sequences, seeds, ran = [], [], set()
         for i in range(config.num_return_sequences):
             plan = decoding_plan(self.melody_tokenizer, config, prompt_length, i,
                                  n_positions=self.model.config.n_positions, allow_style=model_inputs["style"] is None,
                                  constraints=constraints)
             sample = self._sample_fast if config.decoder == "fast" else self._sample_generate
-            sequence, ended = sample(i, input_ids, plan, criteria, config, streamer)
+            sequence, ended, decoder = sample(i, input_ids, plan, criteria, config, streamer)
             sequences.append(sequence)
+            seeds.append(plan.seed)  # the sampler's own seed: what was used, not recomputed from the call's
+            ran.add(decoder)
             cancelled = streamer is not None and streamer.cancelled.is_set()
             if (config.num_bars or config.end_on_tonic) and not ended and not cancelled:
                 logger.warning("melody %d: max_new_tokens=%s (or the model's context) ran out before the asked-for "
                                "ending (num_bars=%s, end_on_tonic=%s) could be reached; it ends early", i,
                                plan.token_cap, config.num_bars, config.end_on_tonic)
-        settings = {"model": getattr(self, "model_name", self.model.name_or_path), **config.settings()}
+        settings = {"model": getattr(self, "model_name", self.model.name_or_path), **config.settings(),
+                    "decoder": ran.pop() if len(ran) == 1 else config.decoder}  # the decoder that ran
         return {"sequences": sequences, "prompt_length": prompt_length, "settings": settings,
-                "num_prompt_notes": model_inputs["num_prompt_notes"]}
+                "melody_seeds": seeds, "num_prompt_notes": model_inputs["num_prompt_notes"]}
 
     def _sample_fast(self, i: int, input_ids: torch.Tensor, plan: DecodingPlan, criteria: StoppingCriteriaList,
-                     config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool]:
+                     config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool, str]:
         """The lean decoder: the same processors, the grammar from tables, a window sliding past the context."""
         result = MelodyDecoder.for_model(self.model, self.melody_tokenizer).sample(
             input_ids.tolist(), plan.fast_processors(), plan.rules, plan.limits, plan.token_cap,
@@ -298,10 +301,10 @@ class MelodyPipeline(Pipeline):
         if result.short[0]:
             logger.warning("melody %d ended before min_bars=%s / min_new_notes=%s: the other limits (max_bars, "
                            "max_new_notes) left no room", i, config.min_bars, config.min_new_notes)
-        return result.sequences[0], result.ended[0]
+        return result.sequences[0], result.ended[0], "fast"
 
     def _sample_generate(self, i: int, input_ids: torch.Tensor, plan: DecodingPlan, criteria: StoppingCriteriaList,
-                         config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool]:
+                         config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool, str]:
         """`model.generate`: greedy decoding over the seeded sampler's Gumbel-perturbed scores == seeded sampling."""
         tok, prompt_length = self.melody_tokenizer, input_ids.shape[1]
         grammar = plan.grammar
@@ -326,7 +329,7 @@ class MelodyPipeline(Pipeline):
                 f"{', '.join(f'{k}={v}' for k, v in asked.items())} was reached; the generate() decoder (used for "
                 f"{sorted(config.generate_kwargs()) or 'decoder=generate'}) cannot slide its window: drop those "
                 "options or ask for a shorter melody")
-        return sequence, ended
+        return sequence, ended, "generate"
 
     def _trim(self, ids: list[int], prompt_length: int, max_new_notes: int | None, max_bars: int | None) -> list[int]:
         """Cut a generated sequence at EOS/padding and before the note or bar that exceeds the limits."""
@@ -346,7 +349,7 @@ class MelodyPipeline(Pipeline):
                 continue
             melody = GeneratedMelody.from_ids(self.melody_tokenizer, ids, model_outputs["prompt_length"],
                                               model_outputs["num_prompt_notes"],
-                                              {**settings, "melody_seed": settings["seed"] + i})
+                                              {**settings, "melody_seed": model_outputs["melody_seeds"][i]})
             if config.output_type == "score":
                 results.append(melody.score)
             elif config.output_type == "midi":

@@ -39,8 +39,9 @@ class GeneratedMelody:
         prompt_length: how many of `token_ids` came from the prompt.
         num_prompt_notes: how many of the score's notes came from the prompt.
         settings: the generation settings (`MelodyGenerationConfig.settings()` of the call, resolved), for
-            reproducibility: `seed` is the call's seed and `melody_seed` the seed of this melody (`seed + i` for
-            the i-th melody), so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
+            reproducibility: `seed` is the call's seed (the drawn one when none was given), `melody_seed` the seed
+            this melody's sampler used (`seed + i` for the i-th melody; None when decoding was greedy) and
+            `decoder` the decoder that ran, so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
             regenerates it alone.
 
     Example:
