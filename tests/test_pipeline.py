@@ -125,3 +125,63 @@ def test_missing_model_is_a_clear_error(tmp_path):
         MelodyPipeline.from_pretrained("nobody/no-such-melody-model")
     with pytest.raises(ModelLoadError, match="has no config.json"):
         MelodyPipeline.from_pretrained(tmp_path)
+
+
+# ---- the transformers way in: lists, generators, KeyDataset, dataset columns, batch_size, dicts (issue 22.2) ------
+@pytest.fixture(scope="module")
+def original():
+    return MelodyPipeline.from_pretrained("original")
+
+
+@pytest.fixture(scope="module")
+def prompts(fixtures_dir):
+    from pathlib import Path
+
+    return [str(Path(fixtures_dir) / name) for name in ("kinder0_0.mid", "kinder0_5.mid", "bach_bwv66.6.mid")]
+
+
+def _ids(results):
+    return [[m.token_ids for m in melodies] for melodies in results]
+
+
+def test_every_kind_of_prompt_collection_gives_the_single_calls_in_order(original, prompts):
+    from datasets import Dataset
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    options = {"num_bars": 2, "seed": 3, "num_return_sequences": 2}
+    single = [original(p, **options) for p in prompts]
+    assert _ids(original(prompts, batch_size=2, **options)) == _ids(single)
+    assert _ids(original((p for p in prompts), batch_size=2, **options)) == _ids(single)
+    ds = Dataset.from_dict({"prompt": prompts})
+    assert _ids(original(KeyDataset(ds, "prompt"), **options)) == _ids(single)
+    assert _ids(original(ds["prompt"], **options)) == _ids(single)
+    midi_bytes = [open(p, "rb").read() for p in prompts]  # noqa: SIM115 - read at once
+    assert _ids(original(midi_bytes, **options)) == _ids(single)
+
+
+def test_bad_options_of_a_stream_fail_before_the_first_prompt_is_read(original, prompts):
+    def never():
+        raise AssertionError("the prompts were read before the options were checked")
+        yield
+
+    with pytest.raises(ConfigError, match="temperature"):
+        original(never(), temperature=-1)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ConfigError, match="batch_size"):
+            original(prompts, batch_size=bad)
+
+
+def test_dict_outputs_fill_a_dataset(original, prompts):
+    import json
+
+    from datasets import Dataset
+
+    from hf_melody import read_midi
+
+    ds = Dataset.from_dict({"prompt": prompts[:2]})
+    out = ds.map(lambda row: original(row["prompt"], num_bars=2, seed=0, output_type="dict")[0])
+    assert set(out.column_names) >= {"prompt", "midi", "token_ids", "num_notes", "settings"}
+    [first] = original(prompts[0], num_bars=2, seed=0)
+    assert out[0]["token_ids"] == first.token_ids and out[0]["midi"] == first.to_midi_bytes()
+    assert len(read_midi(out[0]["midi"]).notes) == first.num_notes == out[0]["num_notes"]
+    assert json.loads(out[0]["settings"])["seed"] == 0

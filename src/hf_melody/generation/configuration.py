@@ -41,7 +41,7 @@ can run)."""
 GENERATE_ONLY = ("num_beams", "repetition_penalty", "no_repeat_ngram_size", "length_penalty", "early_stopping",
                  "bad_words_ids")
 """`generate` options passed through as they are (they select the `generate` decoder)."""
-OUTPUT_TYPES = ("melody", "score", "ids", "midi")
+OUTPUT_TYPES = ("melody", "score", "ids", "midi", "dict")
 DEFAULT_MIN_BARS = 8
 """A call with no length option writes at least this many bars (EOS is masked until then)..."""
 DEFAULT_MAX_BARS = 32
@@ -159,7 +159,8 @@ class MelodyGenerationConfig:
         "a transformers.GenerationConfig or dict: its sampling fields fill the options left None, its generate "
         "options the generate fields; options MelodyPipeline cannot honour (e.g. typical_p) raise ConfigError",
         cli=False, setting=False)
-    output_type: str = _option('"melody" (GeneratedMelody), "score" (symusic.Score), "ids" or "midi" (bytes)',
+    output_type: str = _option('"melody" (GeneratedMelody), "score" (symusic.Score), "ids", "midi" (bytes) or '
+                               '"dict" (plain values, for Dataset.map)',
                                "melody", cli=False, setting=False)
 
     def __post_init__(self):

@@ -34,7 +34,8 @@ def is_token_ids(x: Any) -> bool:
 
 
 def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
-    """The token ids of a prompt without BOS/EOS/PAD: a MIDI path, a `symusic.Score`, token ids, or None (empty).
+    """The token ids of a prompt without BOS/EOS/PAD: a MIDI path or the bytes of a MIDI file, a `symusic.Score`,
+    token ids, or None (empty).
 
     Example:
         >>> prompt_ids(tok, "theme.mid")[:2] == tok.encode_base_tokens(["Bar_None", "TimeSig_4/4"])   # doctest: +SKIP
@@ -49,13 +50,14 @@ def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
         if bad:
             raise ConfigError(f"prompt token ids {bad[:5]} are outside the vocabulary (0..{tok.vocab_size - 1})")
         return [i for i in ids if i not in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)]
-    if isinstance(prompt, str | os.PathLike):
-        melody = read_midi(prompt)
+    if isinstance(prompt, str | os.PathLike | bytes | bytearray):
+        melody = read_midi(prompt) if isinstance(prompt, str | os.PathLike) else read_midi(bytes(prompt),
+                                                                                           melody_id="prompt")
     elif hasattr(prompt, "tracks") and hasattr(prompt, "ticks_per_quarter"):
         melody = melody_from_score(prompt, "prompt", "prompt", where="prompt score")
     else:
         raise MidiReadError(f"cannot use a {type(prompt).__name__} as a prompt; give a MIDI path, a "
-                            "symusic.Score or a list of token ids")
+                            "MIDI file's bytes, a symusic.Score or a list of token ids")
     return tok.encode(melody)
 
 

@@ -103,6 +103,19 @@ class GeneratedMelody:
         return "hf_melody" + (f": {Path(str(model)).name}" if model else "") + (f", seed {seed}" if seed is not None
                                                                                 else "")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for `datasets` (`Dataset.map`, `Dataset.from_list`): MIDI bytes, token ids, counts and the
+        settings as JSON text (their keys vary by call, which a dataset column cannot hold).
+
+        Example:
+            >>> ds = ds.map(lambda row: pipe(row["prompt"], seed=0, output_type="dict")[0])  # doctest: +SKIP
+        """
+        import json
+
+        return {"midi": self.to_midi_bytes(), "token_ids": list(self.token_ids), "num_notes": self.num_notes,
+                "num_prompt_notes": self.num_prompt_notes, "prompt_length": self.prompt_length,
+                "settings": json.dumps(self.settings, default=str)}
+
     def to_midi_bytes(self) -> bytes:
         """The Standard MIDI File (key/time signature, tempo and track name included) as bytes."""
         return with_metadata(self.score, key=self.key, title=self.title).dumps_midi()
