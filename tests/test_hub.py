@@ -62,7 +62,8 @@ def test_bundle_loads_by_hub_id_from_the_offline_cache(tiny_bundle):
 
 def test_model_card_has_hub_metadata_and_a_runnable_quick_start(tiny_bundle):
     card = (tiny_bundle / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: hf_melody\npipeline_tag: melody-generation\n")
+    # `other`: a pipeline tag the Hub knows (melody-generation is none)
+    assert card.startswith("---\nlibrary_name: hf_melody\npipeline_tag: other\n")
     info = json.loads((tiny_bundle / "training_info.json").read_text())
     assert f"{info['final_eval_loss']:.4f}" in card and "essen/kinder0" in card
     snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
@@ -310,3 +311,21 @@ def test_every_checkpoint_is_a_loadable_bundle(tmp_path):
         assert {"miditok.json", "generation_config.json", "config.json"} <= {p.name for p in checkpoint.iterdir()}
         assert MelodyPipeline.from_pretrained(checkpoint)(seed=0, max_new_notes=3)[0].num_notes <= 3
         assert isinstance(transformers.pipeline("melody-generation", model=str(checkpoint)), MelodyPipeline)
+
+
+def test_shipped_and_saved_bundles_turn_the_kv_cache_on(tmp_path):
+    """`use_cache: true` in every bundle (transformers' `generate` recomputes every step without it); saving does
+    not change the setting of the model being trained."""
+    import json
+
+    from hf_melody import MelodyTokenizer, build_model
+    from hf_melody.bundle import CHECKPOINTS_DIR, bundled_checkpoints
+
+    configs = [json.loads((CHECKPOINTS_DIR / n / "config.json").read_text()) for n in bundled_checkpoints()]
+    assert len(configs) == 4 and all(c["use_cache"] is True for c in configs)
+    tok = MelodyTokenizer()
+    model = build_model("original", tok)
+    model.config.use_cache = False  # as during training
+    save_bundle(model, tok, tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["use_cache"] is True
+    assert model.config.use_cache is False

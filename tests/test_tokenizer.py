@@ -41,10 +41,39 @@ def test_vocabulary_and_special_ids(tokenizer):
 
 
 def test_save_and_load_uses_its_own_file_name(tmp_path, tokenizer):
+    import json
+
     tokenizer.save_pretrained(tmp_path)
-    assert (tmp_path / "miditok.json").is_file() and not (tmp_path / "tokenizer.json").exists()
+    # miditok's own file never takes transformers' name; tokenizer.json is the Hugging Face view of the vocabulary
+    assert (tmp_path / "miditok.json").is_file()
+    assert json.loads((tmp_path / "tokenizer.json").read_text())["model"]["type"] == "WordLevel"
     again = MelodyTokenizer.from_pretrained(tmp_path)
     assert again.base_vocab == tokenizer.base_vocab
+
+
+@pytest.mark.parametrize("bundle", ["original", "folk-base"])
+def test_auto_tokenizer_on_a_bundle_gives_its_vocabulary(bundle, fixtures_dir):
+    """`AutoTokenizer.from_pretrained(bundle)` is a working tokenizer of the same ids (token strings, not MIDI):
+    it used to be a GPT2Tokenizer with no tokens."""
+    from transformers import AutoTokenizer
+
+    from hf_melody.bundle import CHECKPOINTS_DIR
+
+    music = MelodyTokenizer.from_pretrained(bundle)
+    auto = AutoTokenizer.from_pretrained(str(CHECKPOINTS_DIR / bundle))
+    assert len(auto) == music.vocab_size
+    ids = music(str(fixtures_dir / "kinder0_0.mid"), style="german-folk")["input_ids"]
+    text = " ".join(music.convert_ids_to_tokens(ids))
+    assert text.startswith("BOS_None Style-german-folk_None Bar_None TimeSig_2/4 Position_0")
+    assert auto(text, add_special_tokens=False)["input_ids"] == ids
+    assert auto.convert_ids_to_tokens(ids) == music.convert_ids_to_tokens(ids) and auto.decode(ids) == text
+    assert (auto.bos_token_id, auto.eos_token_id, auto.pad_token_id) == (
+        music.bos_token_id, music.eos_token_id, music.pad_token_id)
+    assert music.convert_tokens_to_ids(music.convert_ids_to_tokens(ids)) == ids
+    [score] = music.batch_decode([ids])
+    assert len(score.tracks[0].notes) == len(music.decode(ids).tracks[0].notes) > 10
+    with pytest.raises(ConfigError, match="unknown token 'Pitch_999'"):
+        music.convert_tokens_to_ids(["Pitch_999"])
 
 
 def test_bpe_compresses_and_round_trips(tmp_path, kinder_melodies):

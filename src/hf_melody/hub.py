@@ -153,7 +153,13 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
         model.config.hf_melody = {"library": "hf_melody", "task": "melody-generation",
                                   "tokenizer_file": "miditok.json"}
         model.generation_config = generation_config or default_generation_config(tokenizer)
-        model.save_pretrained(staging, safe_serialization=True)
+        # the saved config turns the KV cache on (a bundle is for generating: `model.generate` recomputes every
+        # step without it); the model itself keeps its setting, which a training run turns off
+        use_cache, model.config.use_cache = model.config.use_cache, True
+        try:
+            model.save_pretrained(staging, safe_serialization=True)
+        finally:
+            model.config.use_cache = use_cache
         tokenizer.save_pretrained(staging)
         if training_info is not None:
             atomic_write_text(staging / TRAINING_INFO, json.dumps(training_info, indent=2, default=str))

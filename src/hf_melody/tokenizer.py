@@ -221,15 +221,80 @@ class MelodyTokenizer:
                 paths.append(p)
             self.miditok.train(vocab_size=vocab_size, model="BPE", files_paths=paths)
 
+    # ---- the calls Hugging Face users try ------------------------------------------------------------------------
+    @property
+    def id_to_token(self) -> list[str]:
+        """The token string of every id (BPE tokens as miditok writes them)."""
+        vocab = self.miditok.vocab_model if self.is_bpe else self.miditok.vocab
+        out = [""] * self.vocab_size
+        for token, i in vocab.items():
+            out[int(i)] = token
+        return out
+
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
+        """Token strings of `ids`, e.g. `['BOS_None', 'Bar_None', 'TimeSig_4/4', ...]`."""
+        table = self.id_to_token
+        return [table[int(i)] for i in ids]
+
+    def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Ids of token strings; `ConfigError` naming an unknown one."""
+        vocab = self.miditok.vocab_model if self.is_bpe else self.miditok.vocab
+        unknown = [t for t in tokens if t not in vocab]
+        if unknown:
+            raise ConfigError(f"unknown token {unknown[0]!r}; see MelodyTokenizer.id_to_token for the vocabulary")
+        return [int(vocab[t]) for t in tokens]
+
+    def __call__(self, melody, style: str | None = None) -> dict[str, list[int]]:
+        """`{"input_ids", "attention_mask"}` of a MIDI path or bytes, a `Melody` or a `symusic.Score`, framed as
+        the models were trained (BOS, the style token if given, EOS).
+
+        Example:
+            >>> MelodyTokenizer()("tests/fixtures/kinder0_0.mid")["input_ids"][:3]            # doctest: +SKIP
+            [1, 4, 151]
+        """
+        if isinstance(melody, str | os.PathLike | bytes | bytearray):
+            from .data.corpora import read_midi  # lazily: the tokenizer sits below the data package
+
+            melody = read_midi(melody if not isinstance(melody, bytearray) else bytes(melody))
+        ids = self.encode(melody, bos=True, eos=True, style=style)
+        return {"input_ids": ids, "attention_mask": [1] * len(ids)}
+
+    def batch_decode(self, sequences: Sequence[Sequence[int]]) -> list:
+        """One `symusic.Score` per id sequence (what `decode` gives for each)."""
+        return [self.decode(ids) for ids in sequences]
+
+    def hf_tokenizer(self):
+        """The same vocabulary as a `transformers.PreTrainedTokenizerFast` (token strings <-> ids, no MIDI):
+        what `AutoTokenizer.from_pretrained(bundle)` loads. MIDI in and out stays with this class.
+
+        Example:
+            >>> fast = MelodyTokenizer().hf_tokenizer()
+            >>> fast.convert_tokens_to_ids(["BOS_None", "Bar_None"]) == MelodyTokenizer().convert_tokens_to_ids(
+            ...     ["BOS_None", "Bar_None"])
+            True
+        """
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
+
+        vocab = {token: i for i, token in enumerate(self.id_to_token)}
+        core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="PAD_None"))
+        core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins the tokens with spaces
+        return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="BOS_None", eos_token="EOS_None",
+                                       pad_token="PAD_None", unk_token="PAD_None",
+                                       model_input_names=["input_ids", "attention_mask"])
+
     # ---- save / load -----------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Write `miditok.json` into `save_directory` (atomically)."""
+        """Write `miditok.json` (the music tokenizer) and the Hugging Face view of its vocabulary
+        (`tokenizer.json`, `tokenizer_config.json`, for `AutoTokenizer`) into `save_directory`."""
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         tmp = save_directory / f".{TOKENIZER_FILE}.partial"
         self.miditok.save(tmp)
         text = tmp.read_text()
         tmp.unlink()
+        self.hf_tokenizer().save_pretrained(str(save_directory))
         return atomic_write_text(save_directory / TOKENIZER_FILE, text)
 
     @classmethod
