@@ -104,7 +104,7 @@ def analyze(model, dataset, style: str | None = None, dynamic=None, window: int 
     condition on (default: each melody's own). `dynamic`: a `DynamicEvaluation` (the model adapts to each melody
     as it goes). `window`: the sliding-window stride for melodies longer than the context. `combine_stm`: combine
     the neural pitch distribution with a PPM short-term model, entropy-weighted as IDyOM combines LTM and STM
-    (adds `cpitch.combined.*` columns).
+    (adds `cpitch.combined.*` columns; the neural side is the unadapted model even with `dynamic`).
 
     Example:
         >>> df = analyze("original", "essen/kinder0", style="german-folk")                # doctest: +SKIP

@@ -229,7 +229,7 @@ def cpitch_predictions(pitches: Sequence[int], ltm: PPM | None = None, stm: bool
     Example:
         >>> ic, h = cpitch_predictions([60, 60, 60], alphabet=[60, 62])
         >>> [round(x, 3) for x in ic]
-        [1.0, 0.585, 0.263]
+        [1.0, 0.585, 0.585]
     """
     alphabet = tuple(ltm.alphabet if ltm is not None else alphabet if alphabet is not None else sorted(set(pitches)))
     if ltm is None and not stm and ltm_dists is None:
