@@ -6,7 +6,10 @@ For each fold:
             fine-tuned on the same melodies;
   ngram     the order-k Witten-Bell n-gram baseline (pitch, duration, onset), trained on the same melodies;
   ngram-pretrain  the same n-gram trained on what `finetune` saw: the pretrained bundle's own training melodies
-            (its `training_info.json` datasets minus `exclude`, the recipe's train split) plus the fold's.
+            (its `training_info.json` datasets minus `exclude`, the recipe's train split) plus the fold's;
+  ppm       IDyOM's cpitch model (`evaluation.ppm`): PPM* long-term model trained on the fold's melodies, short-term
+            model learning each test melody as it goes, their entropy-weighted combination (the setting's pitch
+            columns; `ppm_ltm_*`, `ppm_stm_*`, `ppm_both_plus_*` give each model alone and IDyOM's `both+`).
 Each is scored on the fold's held-out melodies:
   pitch_bits_per_note       -log2 P(Pitch token | everything before): for the GPT-2 models this includes the
                             note's own Position/Rest/Bar tokens, i.e. the model knows *when* the note starts;
@@ -44,9 +47,10 @@ from hf_melody.evaluation.baselines import NGramNoteModel, kfold
 from hf_melody.evaluation.likelihood import DynamicEvaluation, score_melodies
 
 logger = logging.getLogger("kinder_cv")
-SETTINGS = ("scratch", "finetune", "ngram", "ngram-pretrain")
+SETTINGS = ("scratch", "finetune", "ngram", "ngram-pretrain", "ppm")
 METRICS = ("pitch_bits_per_note", "fair_pitch_bits_per_note", "bits_per_note", "dynamic_pitch_bits_per_note",
-           "dynamic_fair_pitch_bits_per_note", "dynamic_bits_per_note", "fair_pitch_explored_mass")
+           "dynamic_fair_pitch_bits_per_note", "dynamic_bits_per_note", "fair_pitch_explored_mass",
+           "ppm_ltm_pitch_bits_per_note", "ppm_stm_pitch_bits_per_note", "ppm_both_plus_pitch_bits_per_note")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -131,6 +135,22 @@ def ngram_scores(train_notes, test, order: int) -> dict[str, float]:
             "bits_per_note": r["bits_per_note"], "num_notes": r["num_notes"]}
 
 
+def ppm_scores(train, test, alphabet: list[int]) -> dict[str, float]:
+    """IDyOM's PPM on the fold: LTM (trained on `train`), STM, both (the pitch columns) and both+."""
+    from hf_melody.evaluation.ppm import IDYOM_LTM, PPM, cpitch_predictions
+
+    out, notes = {}, sum(len(m.notes) for m in test)
+    for name, stm, learns in (("ltm", False, False), ("stm", True, False), ("both", True, False),
+                              ("both_plus", True, True)):
+        ltm = None if name == "stm" else PPM(alphabet, **IDYOM_LTM).fit([p for _, _, p in sorted(m.notes)]
+                                                                         for m in train)
+        bits = sum(sum(cpitch_predictions([p for _, _, p in sorted(m.notes)], ltm=ltm, stm=stm, alphabet=alphabet,
+                                          ltm_learns=learns)[0]) for m in test)
+        out[f"ppm_{name}_pitch_bits_per_note"] = bits / notes
+    both = out.pop("ppm_both_pitch_bits_per_note")
+    return {"pitch_bits_per_note": both, "fair_pitch_bits_per_note": both, "num_notes": notes, **out}
+
+
 def pretraining_melodies(pretrained: str, num_proc: int | None) -> tuple[list, dict]:
     """The training split of the melodies `pretrained` was trained on (datasets minus `exclude`, default split)."""
     from hf_melody.data.arguments import DataConfig
@@ -210,6 +230,10 @@ def run_fold(k: int, train, test, settings: list[str], pretrain_notes: list, res
     """Train every setting on the fold's `train` melodies, score it on `test`, append the scores to `results`."""
     if "ngram" in settings:
         results["ngram"].append(ngram_scores([m.notes for m in train], test, args.order))
+    if "ppm" in settings:
+        from hf_melody.evaluation.ppm import ppm_alphabet
+
+        results["ppm"].append(ppm_scores(train, test, ppm_alphabet(list(train) + list(test))))
     if "ngram-pretrain" in settings:
         results["ngram-pretrain"].append(ngram_scores(pretrain_notes + [m.notes for m in train], test,
                                                       args.order))
@@ -235,6 +259,8 @@ def setting_summaries(settings: list[str], results: dict[str, list[dict]], pretr
         "ngram": {"order": args.order, "smoothing": "interpolated Witten-Bell"},
         "ngram-pretrain": {"order": args.order, "smoothing": "interpolated Witten-Bell",
                            "pretraining": pretrain_info},
+        "ppm": {"ltm": "PPM* escape C, blended", "stm": "PPM* escape X, update exclusion, blended",
+                "combination": "geometric, entropy-weighted, bias 7", "alphabet": "every pitch of the corpus"},
     }
     dynamic = {"dynamic": f"{args.dynamic_steps} SGD step(s) at lr {args.dynamic_lr:g} after each bar"
                } if args.dynamic_steps else {}

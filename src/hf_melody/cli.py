@@ -4,6 +4,7 @@
     hf-melody prepare --dataset path/to/midi --output-dir out/data
     hf-melody train --config recipes/original.yaml --max-steps 300
     hf-melody evaluate --models original folk-base --dataset essen/kinder0 --output-dir out/eval
+    hf-melody analyze --model folk-base --dataset essen/kinder0 --output-dir out/analysis
     hf-melody demo                      # a local web app: generate, listen, download
 """
 
@@ -28,6 +29,7 @@ from .data.dataset import build_dataset, dataset_stats, split_melodies
 from .data.music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
 from .demo import launch
 from .errors import ConfigError, CorpusError, HFMelodyError
+from .evaluation.analysis import add_analyze_arguments, run_analyze
 from .evaluation.arguments import evaluation_parser
 from .export.render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
 from .generation.configuration import DECODERS, MelodyGenerationConfig
@@ -287,6 +289,12 @@ def cmd_evaluate(argv: list[str], verbose: bool = False) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """`hf-melody analyze`: information content and entropy of every note (`evaluation.analysis.run_analyze`)."""
+    _echo(run_analyze(args))
+    return 0
+
+
 def cmd_cards(args: argparse.Namespace) -> int:
     """`hf-melody cards`: render the model cards of the bundled checkpoints from an evaluation `results.json`."""
     for path in generate_model_cards(args.results, args.out):
@@ -430,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
     _add_cards(sub)
     _add_recipes(sub)
+    add_analyze_arguments(sub.add_parser("analyze", help="information content and entropy of every note: CSV, "
+                                         "parquet, plots", allow_abbrev=False))
     return parser
 
 
@@ -460,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"generate": cmd_generate, "models": cmd_models, "cards": cmd_cards, "demo": cmd_demo,
-                "infill": cmd_infill, "corpora": cmd_corpora, "recipes": cmd_recipes}
+                "infill": cmd_infill, "corpora": cmd_corpora, "recipes": cmd_recipes, "analyze": cmd_analyze}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

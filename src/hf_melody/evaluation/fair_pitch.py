@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..music import tokenizer_pitch_range
@@ -71,6 +72,37 @@ def fair_pitch_logprobs(model, tokenizer, ids: Sequence[int], pitch_positions: S
         >>> pairs = fair_pitch_logprobs(model, tok, ids)                                  # doctest: +SKIP
         >>> -sum(lp for lp, _ in pairs) / len(pairs) / math.log(2)   # fair pitch bits per note  # doctest: +SKIP
     """
+    return [(n.logprob, n.explored) for n in fair_pitch_notes(model, tokenizer, ids, pitch_positions, min_path_prob,
+                                                              max_onset_tokens, batch_size, device)]
+
+
+@dataclass(frozen=True)
+class FairPitchNote:
+    """One note's fair pitch prediction (`fair_pitch_notes`).
+
+    Attributes:
+        logprob: log P(pitch | past) in nats, the note's onset marginalised.
+        explored: the explored share of the onset paths' mass (1.0 = exact).
+        entropy: entropy in bits of the pitch distribution `P(. | past)` the logprob was taken from.
+        onset_entropy: entropy in bits of the distribution over the onset paths that lead to this note (each path
+            of Bar/TimeSig/Position/Rest tokens ending at a pitch counts as one outcome, every way of not placing a
+            note as another), over the explored paths.
+    """
+
+    logprob: float
+    explored: float
+    entropy: float
+    onset_entropy: float
+
+
+def fair_pitch_notes(model, tokenizer, ids: Sequence[int], pitch_positions: Sequence[int] | None = None,
+                     min_path_prob: float = 1e-3, max_onset_tokens: int = 6, batch_size: int = 64,
+                     device: str | None = None) -> list[FairPitchNote]:
+    """`fair_pitch_logprobs` with each note's pitch entropy and onset entropy too (one `FairPitchNote` per note).
+
+    Example:
+        >>> [round(n.entropy, 2) for n in fair_pitch_notes(model, tok, ids)][:3]            # doctest: +SKIP
+    """
     ids = [int(i) for i in ids]
     pitch_col = {v: c for c, v in enumerate(_pitch_vocab(tokenizer))}
     if pitch_positions is None:
@@ -78,9 +110,13 @@ def fair_pitch_logprobs(model, tokenizer, ids: Sequence[int], pitch_positions: S
     if not pitch_positions:
         return []
     starts = onset_starts(ids, pitch_positions, set(onset_token_ids(tokenizer)))
-    log_marginal, explored = _marginals(model, tokenizer, [ids[:s] for s in starts], min_path_prob,
-                                        max_onset_tokens, batch_size, device, shared=ids[:max(starts)])
-    return [(float(log_marginal[k, pitch_col[ids[j]]]), explored[k]) for k, j in enumerate(pitch_positions)]
+    log_marginal, explored, onset_h = _marginals(model, tokenizer, [ids[:s] for s in starts], min_path_prob,
+                                                 max_onset_tokens, batch_size, device, shared=ids[:max(starts)],
+                                                 onset_entropy=True)
+    p = log_marginal.exp()
+    entropy = (-(p * log_marginal).nan_to_num().sum(-1) / math.log(2)).tolist()
+    return [FairPitchNote(float(log_marginal[k, pitch_col[ids[j]]]), explored[k], entropy[k], onset_h[k])
+            for k, j in enumerate(pitch_positions)]
 
 
 def _pitch_vocab(tokenizer) -> list[int]:
@@ -90,8 +126,9 @@ def _pitch_vocab(tokenizer) -> list[int]:
 
 
 def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float, max_onset_tokens: int,
-               batch_size: int, device: str | None, shared: list[int] | None = None):
-    """`(log P(pitch | context) [contexts x pitches], explored mass per context)` by the tree of onset paths.
+               batch_size: int, device: str | None, shared: list[int] | None = None, onset_entropy: bool = False):
+    """`(log P(pitch | context) [contexts x pitches], explored mass per context)` by the tree of onset paths (with
+    `onset_entropy=True` a third value: the entropy in bits of each context's onset-path distribution).
 
     When every context is a prefix of `shared` (the notes of one melody) and it fits the window, one forward pass
     over `shared` gives every context's keys and values, and each node then runs only its own onset path on top
@@ -124,6 +161,7 @@ def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float
     log_min = math.log(min_path_prob) if min_path_prob > 0 else -math.inf
     pitch_mass = torch.full((len(contexts), len(pitch_vocab)), -math.inf, dtype=torch.float64)
     explored = [0.0] * len(contexts)
+    onset_h = [0.0] * len(contexts)  # entropy (nats) of the path distribution, by the chain rule over the tree
     frontier: list[tuple[int, tuple[int, ...], float]] = [(k, (), 0.0) for k in range(len(contexts))]
     depth = 0
     with torch.no_grad():
@@ -137,12 +175,19 @@ def _marginals(model, tokenizer, contexts: list[list[int]], min_path_prob: float
                     row = logp[r] + lp_path
                     pitch_mass[k] = torch.logaddexp(pitch_mass[k], row[pitch_t])
                     explored[k] += float(row[pitch_t].exp().sum() + row[other].exp().sum())
+                    # this node's step: each onset token, "a pitch follows" (one outcome) and each other token
+                    step_lp = logp[r]
+                    outcomes = torch.cat([step_lp[onset_t], step_lp[other], step_lp[pitch_t].logsumexp(0, True)])
+                    onset_h[k] -= math.exp(lp_path) * float((outcomes.exp() * outcomes).nan_to_num().sum())
                     if depth < max_onset_tokens:
                         child_lp = row[onset_t]
                         for c in torch.nonzero(child_lp >= log_min).flatten().tolist():
                             children.append((k, (*path, onset[c]), float(child_lp[c])))
             frontier, depth = children, depth + 1
-    return pitch_mass - torch.logsumexp(pitch_mass, dim=-1, keepdim=True), explored
+    log_marginal = pitch_mass - torch.logsumexp(pitch_mass, dim=-1, keepdim=True)
+    if not onset_entropy:
+        return log_marginal, explored
+    return log_marginal, explored, [h / max(e, 1e-12) / math.log(2) for h, e in zip(onset_h, explored, strict=True)]
 
 
 def _plain_step(model, pad_id: int, device: str):

@@ -19,7 +19,7 @@ from ..data.dataset import melody_style
 from ..data.melody import Melody
 from ..errors import ConfigError
 from ..grammar.remi import REMIGrammar
-from .fair_pitch import fair_pitch_logprobs
+from .fair_pitch import fair_pitch_notes
 
 
 @dataclass
@@ -42,7 +42,9 @@ class LikelihoodResult:
         token_accuracy: share of scored tokens that are the model's most likely next token.
         loss: mean negative log-likelihood per scored token (nats), as the Trainer reports it.
         bits_per_note_melody_mean: the mean over melodies of each melody's own bits per note.
-        per_melody: `id`, `num_notes`, `num_tokens`, `bits`, `pitch_bits` of each melody.
+        per_melody: `id`, `num_notes`, `num_tokens`, `bits`, `pitch_bits` of each melody, and per scored token
+            `token_bits` and `token_entropy` (bits of the model's next-token distribution), and with `fair_pitch`
+            `fair_pitch_notes` (one `FairPitchNote` per note; what `evaluation.analysis` reads).
         window: how melodies longer than the context were scored.
         dynamic: how the model was adapted while scoring (`DynamicEvaluation` as a string), None if not.
     """
@@ -168,24 +170,26 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     #    the model stays fixed; melody by melody when dynamic evaluation updates a copy of it as it goes (the past
     #    only, so each melody must be scored in order)
     if dynamic is None:
-        token_lp, hits = _score_windows(model, tokenizer, seqs, prefix, stride, batch_size, device, progress)
+        token_lp, hits, token_h = _score_windows(model, tokenizer, seqs, prefix, stride, batch_size, device,
+                                                 progress)
         fair = [[] for _ in seqs]
         if fair_pitch:
             for k in tqdm(range(len(seqs)), desc="fair pitch", disable=not progress, unit="melody"):
-                fair[k] = fair_pitch_logprobs(model, tokenizer, seqs[k], batch_size=batch_size * 4, device=device)
+                fair[k] = fair_pitch_notes(model, tokenizer, seqs[k], batch_size=batch_size * 4, device=device)
     else:
-        token_lp, hits, fair = [], [], []
+        token_lp, hits, token_h, fair = [], [], [], []
         for ids in tqdm(seqs, desc="dynamic scoring", disable=not progress, unit="melody"):
-            lp, hit, fp = _score_dynamic(model, tokenizer, ids, prefix, dynamic, fair_pitch, batch_size, device)
+            lp, hit, h, fp = _score_dynamic(model, tokenizer, ids, prefix, dynamic, fair_pitch, batch_size, device)
             token_lp.append(lp)
             hits.append(hit)
+            token_h.append(h)
             fair.append(fp)
 
     # 4. aggregate per melody, then per note over the whole set: bits per *note* (not per token) so that tokenizers
     #    with different tokens per note (BPE, rests) compare fairly
     notes_per_token = REMIGrammar.for_tokenizer(tokenizer).notes_per_token
-    per = [_melody_scores(m, ids, prefix, lp, hit, fp, pitch_ids, notes_per_token, fair_pitch)
-           for m, ids, lp, hit, fp in zip(melodies, seqs, token_lp, hits, fair, strict=True)]
+    per = [_melody_scores(m, ids, prefix, lp, hit, h, fp, pitch_ids, notes_per_token, fair_pitch)
+           for m, ids, lp, hit, h, fp in zip(melodies, seqs, token_lp, hits, token_h, fair, strict=True)]
     num_tokens = sum(p["num_tokens"] for p in per)
     num_notes = sum(p["num_notes"] for p in per)
     if num_notes == 0:
@@ -208,8 +212,8 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
 
 def _score_windows(model, tokenizer, seqs: list[list[int]], prefix: int, stride: int, batch_size: int, device: str,
                    progress: bool):
-    """`(token log-probs, argmax hits)` per melody, targets `prefix..len-1`, by batches of sliding windows
-    (longest first)."""
+    """`(token log-probs, argmax hits, entropies in bits)` per melody, targets `prefix..len-1`, by batches of sliding
+    windows (longest first)."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -220,18 +224,20 @@ def _score_windows(model, tokenizer, seqs: list[list[int]], prefix: int, stride:
     jobs.sort(key=lambda j: j[2] - j[1], reverse=True)
     token_lp = [np.zeros(len(ids) - prefix) for ids in seqs]
     hits = [np.zeros(len(ids) - prefix) for ids in seqs]
+    entropy = [np.zeros(len(ids) - prefix) for ids in seqs]
     with torch.no_grad():
         for s in tqdm(range(0, len(jobs), batch_size), desc="scoring", disable=not progress, unit="batch"):
             batch = jobs[s:s + batch_size]
-            lps, best, targets = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch], device)
+            lps, best, targets, ent = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch], device)
             for r, (k, begin, end, first) in enumerate(batch):
                 sl = slice(first - begin - 1, end - begin - 1)
                 token_lp[k][first - prefix:end - prefix] = lps[r, sl].numpy()
                 hits[k][first - prefix:end - prefix] = (best[r, sl] == targets[r, sl]).numpy()
-    return token_lp, hits
+                entropy[k][first - prefix:end - prefix] = ent[r, sl].numpy()
+    return token_lp, hits, entropy
 
 
-def _melody_scores(melody: Melody, ids: list[int], prefix: int, lp, hit, fair: list, pitch_ids: set[int],
+def _melody_scores(melody: Melody, ids: list[int], prefix: int, lp, hit, entropy, fair: list, pitch_ids: set[int],
                    notes_per_token: list[int], fair_pitch: bool) -> dict[str, Any]:
     """One melody's entry of `LikelihoodResult.per_melody` (with `correct` and `explored_mass`, taken out later)."""
     import numpy as np
@@ -241,13 +247,15 @@ def _melody_scores(melody: Melody, ids: list[int], prefix: int, lp, hit, fair: l
     return {"id": melody.id, "num_notes": int(sum(notes_per_token[int(t)] for t in ids)), "num_tokens": len(targets),
             "bits": float(-lp.sum() / math.log(2)), "correct": float(hit.sum()),
             "pitch_bits": float(-lp[is_pitch].sum() / math.log(2)) if pitch_ids else None,
-            "fair_pitch_bits": float(-sum(x for x, _ in fair) / math.log(2)) if fair_pitch else None,
-            "explored_mass": [e for _, e in fair] if fair_pitch else None,
-            "token_bits": (-lp / math.log(2)).tolist()}
+            "fair_pitch_bits": float(-sum(n.logprob for n in fair) / math.log(2)) if fair_pitch else None,
+            "explored_mass": [n.explored for n in fair] if fair_pitch else None,
+            "token_bits": (-lp / math.log(2)).tolist(), "token_entropy": entropy.tolist(),
+            "fair_pitch_notes": list(fair) if fair_pitch else None}
 
 
 def _forward(model, tokenizer, rows: list[list[int]], device: str):
-    """`(log P(target), argmax, targets)` for right-padded `rows`, each `[batch, width - 1]` on the CPU."""
+    """`(log P(target), argmax, targets, entropy in bits)` for right-padded `rows`, each `[batch, width - 1]` on the
+    CPU."""
     import torch
 
     width = max(len(r) for r in rows)
@@ -259,12 +267,13 @@ def _forward(model, tokenizer, rows: list[list[int]], device: str):
     logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
     logp = torch.log_softmax(logits[:, :-1], dim=-1)
     targets = input_ids[:, 1:]
-    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), logp.argmax(-1), targets
+    entropy = -(logp.exp() * logp).nan_to_num().sum(-1) / math.log(2)
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), logp.argmax(-1), targets, entropy
 
 
 def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: DynamicEvaluation, fair_pitch: bool,
                    batch_size: int, device: str):
-    """Token log-probs, hits and fair pitch pairs of one melody, a copy of `model` adapted bar by bar."""
+    """Token log-probs, hits, entropies and fair pitch notes of one melody, a copy of `model` adapted bar by bar."""
     import copy
 
     import numpy as np
@@ -281,26 +290,28 @@ def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: Dynam
     optimizer = torch.optim.SGD(local.parameters(), lr=dynamic.lr)
     pitch_cols = pitch_token_ids(tokenizer) if fair_pitch else set()
     lp_all, hit_all, fair = np.zeros(len(ids) - prefix), np.zeros(len(ids) - prefix), []
+    h_all = np.zeros(len(ids) - prefix)
     for a, b in bounds:
         # score targets a..b-1 with what was learnt from targets before a (windows of at most n_pos tokens)
         w0 = max(0, b - n_pos)
         with torch.no_grad():
-            lps, best, targets = _forward(local, tokenizer, [ids[w0:b]], device)
+            lps, best, targets, ent = _forward(local, tokenizer, [ids[w0:b]], device)
         sl = slice(a - w0 - 1, b - w0 - 1)
         lp_all[a - prefix:b - prefix] = lps[0, sl].numpy()
         hit_all[a - prefix:b - prefix] = (best[0, sl] == targets[0, sl]).numpy()
+        h_all[a - prefix:b - prefix] = ent[0, sl].numpy()
         if fair_pitch:
             positions = [j for j in range(a, b) if ids[j] in pitch_cols]
             if positions:
-                fair += fair_pitch_logprobs(local, tokenizer, ids[:b], positions, batch_size=batch_size * 4,
-                                            device=device)
+                fair += fair_pitch_notes(local, tokenizer, ids[:b], positions, batch_size=batch_size * 4,
+                                         device=device)
         # then learn from everything scored so far (never from tokens at or after b)
         window = torch.tensor([ids[max(0, b - n_pos):b]], device=device)
         for _ in range(dynamic.steps):
             optimizer.zero_grad()
             local(input_ids=window, labels=window).loss.backward()
             optimizer.step()
-    return lp_all, hit_all, fair
+    return lp_all, hit_all, h_all, fair
 
 
 def melodies_from_notes(notes: Sequence[Sequence[Sequence[int]]],

@@ -171,7 +171,7 @@ class MelodyPipeline(Pipeline):
             batch_size: accepted as in transformers; the melodies are decoded one after another whatever its
                 value, because a melody must not depend on its batch neighbours (same seed, same bytes; a batch
                 of rows measured 1.7-2.9x faster here, but batched arithmetic changed 14 of 16 melodies:
-                benchmarks/RESULTS.md section 19).
+                benchmarks/RESULTS.md section 20).
             **kwargs: the fields of `MelodyGenerationConfig` (`hf_melody.generation.configuration`), checked before
                 any work (`ConfigError` naming the option and the fix):
 {options}
