@@ -52,7 +52,9 @@ def test_recipe_training_lowers_loss_and_writes_bundle(tiny_bundle):
     files = {p.name for p in tiny_bundle.iterdir()}
     assert {"model.safetensors", "config.json", "generation_config.json", "miditok.json", "training_log.json",
             "training_info.json", "README.md"} <= files
-    assert "tokenizer.json" not in files and "pytorch_model.bin" not in files
+    assert "pytorch_model.bin" not in files
+    # tokenizer.json is the Hugging Face view of the vocabulary (AutoTokenizer), never miditok's file
+    assert json.loads((tiny_bundle / "tokenizer.json").read_text())["model"]["type"] == "WordLevel"
     log = json.loads((tiny_bundle / "training_log.json").read_text())
     evals = [e["eval_loss"] for e in log["eval"]]
     assert len(evals) >= 2 and evals[-1] < evals[0] - 0.1
@@ -315,3 +317,25 @@ def test_tensorboard_gets_bits_per_note_and_sampled_melodies(tmp_path, monkeypat
     image = events.Images("melodies/piano_roll_0")[0]
     assert image.width > 200 and image.height > 100 and image.step == 2
     assert tokens_per_note(None, None) is None
+
+
+def test_wandb_offline_gets_the_sampled_melodies(tmp_path, monkeypatch):
+    """The same run reporting to Weights & Biases offline: the run folder holds the piano rolls and the audio."""
+    pytest.importorskip("wandb")
+    from hf_melody.data.corpora import load_melodies
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    melodies_dir = tmp_path / "midi"
+    melodies_dir.mkdir()
+    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
+        m.to_score().dump_midi(str(melodies_dir / f"{m.id.split('/')[-1]}.mid"))
+    hf_melody.train({**tiny_run(tmp_path / "run"), "dataset": str(melodies_dir), "validation_ratio": 0.2,
+                     "max_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "report_to": "wandb",
+                     "log_melodies": 2})
+    [run] = (tmp_path / "wandb" / "wandb").glob("offline-run-*")
+    images = list((run / "files" / "media" / "images" / "melodies").glob("piano_roll_*.png"))
+    audio = list((run / "files" / "media" / "audio" / "melodies").glob("audio_*.wav"))
+    assert len(images) >= 2 and len(audio) >= 2
+    assert all(p.stat().st_size > 1000 for p in images + audio)
