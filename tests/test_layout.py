@@ -28,7 +28,7 @@ LAYERS = [
     {"generation"},
     {"pipelines", "training"},
     {"evaluation"},
-    {"metrics", "demo"},
+    {"metrics", "demo", "live"},
     {"cli"},
     {"hf_melody"},
 ]
