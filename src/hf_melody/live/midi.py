@@ -9,7 +9,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -40,6 +42,24 @@ def _unavailable(error: BaseException) -> MidiUnavailableError:
     return MidiUnavailableError(f"no MIDI system here ({text}); {OSC_HINT}")
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C library's own lines on stderr (ALSA prints 'ALSA lib seq_hw.c ...' before rtmidi raises):
+    the error we raise says it in one line."""
+    try:
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
 def list_ports() -> dict[str, list[str]]:
     """The MIDI input and output port names; `MidiUnavailableError` (pointing to OSC) where MIDI cannot start.
 
@@ -49,7 +69,8 @@ def list_ports() -> dict[str, list[str]]:
     """
     mido = _mido()
     try:
-        return {"inputs": list(mido.get_input_names()), "outputs": list(mido.get_output_names())}
+        with _quiet_stderr():
+            return {"inputs": list(mido.get_input_names()), "outputs": list(mido.get_output_names())}
     except Exception as e:  # rtmidi's SystemError without ALSA, ImportError without python-rtmidi
         raise _unavailable(e) from None
 
@@ -60,7 +81,8 @@ def _open(kind: str, port: Any, virtual: bool):
     mido = _mido()
     opener = mido.open_input if kind == "input" else mido.open_output
     try:
-        return opener(port, virtual=True) if virtual else opener(port)
+        with _quiet_stderr():
+            return opener(port, virtual=True) if virtual else opener(port)
     except Exception as e:
         if "unknown port" in str(e).lower() or isinstance(e, OSError | KeyError):
             names = list_ports()[f"{kind}s"]

@@ -64,6 +64,7 @@ class Answer:
     late_bars: int = 0
     phrase: list[PhraseNote] = field(default_factory=list, repr=False)  # the call and what followed (its bars)
     call_bars: int = 0
+    call_end: float | None = None  # the beat the call's last note ended on
 
     @property
     def end_beat(self) -> float | None:
@@ -212,9 +213,11 @@ class LiveSession:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Counters: answers, notes sent, notes dropped as late, and what the transports received / found malformed."""
+        """Counters: answers, notes scheduled and sent, notes dropped as late, what the transports received,
+        ignored and found malformed."""
         totals = {k: sum(t.stats.get(k, 0) for t in self.transports) for k in ("received", "malformed", "ignored")}
-        return {"answers": len(self.answers), "notes_sent": sum(len(a.notes) for a in self.answers),
+        return {"answers": len(self.answers), "notes_scheduled": sum(len(a.notes) for a in self.answers),
+                "notes_sent": sum(1 for e in self.scheduler.sent if e.kind == "note_on"),
                 "dropped_notes": self.scheduler.dropped, "late_bars": sum(a.late_bars for a in self.answers),
                 **totals}
 
@@ -337,7 +340,7 @@ class LiveSession:
         if call is self.call:
             self.call = []
         return Answer(next(self._count), mode, line, bars, key, self.time_signature, call=phrase,
-                      phrase=list(phrase), call_bars=call_bars)
+                      phrase=list(phrase), call_bars=call_bars, call_end=max((n.end for n in call), default=None))
 
     def _generate_bar(self, perf: Answer, due: float) -> None:
         """Decode the next bar of `perf` (the best of `candidates` for a density) and schedule its notes."""
