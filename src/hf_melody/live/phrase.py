@@ -87,17 +87,19 @@ def _fold(pitch: int) -> int:
 
 
 def continuation_ids(tokenizer: MelodyTokenizer, notes: Sequence[PhraseNote], num_bars: int,
-                     time_signature: str) -> list[int]:
+                     time_signature: str, downbeat: bool = False) -> list[int]:
     """Prompt ids for the `num_bars` bars of `notes` (beats from bar 0) followed by the opening of the next bar,
-    so a continuation of exactly one bar (`num_bars=1`) is the bar after the phrase. Pitches outside the
-    tokenizer's range move by octaves; overlapping notes become one line (the highest wins)."""
+    so a continuation of exactly one bar (`num_bars=1`) is the bar after the phrase; with `downbeat`, its first
+    note is on the bar line (the prompt ends with `Position_0`). Pitches outside the tokenizer's range move by
+    octaves; overlapping notes become one line (the highest wins)."""
     tok = tokenizer
     num, den = (int(x) for x in time_signature.split("/"))
     line = skyline([(round(n.onset * TPQ), round(n.duration * TPQ), _fold(n.pitch)) for n in notes])
     bar_id, *opening = tok.encode_base_tokens(["Bar_None", f"TimeSig_{time_signature}"])
     ids = tok.encode(Melody("live/phrase", "live", line, [[0, num, den]])) if line else []
     missing = num_bars - sum(1 for i in ids if i == bar_id)  # trailing empty bars are not encoded
-    return ids + [bar_id, *opening] * max(1, missing + 1)
+    ids += [bar_id, *opening] * max(1, missing + 1)
+    return ids + (tok.encode_base_tokens(["Position_0"]) if downbeat else [])
 
 
 def bar_of(beat: float, time_signature: str) -> int:

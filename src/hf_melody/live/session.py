@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError
 from .clock import LiveClock, MidiClockFollower
 from .controls import CONTROL_NAMES, LiveControls, check_mode
@@ -87,6 +89,9 @@ class LiveSession:
         candidates: with a `density` set, bars decoded per bar to choose the one closest to it.
         context_bars: bars of the phrase given to the model as the prompt.
         velocity: MIDI velocity of the notes sent.
+        threads: torch threads while the session runs (restored on stop). Default 1: decoding a bar of a small
+            model is overhead-bound, and a second thread on a busy 2-core machine stalled bars for up to a second
+            (10 ms with one; benchmarks/RESULTS.md section 19). None leaves torch's setting alone.
         seed: bar k of answer a uses seed `seed + 1000 * a + candidates * k + c` (None: a fresh one).
         **options: `MelodyGenerationConfig` options for every bar (temperature, key, pitch_range, style, top_k...).
 
@@ -98,7 +103,8 @@ class LiveSession:
     def __init__(self, pipe, transports: Sequence[Transport] = (), mode: str = "respond", tempo_qpm: float = 120.0,
                  time_signature: str = "4/4", respond_after: float | None = None, answer_bars: int | None = None,
                  lookahead: float = 0.75, clock: str = "internal", candidates: int = 3, context_bars: int = 8,
-                 velocity: int = 80, seed: int | None = None, density: float | None = None, **options):
+                 velocity: int = 80, seed: int | None = None, density: float | None = None, threads: int | None = 1,
+                 **options):
         from ..generation.configuration import MelodyGenerationConfig
 
         if clock not in ("internal", "midi"):
@@ -135,12 +141,16 @@ class LiveSession:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._switch: float | None = None
+        self.threads, self._torch_threads = threads, None
 
     # ---- the Python API ----------------------------------------------------------------------------------------
     def start(self) -> LiveSession:
         """Start the clock (unless it follows MIDI clock), the scheduler, the transports and the conductor."""
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch, 0.001))  # the scheduler thread gets the GIL within ~1 ms
+        if self.threads is not None:
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
         if self.follow == "internal":
             self.clock.start()
         self.scheduler.start()
@@ -166,6 +176,8 @@ class LiveSession:
             t.close()
         if self._switch is not None:
             sys.setswitchinterval(self._switch)
+        if self._torch_threads is not None:
+            torch.set_num_threads(self._torch_threads)
         _RUNNING.discard(self)
         logger.info("live: stopped (%s)", self.stats)
 
@@ -348,7 +360,8 @@ class LiveSession:
         nb = perf.call_bars + perf.bars_done  # the bar in phrase space
         lo = max(0, nb - self.context_bars)
         context = [PhraseNote(n.onset - lo * bpb, n.duration, n.pitch) for n in perf.phrase if n.onset >= lo * bpb]
-        prompt = continuation_ids(self.pipe.melody_tokenizer, context, nb - lo, ts) if context else None
+        downbeat = perf.bars_done == 0 and perf.mode != "continue"  # an answer starts on its bar line
+        prompt = continuation_ids(self.pipe.melody_tokenizer, context, nb - lo, ts, downbeat) if context else None
         options = {**self.options, **controls.generation_options(), "num_bars": 1, "time_signature": ts}
         key = controls.key or perf.key
         if key is not None:
