@@ -332,3 +332,21 @@ def test_cli_live_runs_over_osc_for_a_while(capsys):
         listener.close()
     assert code == 0 and "stopped:" in out
     assert listener.note_ons() and balanced(listener.messages)
+
+
+def test_cli_live_ends_cleanly_on_ctrl_c(capsys):
+    import os
+    import signal
+
+    listener = OscListener()
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl+C
+    try:
+        host, port = listener.address
+        timer.start()
+        code, out, _ = cli(["live", "--model", "original", "--osc-in", "127.0.0.1:0", "--osc-out", f"{host}:{port}",
+                            "--mode", "continue", "--tempo", "300", "--seed", "0"], capsys)
+    finally:
+        timer.join()
+        listener.close()
+    assert code == 0 and "stopped:" in out
+    assert balanced(listener.messages)

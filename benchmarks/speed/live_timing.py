@@ -3,10 +3,11 @@ note sent, idle and while a busy-loop subprocess loads the CPU. One JSON line pe
 
     python benchmarks/speed/live_timing.py --model original --tempo 120 --calls 3
 
-A client plays a two-bar call (crotchets, from a bar line) to a real `LiveSession` over UDP and records the arrival of every note the
-session sends. For each answer: the delay from the end of the call (the last note off) to the first answer note, the
-intended bar line (the first bar line at least one bar of silence after the call) and how far the first note
-arrived from it. For every note on / off: arrival minus the time it was scheduled for (median, p99, max).
+A client plays a two-bar call (crotchets, from a bar line) to a real `LiveSession` over UDP and records the arrival
+of every note the session sends. For each answer: the delay from the end of the call (the last note off) to the
+first answer note, the intended bar line (the first bar line at least one bar of silence after the call) and how far
+the first note arrived from it. For every note on / off: arrival minus the time it was scheduled for (median, p99,
+max).
 """
 
 from __future__ import annotations

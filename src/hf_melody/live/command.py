@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from ..errors import ConfigError
@@ -90,6 +93,10 @@ def live_transports(args: argparse.Namespace) -> list:
     return transports
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _echo(msg: str) -> None:
     sys.stdout.write(msg + "\n")
     sys.stdout.flush()
@@ -120,8 +127,11 @@ def run_live(args: argparse.Namespace, echo: Callable[[str], None] = _echo) -> i
         for t in transports:
             t.close()
         raise
+    logging.getLogger("hf_melody.live").setLevel(logging.INFO)  # one line per answer: notes, decode time, lateness
     echo(f"live: {session.controls.mode} at {args.tempo:g} qpm in {args.time_signature} over "
           f"{', '.join(t.name for t in transports)} (Ctrl+C to stop)")
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None  # `kill` ends it as Ctrl+C does
     session.start()
     try:
         session.wait(args.seconds)
@@ -129,5 +139,7 @@ def run_live(args: argparse.Namespace, echo: Callable[[str], None] = _echo) -> i
         pass
     finally:
         session.stop()
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     echo(f"stopped: {json.dumps(session.stats)}")
     return 0

@@ -172,6 +172,8 @@ class LiveSession:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         self.scheduler.stop()
+        if self._perf is not None and self._perf.notes:
+            self._finish(self._perf)
         for t in self.transports:
             t.close()
         if self._switch is not None:
@@ -182,8 +184,16 @@ class LiveSession:
         logger.info("live: stopped (%s)", self.stats)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the session stops (a `/stop` message, `stop()`); True if it did within `timeout`."""
-        return self._stopped.wait(timeout)
+        """Block until the session stops (a `/stop` message, `stop()`); True if it did within `timeout`. Sleeps in
+        short steps, so Ctrl+C interrupts it cleanly."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stopped.is_set() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.02)
+        return self._stopped.is_set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
 
     def __enter__(self) -> LiveSession:
         return self.start()
@@ -401,8 +411,8 @@ class LiveSession:
         sent = [e for e in self.scheduler.sent if e.kind == "note_on"]
         late = max((e.lateness for e in sent[-len(perf.notes):]), default=0.0) if perf.notes else 0.0
         decode = perf.decode_s or [0.0]
-        logger.info("live: answer %d (%s): %d notes in %s bars from bar %d (%s, %s); decode %.0f ms a bar "
-                    "(max %.0f), %d late bars, latest note +%.1f ms", perf.index, perf.mode, len(perf.notes),
-                    perf.bars, bar_of(perf.start_beat, self.time_signature) + 1, perf.key or "any key",
-                    perf.time_signature, 1000 * sum(decode) / len(decode), 1000 * max(decode), perf.late_bars,
-                    1000 * late)
+        logger.info("live: answer %d (%s): %d notes in %d bars from bar %d (%s, %s); decode %.0f ms a bar "
+                    "(max %.0f), %d late bars, notes sent up to %.1f ms after their time",
+                    perf.index, perf.mode, len(perf.notes), perf.bars_done,
+                    bar_of(perf.start_beat, self.time_signature) + 1, perf.key or "any key", perf.time_signature,
+                    1000 * sum(decode) / len(decode), 1000 * max(decode), perf.late_bars, 1000 * late)
