@@ -350,3 +350,17 @@ def test_cli_live_ends_cleanly_on_ctrl_c(capsys):
         listener.close()
     assert code == 0 and "stopped:" in out
     assert balanced(listener.messages)
+
+
+def test_a_tempo_change_lands_on_the_next_bar_line(pipe):
+    session = LiveSession(pipe, [], mode="trigger", tempo_qpm=300).start()  # 0.8 s a bar
+    try:
+        session.set(tempo=150)
+        line = LiveClock.bar_line_after(session.clock.beat(), 4.0)
+        assert session.clock.tempo_qpm == 300.0
+        due = session.clock.time_of(line)
+        time.sleep(max(0.0, due - time.monotonic()) + 0.1)
+        assert session.clock.tempo_qpm == 150.0
+        assert session.clock.beat(at=due) == pytest.approx(line, abs=0.05)  # the beat did not jump
+    finally:
+        session.stop()
