@@ -248,7 +248,9 @@ class LiveSession:
         """One event from a transport (runs in its thread; a `ConfigError` is counted there as malformed)."""
         kind, args = event.kind, event.args
         if kind == "control":
-            self.set(**{args[0]: args[1]}) if args[0] in CONTROL_NAMES else None
+            if args[0] not in CONTROL_NAMES:
+                raise ConfigError(f"unknown control {args[0]!r}; choose one of {', '.join(CONTROL_NAMES)}")
+            self.set(**{args[0]: args[1]})
         elif kind == "trigger":
             self.trigger()
         elif kind == "stop":
