@@ -30,7 +30,7 @@ LAYERS = [
     {"pipelines"},
     {"training"},
     {"evaluation"},
-    {"metrics", "demo"},
+    {"metrics", "demo", "live"},
     {"cli"},
     {"hf_melody"},
 ]

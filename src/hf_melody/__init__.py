@@ -24,6 +24,7 @@ from .errors import (
     CorpusError,
     HFMelodyError,
     MidiReadError,
+    MidiUnavailableError,
     MissingDependencyError,
     ModelLoadError,
     NoMelodyError,
@@ -43,8 +44,9 @@ __version__ = "0.1.0"
 
 _LAZY = {"train": "training", "evaluate": "evaluation", "DataArguments": "data.arguments",
          "EvaluationArguments": "evaluation.arguments", "MelodyTrainingArguments": "training.arguments",
-         "ModelArguments": "training.arguments"}
-"""Public names imported on first use: training and evaluation pull in the Trainer and datasets (~1 s)."""
+         "ModelArguments": "training.arguments", "LiveSession": "live.session"}
+"""Public names imported on first use: training and evaluation pull in the Trainer and datasets (~1 s); live is
+only for those who play with it."""
 
 
 def __getattr__(name: str):
@@ -65,12 +67,14 @@ __all__ = [
     "EvaluationArguments",
     "GeneratedMelody",
     "HFMelodyError",
+    "LiveSession",
     "Melody",
     "MelodyGenerationConfig",
     "MelodyPipeline",
     "MelodyTokenizer",
     "MelodyTrainingArguments",
     "MidiReadError",
+    "MidiUnavailableError",
     "MissingDependencyError",
     "ModelArguments",
     "ModelLoadError",

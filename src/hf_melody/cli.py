@@ -6,6 +6,7 @@
     hf-melody evaluate --models original folk-base --dataset essen/kinder0 --output-dir out/eval
     hf-melody analyze --model folk-base --dataset essen/kinder0 --output-dir out/analysis
     hf-melody demo                      # a local web app: generate, listen, download
+    hf-melody live --osc-in 127.0.0.1:9000 --osc-out 127.0.0.1:9001   # call-and-response in time (docs/live.md)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .export.render import FORMATS, check_formats  # FORMATS: what `generate --f
 from .generation.configuration import DECODERS, MelodyGenerationConfig
 from .generation.infill import parse_bars
 from .parser import accelerate_configs, bundled_recipes
+from .live.command import LIVE_DESCRIPTION, add_live_arguments, run_live
 from .pipelines.melody_generation import MelodyPipeline
 from .tokenizer import MelodyTokenizer
 from .training.arguments import training_parser
@@ -373,6 +375,11 @@ def _add_demo(sub) -> None:
     d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
 
 
+def _add_live(sub) -> None:
+    add_live_arguments(sub.add_parser("live", help="play live over OSC / MIDI: call-and-response, endless, trigger",
+                                      description=LIVE_DESCRIPTION, allow_abbrev=False))
+
+
 def _add_cards(sub) -> None:
     c = sub.add_parser("cards", help="regenerate the model cards of the bundled checkpoints from results.json",
                        description="Render model_cards/<name>.md and each bundle's README.md from its training "
@@ -433,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infill(sub)
     _add_corpora(sub)
     _add_demo(sub)
+    _add_live(sub)
     sub.add_parser("train", help="train a model (the options of recipes/train.py; see `train --help`)",
                    add_help=False)
     sub.add_parser("models", help="list the bundled pretrained checkpoints")
@@ -470,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"generate": cmd_generate, "models": cmd_models, "cards": cmd_cards, "demo": cmd_demo,
-                "infill": cmd_infill, "corpora": cmd_corpora, "recipes": cmd_recipes, "analyze": cmd_analyze}
+                "infill": cmd_infill, "corpora": cmd_corpora, "recipes": cmd_recipes, "analyze": cmd_analyze,
+                "live": run_live}
     try:
         return commands[args.command](args)
     except HFMelodyError as e:

@@ -99,3 +99,13 @@ class MissingDependencyError(HFMelodyError, ImportError):
         Traceback (most recent call last):
         hf_melody.errors.MissingDependencyError: MusicXML and ABC export need music21: pip install 'hf_melody[corpus]'
     """
+
+
+class MidiUnavailableError(HFMelodyError, OSError):
+    """No MIDI system to open ports on (no ALSA / CoreMIDI / WinMM), or no port of that name: use OSC instead.
+
+    Example:
+        >>> hf_melody.live.MidiTransport(input="my keyboard")                            # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.MidiUnavailableError: no MIDI system here (...); use OSC instead: --osc-in 127.0.0.1:9000 ...
+    """
