@@ -1,6 +1,6 @@
 """hf_melody: train, evaluate and sample small GPT-2 melody models on MIDI, the Hugging Face way.
 
-Example:
+Examples:
     >>> import hf_melody
     >>> metrics = hf_melody.train("recipes/tiny-debug.yaml", max_steps=20)          # doctest: +SKIP
     >>> results = hf_melody.evaluate({"models": ["out/tiny-debug"]})                 # doctest: +SKIP

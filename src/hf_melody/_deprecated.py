@@ -4,7 +4,7 @@
 (`hf_melody.data.corpora`, `hf_melody.generation.decoding`). The old modules that became subpackages of the same
 name (`data`, `generation`, `grammar`, `modeling`, `training`) need nothing: their `__init__` tables keep the old names.
 
-Example:
+Examples:
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")

@@ -1,7 +1,7 @@
 """Where the files of a model bundle are: their names, the bundled checkpoints, and resolving a bundle given by name,
 folder or Hub id to a local file. The lowest layer of `hub` and `tokenizer` (it imports neither).
 
-Example:
+Examples:
     >>> from hf_melody.bundle import TRAINING_INFO, resolve_file
     >>> Path(resolve_file("folk-base", TRAINING_INFO)).name
     'training_info.json'
@@ -30,7 +30,7 @@ HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
 def bundled_checkpoints() -> list[str]:
     """Names of the checkpoints shipped inside the package (loadable offline by name).
 
-    Example:
+    Examples:
         >>> bundled_checkpoints()
         ['deeper-thinner', 'folk-base', 'original', 'wider-shallower']
     """

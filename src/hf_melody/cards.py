@@ -78,7 +78,7 @@ def generate_model_cards(results_path: str | Path, out_dir: str | Path = "model_
     Writes `out_dir/<name>.md` and the same text as the bundle's own `README.md`, so the numbers of the cards
     always come from `results.json` (written by `hf-melody evaluate`).
 
-    Example:
+    Examples:
         >>> generate_model_cards("model_cards/eval/results.json")        # doctest: +SKIP
     """
     results = json.loads(Path(results_path).read_text())

@@ -35,8 +35,8 @@ from .evaluation.arguments import evaluation_parser
 from .export.render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
 from .generation.configuration import DECODERS, MelodyGenerationConfig
 from .generation.infill import parse_bars
-from .parser import accelerate_configs, bundled_recipes
 from .live.command import LIVE_DESCRIPTION, add_live_arguments, run_live
+from .parser import accelerate_configs, bundled_recipes
 from .pipelines.melody_generation import MelodyPipeline
 from .tokenizer import MelodyTokenizer
 from .training.arguments import training_parser
@@ -52,7 +52,7 @@ def _echo(msg: str) -> None:
 def check_out_folder(flag: str, path: str) -> Path:
     """`path` as a `Path`; `ConfigError` (before any work) if it, or a folder above it, is an existing file.
 
-    Example:
+    Examples:
         >>> check_out_folder("--out", "README.md/melodies")                            # doctest: +ELLIPSIS
         Traceback (most recent call last):
         hf_melody.errors.ConfigError: --out README.md/melodies: README.md is a file, not a folder; give a folder path
@@ -69,7 +69,7 @@ def check_out_folder(flag: str, path: str) -> Path:
 def parse_formats(text: str) -> list[str]:
     """`--formats mid,wav` -> `["mid", "wav"]`; `ConfigError` naming an unknown or missing format.
 
-    Example:
+    Examples:
         >>> parse_formats("mid, wav,PNG")
         ['mid', 'wav', 'png']
     """
@@ -167,7 +167,7 @@ def add_generation_flags(parser, infill: bool = False) -> None:
     """Add one flag per `MelodyGenerationConfig` field (those `infill` takes, with `infill=True`), spelled both
     `--num-bars` and `--num_bars`, with the field's help text; unset flags stay None (the pipeline's default).
 
-    Example:
+    Examples:
         >>> parser = argparse.ArgumentParser(allow_abbrev=False); add_generation_flags(parser)
         >>> generation_options(parser.parse_args(["--num_bars", "8", "--key", "D minor"]))
         {'key': 'D minor', 'num_bars': 8}
@@ -190,7 +190,7 @@ def add_generation_flags(parser, infill: bool = False) -> None:
 def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     """The `MelodyGenerationConfig` options given on the command line (flags left out are not in the dict).
 
-    Example:
+    Examples:
         >>> generation_options(build_parser().parse_args(["generate", "--pitch_range", "60", "72"]))
         {'pitch_range': (60, 72)}
     """
@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `hf-melody` argument parser: one sub-command per job (train, evaluate and prepare are only listed here:
     `main` hands their flags to the dataclass parser of `hf_melody.parser`).
 
-    Example:
+    Examples:
         >>> build_parser().parse_args(["generate", "--num", "2"]).num
         2
     """
@@ -458,7 +458,7 @@ DATACLASS_COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "prepare": c
 def main(argv: list[str] | None = None) -> int:
     """The `hf-melody` command; returns the exit status (2 with a one-line error for bad input).
 
-    Example:
+    Examples:
         >>> main(["train", "--config", "recipes/tiny-debug.yaml", "--max-steps", "20"])     # doctest: +SKIP
         0
     """

@@ -3,7 +3,7 @@
 Run `hf-melody demo` (or `python app.py`, which a Gradio Space runs). Starting it needs no network: models are the
 bundled checkpoints (or folders / cached Hub ids you name), the page is served locally and analytics are off.
 
-Example:
+Examples:
     >>> from hf_melody.demo import build_demo
     >>> build_demo(models=["folk-base", "original"]).launch()                            # doctest: +SKIP
 """
@@ -41,7 +41,7 @@ def _gradio():
 class MelodyDemo:
     """The demo's state and its one action: `generate(...)` returns audio, piano roll, files and a summary.
 
-    Example:
+    Examples:
         >>> audio, png, files, text = MelodyDemo().generate("folk-base", "D minor", "3/4", 8, "any", 1.0, 0)
         ... # doctest: +SKIP
     """

@@ -1,6 +1,6 @@
 """Typed errors: every message names the bad input and says how to fix it.
 
-Example:
+Examples:
     >>> import hf_melody
     >>> hf_melody.MelodyGenerationConfig(key="H major")                                 # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -13,7 +13,7 @@ from __future__ import annotations
 class HFMelodyError(Exception):
     """Base class of every error hf_melody raises on purpose: catch it to report bad input in one line.
 
-    Example:
+    Examples:
         >>> try:
         ...     hf_melody.load_melodies("no-such-corpus")
         ... except hf_melody.HFMelodyError as e:
@@ -25,7 +25,7 @@ class HFMelodyError(Exception):
 class MidiReadError(HFMelodyError, ValueError):
     """A file could not be read as MIDI (corrupt, truncated, not MIDI, unreadable path).
 
-    Example:
+    Examples:
         >>> hf_melody.read_midi("README.md")
         Traceback (most recent call last):
         hf_melody.errors.MidiReadError: README.md: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)
@@ -35,7 +35,7 @@ class MidiReadError(HFMelodyError, ValueError):
 class NoMelodyError(HFMelodyError, ValueError):
     """A file was read but holds no usable melody (no notes, drums only, out of range).
 
-    Example:
+    Examples:
         >>> hf_melody.read_midi("drums_only.mid")                                      # doctest: +SKIP
         Traceback (most recent call last):
         hf_melody.errors.NoMelodyError: drums_only.mid: no notes outside the drum channel ...
@@ -45,7 +45,7 @@ class NoMelodyError(HFMelodyError, ValueError):
 class ImplausibleMelodyError(NoMelodyError):
     """A file's melody is implausible as music: an absurdly long note or rest, or mostly silence.
 
-    Example:
+    Examples:
         >>> melodies, report = hf_melody.load_melodies("path/to/midi")                   # doctest: +SKIP
         >>> report.reasons()                          # such files are skipped and counted  # doctest: +SKIP
     """
@@ -54,7 +54,7 @@ class ImplausibleMelodyError(NoMelodyError):
 class CorpusError(HFMelodyError, ValueError):
     """A dataset spec names no known corpus, or a folder that is missing or empty.
 
-    Example:
+    Examples:
         >>> hf_melody.load_melodies("no-such-corpus")                                 # doctest: +ELLIPSIS
         Traceback (most recent call last):
         hf_melody.errors.CorpusError: unknown corpus 'no-such-corpus'; choose one of: essen, ...
@@ -64,7 +64,7 @@ class CorpusError(HFMelodyError, ValueError):
 class ConfigError(HFMelodyError, ValueError):
     """A training or generation configuration is invalid; raised before any work starts.
 
-    Example:
+    Examples:
         >>> hf_melody.MelodyGenerationConfig(top_p=1.5)
         Traceback (most recent call last):
         hf_melody.errors.ConfigError: top_p=1.5 must be in (0, 1]
@@ -74,7 +74,7 @@ class ConfigError(HFMelodyError, ValueError):
 class SoundfontNotFoundError(HFMelodyError, FileNotFoundError):
     """No General MIDI soundfont was found for audio rendering.
 
-    Example:
+    Examples:
         >>> melody.save_wav("tune.wav", soundfont="missing.sf2")                         # doctest: +SKIP
         Traceback (most recent call last):
         hf_melody.errors.SoundfontNotFoundError: missing.sf2: no such soundfont file; give the path of a .sf2/.sf3 file
@@ -84,7 +84,7 @@ class SoundfontNotFoundError(HFMelodyError, FileNotFoundError):
 class ModelLoadError(HFMelodyError, OSError):
     """A model bundle could not be found or loaded.
 
-    Example:
+    Examples:
         >>> hf_melody.load_model("no-such-model")                                      # doctest: +ELLIPSIS
         Traceback (most recent call last):
         hf_melody.errors.ModelLoadError: 'no-such-model': not a folder, a bundled checkpoint (...) or a Hub id ...
@@ -94,7 +94,7 @@ class ModelLoadError(HFMelodyError, OSError):
 class MissingDependencyError(HFMelodyError, ImportError):
     """An optional package (an extra such as `corpus` or `audio`) is needed for this feature and not installed.
 
-    Example:
+    Examples:
         >>> melody.save_musicxml("tune.musicxml")               # without music21             # doctest: +SKIP
         Traceback (most recent call last):
         hf_melody.errors.MissingDependencyError: MusicXML and ABC export need music21: pip install 'hf_melody[corpus]'
@@ -104,7 +104,7 @@ class MissingDependencyError(HFMelodyError, ImportError):
 class MidiUnavailableError(HFMelodyError, OSError):
     """No MIDI system to open ports on (no ALSA / CoreMIDI / WinMM), or no port of that name: use OSC instead.
 
-    Example:
+    Examples:
         >>> hf_melody.live.MidiTransport(input="my keyboard")                            # doctest: +SKIP
         Traceback (most recent call last):
         hf_melody.errors.MidiUnavailableError: no MIDI system here (...); use OSC instead: --osc-in 127.0.0.1:9000 ...

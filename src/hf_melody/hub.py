@@ -1,6 +1,6 @@
 """The model bundle: model + `miditok.json` + generation config + model card; save, load (name, folder, Hub id), push.
 
-Example:
+Examples:
     >>> from hf_melody.hub import load_model, load_tokenizer
     >>> model = load_model("folk-base")              # a bundled checkpoint, offline
     >>> tok = load_tokenizer("folk-base")
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 def load_tokenizer(name_or_path: str | os.PathLike, **hub_kwargs):
     """The `MelodyTokenizer` of a bundle (a bundled name, a folder or a Hub id).
 
-    Example:
+    Examples:
         >>> tok = load_tokenizer("folk-base")
         >>> tok.vocab_size, tok.is_bpe
         (174, False)
@@ -45,7 +45,7 @@ def check_model_config(name_or_path: str | os.PathLike, **hub_kwargs) -> dict[st
     Raises `ModelLoadError` naming the file and the fix: another architecture (`model_type` other than `gpt2`), or
     a `vocab_size` that differs from the bundle's tokenizer (which would load with new, random embeddings).
 
-    Example:
+    Examples:
         >>> check_model_config("folk-base")["model_type"]
         'gpt2'
     """
@@ -80,7 +80,7 @@ def load_model(name_or_path: str | os.PathLike, allow_pickle: bool = False, trus
                **kwargs):
     """The GPT-2 model of a bundle. Only safetensors are read unless `allow_pickle=True`; no remote code by default.
 
-    Example:
+    Examples:
         >>> model = load_model("folk-base")
         >>> model.config.model_type
         'gpt2'
@@ -138,7 +138,7 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
     any moment leaves either the old bundle or the new one, never a mix. Other entries of an existing folder
     (`checkpoint-*`, `training_log.json`, ...) are carried over as hard links.
 
-    Example:
+    Examples:
         >>> save_bundle(model, tokenizer, "out/my-model", training_info={"preset": "original"})  # doctest: +SKIP
     """
     save_directory = Path(save_directory)
@@ -190,7 +190,7 @@ def check_hub_access(repo_id: str, token: str | None = None) -> str:
     Returns the full repo id (`user/name` when `repo_id` has no namespace). Raises `HFMelodyError` in one line when
     offline, not logged in, or when the namespace belongs to someone else.
 
-    Example:
+    Examples:
         >>> check_hub_access("my-melody-model")            # doctest: +SKIP
         'me/my-melody-model'
     """
@@ -225,7 +225,7 @@ def push_bundle_to_hub(folder: str | os.PathLike, repo_id: str, private: bool = 
                        commit_message: str = "Upload hf_melody bundle") -> str:
     """Upload a saved bundle folder to the Hub; a clear `HFMelodyError` when offline or unauthorised.
 
-    Example:
+    Examples:
         >>> push_bundle_to_hub("out/my-model", "me/my-melody-model", private=True)           # doctest: +SKIP
         'https://huggingface.co/me/my-melody-model/commit/...'
     """

@@ -3,7 +3,7 @@
 Written once here; the tokenizer, the corpora, the grammar, the generation options, the files we write (MIDI key
 signatures, ABC) and the CLI help read them from this module.
 
-Example:
+Examples:
     >>> from hf_melody.music import PITCH_RANGE, bar_ticks, note_name, parse_key
     >>> bar_ticks(6, 8), note_name(PITCH_RANGE[0]), parse_key("Am").name
     (1440, 'G2', 'A minor')
@@ -57,7 +57,7 @@ DEFAULT_TIME_SIGNATURE = (4, 4)
 def bar_ticks(numerator: int, denominator: int, tpq: int = TPQ) -> int:
     """Length of one bar of `numerator/denominator` in ticks (`tpq` per quarter note).
 
-    Example:
+    Examples:
         >>> bar_ticks(3, 4), bar_ticks(6, 8, tpq=8)
         (1440, 24)
     """
@@ -70,7 +70,7 @@ def bar_start_ticks(score, n_bars: int | None = None) -> list[int]:
     With `n_bars`, the starts of bars 0..n_bars (the last one is the end of bar n_bars-1); without, every bar
     start up to the end of the score plus the bar line after it.
 
-    Example:
+    Examples:
         >>> bar_start_ticks(score, 2)          # a 3/4 tune at 480 ticks per quarter   # doctest: +SKIP
         [0, 1440, 2880]
     """
@@ -104,7 +104,7 @@ NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 def note_name(pitch: int) -> str:
     """`60` -> `"C4"` (scientific pitch notation, MIDI 60 = middle C).
 
-    Example:
+    Examples:
         >>> note_name(60), note_name(70)
         ('C4', 'Bb4')
     """
@@ -115,7 +115,7 @@ def tokenizer_pitch_range(tokenizer) -> tuple[int, int]:
     """The lowest and highest pitch a tokenizer has a `Pitch_` token for (a `MelodyTokenizer`, or anything with a
     `base_vocab` of token strings).
 
-    Example:
+    Examples:
         >>> tokenizer_pitch_range(MelodyTokenizer()) == PITCH_RANGE                       # doctest: +SKIP
         True
     """
@@ -126,7 +126,7 @@ def tokenizer_pitch_range(tokenizer) -> tuple[int, int]:
 def pitch_range_text(pitch_range: tuple[int, int] = PITCH_RANGE) -> str:
     """How help texts show a pitch range.
 
-    Example:
+    Examples:
         >>> pitch_range_text()
         '43..91 (G2..G6)'
     """
@@ -168,7 +168,7 @@ MINOR_BY_SHARPS = {-7: "Ab", -6: "Eb", -5: "Bb", -4: "F", -3: "C", -2: "G", -1: 
 class Key:
     """A tonic and the pitch classes of its scale (0 = C).
 
-    Example:
+    Examples:
         >>> parse_key("D minor")
         Key(name='D minor', tonic=2, pitch_classes=frozenset({0, 2, 4, 5, 7, 9, 10}))
     """
@@ -189,7 +189,7 @@ def parse_key(key: str) -> Key:
     Raises:
         ConfigError: a name that is not a tonic A-G (with # or b) followed by a mode of `MODES`.
 
-    Example:
+    Examples:
         >>> parse_key("Am").pitch_classes == parse_key("C major").pitch_classes
         True
     """
@@ -220,7 +220,7 @@ def parse_key(key: str) -> Key:
 def key_signature(key: str) -> tuple[int, int]:
     """`(sharps, tonality)` of a key name for a MIDI key signature: flats are negative, tonality 1 is minor.
 
-    Example:
+    Examples:
         >>> key_signature("D minor"), key_signature("Bb major"), key_signature("G mixolydian")
         ((-1, 1), (-2, 0), (0, 0))
     """
@@ -235,7 +235,7 @@ def key_signature(key: str) -> tuple[int, int]:
 def key_name_of_signature(sharps: int, minor: bool = False) -> str:
     """The key a key signature stands for, written as ABC does ("D", "Bbm").
 
-    Example:
+    Examples:
         >>> key_name_of_signature(-1, minor=True), key_name_of_signature(2)
         ('Dm', 'D')
     """

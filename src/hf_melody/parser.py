@@ -3,7 +3,7 @@ command-line flags override them, and unknown keys, abbreviations and values of 
 `ConfigError` naming the key and the fix (with a "did you mean" for typos). Every flag has both spellings,
 `--max_steps` and `--max-steps`, as in transformers.
 
-Example:
+Examples:
     >>> from hf_melody.parser import training_parser
     >>> model_args, data_args, training_args = training_parser().parse_args_and_config(
     ...     ["--config", "recipes/tiny-debug.yaml", "--max-steps", "20"])         # doctest: +SKIP
@@ -35,7 +35,7 @@ so `--config tiny-debug` works from a wheel, outside any checkout."""
 def bundled_recipes() -> dict[str, Path]:
     """Name -> path of every recipe shipped with hf_melody (`tiny-debug`, `small`, `finetune_style`, ...).
 
-    Example:
+    Examples:
         >>> sorted(bundled_recipes())[:3]
         ['base', 'deeper-thinner', 'evaluate']
     """
@@ -45,7 +45,7 @@ def bundled_recipes() -> dict[str, Path]:
 def accelerate_configs() -> dict[str, Path]:
     """Name -> path of the shipped accelerate configs, for `accelerate launch --config_file PATH`.
 
-    Example:
+    Examples:
         >>> accelerate_configs()["cpu-2proc"].name
         'cpu-2proc.yaml'
     """
@@ -56,7 +56,7 @@ def find_recipe(name_or_path: str | os.PathLike) -> Path:
     """The recipe file `--config` names: an existing path wins; otherwise a shipped recipe by name (`tiny-debug`,
     `tiny-debug.yaml` or `recipes/tiny-debug.yaml`, as the README writes it, from any folder).
 
-    Example:
+    Examples:
         >>> find_recipe("tiny-debug").name
         'tiny-debug.yaml'
     """
@@ -91,7 +91,7 @@ class MelodyArgumentParser(HfArgumentParser):
     get a "did you mean". A parser holds the defaults of the config it parsed: build one per parse (see
     `training_parser`).
 
-    Example:
+    Examples:
         >>> parser = MelodyArgumentParser(EvaluationArguments, prog="hf-melody evaluate")
         >>> parser.parse_args_and_config(["--models", "original", "--num-samples", "4"])[0].num_samples
         4
@@ -153,7 +153,7 @@ class MelodyArgumentParser(HfArgumentParser):
     def parse_args_and_config(self, args: list[str] | None = None) -> tuple:
         """`--config recipe.yaml` (defaults) plus command-line flags -> one instance of each dataclass.
 
-        Example:
+        Examples:
             >>> training_parser().parse_args_and_config(["--config=recipes/tiny-debug.yaml", "--max_steps", "9"])
             ... # doctest: +SKIP
         """
@@ -174,7 +174,7 @@ class MelodyArgumentParser(HfArgumentParser):
         """One instance of each dataclass from a YAML path or a dict (plus keyword overrides), with the same
         defaults, conversions and checks as the command line.
 
-        Example:
+        Examples:
             >>> training_parser().parse_config("recipes/tiny-debug.yaml", max_steps=5)[2].max_steps  # doctest: +SKIP
             5
         """
@@ -251,7 +251,7 @@ def load_yaml_config(path: str | os.PathLike, parser: MelodyArgumentParser | Non
     and the fix. Keys are checked against `parser` (default: the training parser). `path` may name a shipped recipe
     (`find_recipe`).
 
-    Example:
+    Examples:
         >>> load_yaml_config("tiny-debug")["preset"]                        # doctest: +SKIP
         'original'
     """

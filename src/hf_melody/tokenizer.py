@@ -1,6 +1,6 @@
 """The melody REMI tokenizer: its configuration, optional BPE, and save/load beside the model as `miditok.json`.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyTokenizer
     >>> tok = MelodyTokenizer()
     >>> tok.vocab_size, tok.bos_token_id
@@ -33,7 +33,7 @@ EOS` teaches the same causal model to regenerate bars between a given prefix and
 def style_token(style: str) -> str:
     """The token string of a style control token.
 
-    Example:
+    Examples:
         >>> style_token("irish")
         'Style-irish_None'
     """
@@ -66,7 +66,7 @@ class MelodyTokenizer:
 
     Wraps a `miditok.REMI` (available as `.miditok`). Token ids are BPE ids once `train_bpe` has run.
 
-    Example:
+    Examples:
         >>> tok = MelodyTokenizer()
         >>> ids = tok.encode(melody)                        # doctest: +SKIP
         >>> score = tok.decode(ids)                         # doctest: +SKIP
@@ -248,7 +248,7 @@ class MelodyTokenizer:
         """`{"input_ids", "attention_mask"}` of a MIDI path or bytes, a `Melody` or a `symusic.Score`, framed as
         the models were trained (BOS, the style token if given, EOS).
 
-        Example:
+        Examples:
             >>> MelodyTokenizer()("tests/fixtures/kinder0_0.mid")["input_ids"][:3]            # doctest: +SKIP
             [1, 4, 151]
         """
@@ -267,7 +267,7 @@ class MelodyTokenizer:
         """The same vocabulary as a `transformers.PreTrainedTokenizerFast` (token strings <-> ids, no MIDI):
         what `AutoTokenizer.from_pretrained(bundle)` loads. MIDI in and out stays with this class.
 
-        Example:
+        Examples:
             >>> fast = MelodyTokenizer().hf_tokenizer()
             >>> fast.convert_tokens_to_ids(["BOS_None", "Bar_None"]) == MelodyTokenizer().convert_tokens_to_ids(
             ...     ["BOS_None", "Bar_None"])

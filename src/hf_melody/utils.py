@@ -65,7 +65,7 @@ def publish_folder(staging: str | os.PathLike, target: str | os.PathLike) -> Pat
     systems without an atomic exchange, the old folder is first renamed to a hidden `.old` sibling, which
     `remove_stale_siblings` puts back if the process died between the two renames.
 
-    Example:
+    Examples:
         >>> publish_folder("out/.model.123.partial", "out/model")          # doctest: +SKIP
     """
     import shutil

@@ -3,7 +3,7 @@
 Folk musicians keep their tunes as ABC; one file may hold many tunes (one `X:` header each), and each becomes one
 `Melody` with the id `<prefix>/<i>` and its `T:` title.
 
-Example:
+Examples:
     >>> from hf_melody.data.abc import read_abc
     >>> [melody] = read_abc("X:1\\nT:Scale\\nM:2/4\\nL:1/8\\nK:G\\nGABc|defg|\\n", melody_id="mine/scale")
     >>> melody.id, melody.title, melody.meter, len(melody.notes)                        # doctest: +SKIP
@@ -62,7 +62,7 @@ def read_abc(source: str | os.PathLike, melody_id: str | None = None, style: str
     Tunes that cannot be converted are skipped into `report` (with one, a file of bad tunes gives `[]`); without
     one, a file with no usable tune raises `NoMelodyError`.
 
-    Example:
+    Examples:
         >>> tunes = read_abc("my_session_tunes.abc")                                       # doctest: +SKIP
     """
     is_text = isinstance(source, str) and "\n" in source

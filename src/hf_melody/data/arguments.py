@@ -4,7 +4,7 @@ help, and checks in `__post_init__` so a bad value fails the same way from Pytho
 The recipes, `hf-melody train|evaluate|prepare` and `hf_melody.train` / `hf_melody.evaluate` all fill these through
 `MelodyArgumentParser` (in `hf_melody.parser`).
 
-Example:
+Examples:
     >>> from hf_melody.data.arguments import DataArguments
     >>> DataArguments(dataset="essen/kinder0,oneills1850", exclude="essen/kinder0/3").dataset
     ['essen/kinder0', 'oneills1850']
@@ -31,7 +31,7 @@ SPLIT_CHOICES = ("all", "train", "validation", "test", "auto")
 def split_list(value: str | Iterable[str] | None) -> list[str]:
     """A list-valued field from a list, a comma-separated string (older recipes and flags) or None.
 
-    Example:
+    Examples:
         >>> split_list(["essen/kinder0,oneills1850", " airdsAirs "])
         ['essen/kinder0', 'oneills1850', 'airdsAirs']
     """
@@ -67,7 +67,7 @@ class DataArguments:
         streaming: tokenize on the fly (an `IterableDataset`); needs `max_steps`.
         infill_ratio: share of training melodies in the fill-in-the-middle form (`hf_melody.generation.infill`).
 
-    Example:
+    Examples:
         >>> from hf_melody import MelodyTokenizer, build_dataset
         >>> data = DataArguments(max_length=128, augment_semitones=2)
         >>> build_dataset(melodies, MelodyTokenizer(), data)                      # doctest: +SKIP
@@ -126,7 +126,7 @@ class DataArguments:
     def column_map(self) -> dict[str, str]:
         """`dataset_columns` as role -> column (`load_melodies(columns=...)`).
 
-        Example:
+        Examples:
             >>> DataArguments(dataset_columns="midi=file_bytes,id=tune").column_map
             {'midi': 'file_bytes', 'id': 'tune'}
         """
@@ -165,7 +165,7 @@ class DataArguments:
 class DataConfig(DataArguments):
     """`DataArguments` under the name `build_dataset` callers have always used; takes the split seed as `seed`.
 
-    Example:
+    Examples:
         >>> DataConfig(max_length=128, augment_semitones=2, seed=1).seed
         1
     """
@@ -182,7 +182,7 @@ class DataConfig(DataArguments):
 class PrepareArguments:
     """Where `hf-melody prepare` writes the packed dataset (`dataset/`), its `miditok.json` and the skip report.
 
-    Example:
+    Examples:
         >>> PrepareArguments(output_dir="out/data").output_dir
         'out/data'
     """
@@ -193,7 +193,7 @@ class PrepareArguments:
 def prepare_parser(prog: str | None = None) -> MelodyArgumentParser:
     """The parser of `hf-melody prepare` (data arguments and the output folder).
 
-    Example:
+    Examples:
         >>> data, prep = prepare_parser().parse_args_and_config(["--dataset", "essen/kinder0", "--out", "out/d"])
         >>> data.dataset, prep.output_dir
         (['essen/kinder0'], 'out/d')

@@ -1,6 +1,6 @@
 """Where melodies come from: MIDI folders and the music21 corpora, reduced to monophonic `Melody` records.
 
-Example:
+Examples:
     >>> from hf_melody.data.corpora import load_melodies
     >>> melodies, report = load_melodies("essen/kinder0")      # doctest: +SKIP
     >>> melodies[0].title, len(melodies[0].notes)              # doctest: +SKIP
@@ -250,7 +250,7 @@ def read_midi(path: str | os.PathLike | bytes, melody_id: str | None = None, sou
         MidiReadError: missing, unreadable, truncated or non-MIDI file.
         NoMelodyError: no notes, drum-only, or melody outside the pitch range.
 
-    Example:
+    Examples:
         >>> melody = read_midi("tests/fixtures/kinder0_0.mid")
         >>> melody.id, melody.meter, melody.notes[:2]
         ('midi/kinder0_0.mid', '2/4', [[0, 480, 69], [480, 240, 67]])
@@ -346,7 +346,7 @@ def load_melodies(spec: Any, progress: bool = True, num_proc: int | None = None,
     (e.g. `essen/kinder0` to hold the benchmark out). Returns the melodies and a `SkipReport` of what was skipped
     and why (bad files and bad rows are skipped, never fatal).
 
-    Example:
+    Examples:
         >>> melodies, report = load_melodies("essen/kinder0", progress=False)
         >>> len(melodies), melodies[0].style, report.summary()
         (213, 'german-folk', '213 of 213 kept, 0 skipped')

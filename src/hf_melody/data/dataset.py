@@ -1,6 +1,6 @@
 """Melodies -> `datasets.DatasetDict`: split by melody, augment by transposition, tokenize, pack into blocks.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyTokenizer, load_melodies, build_dataset
     >>> melodies, _ = load_melodies("essen/kinder0")                           # doctest: +SKIP
     >>> ds = build_dataset(melodies, MelodyTokenizer(), max_length=256)       # doctest: +SKIP
@@ -70,7 +70,7 @@ def augment(melodies: Iterable[Melody], shifts: Sequence[int]) -> Iterator[Melod
 def melody_style(m: Melody) -> str:
     """The style token a melody is trained with: its own style when it is one of `STYLES`, else "other".
 
-    Example:
+    Examples:
         >>> melody_style(Melody("mine/1", "mine", [[0, 480, 60]]))
         'other'
     """
@@ -175,7 +175,7 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
     and `config`, so a changed input is never served stale. With `streaming`, returns an `IterableDatasetDict`
     that tokenizes on the fly (for corpora larger than memory).
 
-    Example:
+    Examples:
         >>> melodies, _ = load_melodies("essen/kinder0")                                  # doctest: +SKIP
         >>> dsd = build_dataset(melodies, MelodyTokenizer(), DataArguments(max_length=256))   # doctest: +SKIP
         >>> dsd["train"].column_names                                                     # doctest: +SKIP
@@ -269,7 +269,7 @@ def prepare_dataset(dataset: Any, tokenizer: MelodyTokenizer | None = None,
     Returns `(dataset_dict, tokenizer, skip_report)`. Trains BPE on the training melodies when
     `bpe_vocab_size` is given and the tokenizer is not trained yet.
 
-    Example:
+    Examples:
         >>> dsd, tokenizer, report = prepare_dataset("path/to/midi", bpe_vocab_size=512)     # doctest: +SKIP
         >>> report.summary()                                                                 # doctest: +SKIP
     """

@@ -6,7 +6,7 @@ Columns are found by name: the data in the first of `midi`, `path`, `abc` that t
 `title` and `style` columns carried into each `Melody`; `columns={"midi": "audio_bytes", "id": "tune"}` renames
 them. A bad row is skipped into the `SkipReport` like a bad file.
 
-Example:
+Examples:
     >>> from datasets import Dataset
     >>> from hf_melody import load_melodies
     >>> ds = Dataset.from_dict({"midi": [open("tests/fixtures/kinder0_0.mid", "rb").read()], "id": ["hansel"]})
@@ -128,7 +128,7 @@ def melodies_from_dataset(ds, name: str = "dataset", report: SkipReport | None =
     """The melodies of a `Dataset` (one or more per row) or of every split of a `DatasetDict` (ids
     `name/<split>/<id>`); rows that hold no readable melody are skipped into `report`.
 
-    Example:
+    Examples:
         >>> melodies = melodies_from_dataset(ds, columns={"midi": "file_bytes"})        # doctest: +SKIP
     """
     from tqdm.auto import tqdm

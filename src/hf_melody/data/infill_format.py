@@ -8,7 +8,7 @@ A training melody `BOS Style <bar 1> ... <bar n> EOS` is sometimes (`DataConfig.
 so one causal GPT-2 learns both to continue and to fill a gap knowing what comes after it. Every REMI bar opens
 with `Bar TimeSig`, and positions count from the bar line, so the bars can be cut and moved as they are.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyTokenizer
     >>> from hf_melody.data.infill_format import infill_example, split_bars
     >>> tok = MelodyTokenizer()
@@ -31,7 +31,7 @@ def split_bars(body: Sequence[int], bar_id: int) -> list[list[int]]:
     """Cut token ids (no BOS/style/EOS) into bars, each starting at a `Bar` token; tokens before the first bar line
     (none in our REMI) are kept with the first bar.
 
-    Example:
+    Examples:
         >>> bar = tok.base_vocab["Bar_None"]
         >>> split_bars([bar, 20, 21, bar, 22], bar) == [[bar, 20, 21], [bar, 22]]
         True

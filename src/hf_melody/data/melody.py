@@ -1,6 +1,6 @@
 """The `Melody` record and the helpers that make one line of notes: skyline, octave placement, meters, skip reports.
 
-Example:
+Examples:
     >>> from hf_melody.data.melody import Melody, skyline
     >>> skyline([(0, 480, 60), (0, 480, 64), (480, 240, 62)])
     [[0, 480, 64], [480, 240, 62]]
@@ -36,7 +36,7 @@ class Melody:
         key: its key as written in the source, e.g. "G major" (may be empty).
         style: its style, e.g. "german-folk" (may be empty: `other`).
 
-    Example:
+    Examples:
         >>> melody = Melody("mine/1", "mine", [[0, 480, 60], [480, 480, 64]], [[0, 3, 4]], style="german-folk")
         >>> melody.meter, len(melody.notes)
         ('3/4', 2)
@@ -173,7 +173,7 @@ def _one_line(text: str, limit: int = 160) -> str:
 class SkipReport:
     """What a batch job skipped, and why. Written as JSON beside the output by `save`.
 
-    Example:
+    Examples:
         >>> melodies, report = load_melodies("path/to/midi")                      # doctest: +SKIP
         >>> report.summary(), report.reasons()                                    # doctest: +SKIP
         ('118 of 120 kept, 2 skipped (MidiReadError: 1, NoMelodyError: 1)', {...})

@@ -7,7 +7,7 @@ byte-identical to the installed one (SHA-1); otherwise, or when a pack is missin
 with music21 and cached under `cache_dir()`. Octave placement into the tokenizer range happens at load time, so a
 changed range never needs a new conversion.
 
-Example:
+Examples:
     >>> from hf_melody.data.music21_corpora import load_music21_corpus
     >>> melodies = load_music21_corpus("essen/kinder0")          # doctest: +SKIP
     >>> len(melodies)                                            # doctest: +SKIP
@@ -155,7 +155,7 @@ def parsed_melodies(parsed, prefix: str, source: str, style: str, where: str) ->
     """The melodies of a parsed music21 file or text (one per tune, ids `prefix/<i>`) and `(id, error, reason)`
     skips; shared by the corpora and the user's ABC files (`hf_melody.data.abc`).
 
-    Example:
+    Examples:
         >>> from music21 import converter
         >>> melodies, skips = parsed_melodies(converter.parse("X:1\\nK:G\\nGABc|d2d2|\\n", format="abc"),
         ...                                   "mine/tune", "mine", "", "tune.abc")         # doctest: +SKIP

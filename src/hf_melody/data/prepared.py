@@ -1,6 +1,6 @@
 """A folder written by `hf-melody prepare` (`dataset/` + `miditok.json`): recognise it and load it for training.
 
-Example:
+Examples:
     >>> from hf_melody.data.prepared import find_prepared, load_prepared
     >>> folder = find_prepared(["out/data"])                                             # doctest: +SKIP
     >>> dsd, tokenizer = load_prepared(folder)                                           # doctest: +SKIP

@@ -13,7 +13,7 @@ several models in one `results.json` with plots.
     plots            loss curves, overfitting, bits per note and improvement heatmap (matplotlib)
     compare          evaluate_models / evaluate and the results table
 
-Example:
+Examples:
     >>> import hf_melody
     >>> from hf_melody.evaluation import results_table, score_melodies
     >>> results = hf_melody.evaluate({"models": ["original", "folk-base"]})                           # doctest: +SKIP

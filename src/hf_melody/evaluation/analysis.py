@@ -10,7 +10,7 @@ gives: `onset.information.content` / `onset.entropy` (the note's Bar/TimeSig/Pos
 (the onset, pitch and duration entropies summed). With `model="ppm"` the cpitch columns come from the PPM of
 `evaluation.ppm` (IDyOM's LTM / STM / both) and the rhythm columns are absent. All information in bits.
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.analysis import analyze
     >>> df = analyze("folk-base", "essen/kinder0")                                       # doctest: +SKIP
     >>> df["cpitch.information.content"].mean()   # score_melodies(...).fair_pitch_bits_per_note  # doctest: +SKIP
@@ -106,7 +106,7 @@ def analyze(model, dataset, style: str | None = None, dynamic=None, window: int 
     the neural pitch distribution with a PPM short-term model, entropy-weighted as IDyOM combines LTM and STM
     (adds `cpitch.combined.*` columns; the neural side is the unadapted model even with `dynamic`).
 
-    Example:
+    Examples:
         >>> df = analyze("original", "essen/kinder0", style="german-folk")                # doctest: +SKIP
         >>> df.groupby("metrical.position")["cpitch.information.content"].mean()          # doctest: +SKIP
     """
@@ -204,7 +204,7 @@ def plot_analysis(df, out_dir: str | os.PathLike, melodies: Sequence[str] | None
     """`profile_<k>.png`: IC and entropy over the notes of the first melodies (or `melodies`), and
     `ic_by_metrical_position.png`: the mean pitch (and whole-note) IC by position in the bar.
 
-    Example:
+    Examples:
         >>> plot_analysis(df, "out/analysis")                                            # doctest: +SKIP
     """
     from .plots import _pyplot, _save

@@ -1,7 +1,7 @@
 """What to evaluate: `EvaluationArguments` and `evaluation_parser`, the parser of `recipes/evaluate.py`,
 `hf-melody evaluate` and `hf_melody.evaluate`.
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.arguments import EvaluationArguments
     >>> EvaluationArguments(models="original,folk-base").models
     ['original', 'folk-base']
@@ -40,7 +40,7 @@ class EvaluationArguments:
         device: where the models run.
         fair_pitch: also report `fair_pitch_bits_per_note` (pitch predicted from the past only).
 
-    Example:
+    Examples:
         >>> EvaluationArguments(models="original,folk-base", num_samples=8).models
         ['original', 'folk-base']
     """
@@ -86,7 +86,7 @@ class EvaluationArguments:
     def to_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of `evaluate_models` (`output_dir` is its `out_dir`).
 
-        Example:
+        Examples:
             >>> EvaluationArguments(models=["original"]).to_kwargs()["out_dir"]
             'out/eval'
         """
@@ -98,7 +98,7 @@ class EvaluationArguments:
 def evaluation_parser(prog: str | None = None) -> MelodyArgumentParser:
     """The parser of `recipes/evaluate.py`, `hf-melody evaluate` and `hf_melody.evaluate`.
 
-    Example:
+    Examples:
         >>> [config] = evaluation_parser().parse_args_and_config(["--models", "original", "--out", "out/x"])
         >>> config.output_dir
         'out/x'

@@ -5,7 +5,7 @@ smoothing (the PPM escape method C, blended), one model per attribute as in IDyO
 pitch, duration, and the inter-onset interval (time from this note's onset to the next one, with an END symbol
 after the last note, so a melody's probability includes where it stops, like a model's EOS token).
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.baselines import NGramNoteModel
     >>> model = NGramNoteModel(order=2).fit([m.notes for m in train])            # doctest: +SKIP
     >>> model.evaluate([m.notes for m in test])["pitch_bits_per_note"]          # doctest: +SKIP
@@ -44,7 +44,7 @@ class WittenBellNGram:
     start of a sequence the available (shorter) context is used. Every symbol of the alphabet keeps a
     probability above zero and the probabilities sum to one.
 
-    Example:
+    Examples:
         >>> m = WittenBellNGram(order=1, alphabet="ABC").fit(["ABAB"])
         >>> m.prob("A", ())                    # (2 + 2 * 1/3) / (4 + 2)
         0.4444444444444444
@@ -98,7 +98,7 @@ def note_viewpoints(notes: Sequence[Sequence[int]]) -> dict[str, list]:
 
     The first inter-onset interval is the onset of the first note (a pickup's offset from tick 0).
 
-    Example:
+    Examples:
         >>> note_viewpoints([[0, 480, 60], [480, 240, 62], [960, 480, 64]])["ioi"]
         [0, 480, 480, 'END']
     """
@@ -119,7 +119,7 @@ class NGramNoteModel:
     `bits_per_note` adds duration and timing bits and the END symbol, the counterpart of a token model's total
     bits per note. Durations and intervals never seen in training share one `OTHER` symbol.
 
-    Example:
+    Examples:
         >>> model = NGramNoteModel(order=1).fit([[[0, 480, 60], [480, 480, 62]]])
         >>> round(model.evaluate([[[0, 480, 60], [480, 480, 62]]])["pitch_bits_per_note"], 3)
         1.293
@@ -185,7 +185,7 @@ class NGramNoteModel:
 def kfold(items: Sequence, folds: int = 10, seed: int = 0) -> list[tuple[list, list]]:
     """`folds` (train, test) pairs: a seeded shuffle cut into near-equal test parts, each item tested once.
 
-    Example:
+    Examples:
         >>> [len(test) for _, test in kfold(list(range(213)), folds=10)]
         [22, 22, 22, 21, 21, 21, 21, 21, 21, 21]
     """
@@ -206,7 +206,7 @@ def cross_validate_ngram(melodies: Sequence[Sequence[Sequence[int]]], order: int
 
     Returns the pooled `pitch_bits_per_note` and `bits_per_note` and the per-fold values.
 
-    Example:
+    Examples:
         >>> cv = cross_validate_ngram([m.notes for m in kinder], order=2)    # doctest: +SKIP
         >>> round(cv["pitch_bits_per_note"], 2)                               # doctest: +SKIP
         2.6
@@ -231,7 +231,7 @@ def majority_token_baseline(train_targets: Sequence[Sequence[int]], eval_targets
     vocabulary, and `bits_per_note` its total bits divided by `num_notes` when given. Pass the scored tokens only
     (what follows BOS and the style token).
 
-    Example:
+    Examples:
         >>> majority_token_baseline([[5, 5, 6]], [[5, 6]], vocab_size=10)["accuracy"]
         0.5
     """

@@ -2,7 +2,7 @@
 `results.json` and the plots, and summarise them as a table. `evaluate()` is the entry point of
 `recipes/evaluate.py`, `hf-melody evaluate` and `hf_melody.evaluate`.
 
-Example:
+Examples:
     >>> import hf_melody
     >>> results = hf_melody.evaluate({"models": ["original", "folk-base"], "output_dir": "out/eval"})  # doctest: +SKIP
     >>> print(results_table(results))                                                                 # doctest: +SKIP
@@ -43,7 +43,7 @@ def evaluate(config: EvaluationArguments | ConfigSource = None, *, progress: boo
     """Compare models as `recipes/evaluate.py` does: from a YAML path, a dict or an `EvaluationArguments`, with
     keyword overrides of its keys; writes `results.json` and the plots into `output_dir` and returns the results.
 
-    Example:
+    Examples:
         >>> import hf_melody
         >>> results = hf_melody.evaluate("recipes/evaluate.yaml", models=["original"], num_samples=0)  # doctest: +SKIP
         >>> results = hf_melody.evaluate({"models": ["out/my-model"], "dataset": "essen/kinder0"})    # doctest: +SKIP
@@ -90,7 +90,7 @@ def evaluate_models(models: Sequence[str], dataset: str = "essen/kinder0", out_d
 
     Returns the results dict (also in `out_dir/results.json`).
 
-    Example:
+    Examples:
         >>> evaluate_models(["original", "deeper-thinner"], "essen/kinder0", "out/eval")   # doctest: +SKIP
     """
     # 1. check the options and pick the melodies: before any scoring, so a typo costs nothing; the split depends on
@@ -235,7 +235,7 @@ def improvement_ratios(results: dict[str, Any], baseline: str = "ngram") -> dict
 def parse_evaluation_args(args: list[str] | None = None) -> EvaluationArguments:
     """`--config recipes/evaluate.yaml` (defaults) plus command-line overrides; unknown keys are a `ConfigError`.
 
-    Example:
+    Examples:
         >>> parse_evaluation_args(["--models", "original", "--out", "out/x"]).output_dir
         'out/x'
     """
@@ -246,7 +246,7 @@ def parse_evaluation_args(args: list[str] | None = None) -> EvaluationArguments:
 def results_table(results: dict[str, Any]) -> str:
     """A Markdown table of the models and baselines of `results` (bits per note, pitch bits, perplexity).
 
-    Example:
+    Examples:
         >>> print(results_table(evaluate_models(["original"], "essen/kinder0")))    # doctest: +SKIP
     """
     def fmt(x: Any) -> str:

@@ -7,7 +7,7 @@ the onset paths the model could take from the end of the previous note:
 
     P(pitch | past) = sum over onset paths o of P(o | past) * P(pitch | past, o)  /  P(a note follows | past)
 
-Example:
+Examples:
     >>> from hf_melody import load_melodies, load_model, load_tokenizer
     >>> from hf_melody.evaluation.fair_pitch import fair_pitch_logprobs
     >>> model, tok = load_model("folk-base"), load_tokenizer("folk-base")                  # doctest: +SKIP
@@ -68,7 +68,7 @@ def fair_pitch_logprobs(model, tokenizer, ids: Sequence[int], pitch_positions: S
     paths up to that length. Contexts longer than the model's window keep their last
     `n_positions - max_onset_tokens` tokens.
 
-    Example:
+    Examples:
         >>> pairs = fair_pitch_logprobs(model, tok, ids)                                  # doctest: +SKIP
         >>> -sum(lp for lp, _ in pairs) / len(pairs) / math.log(2)   # fair pitch bits per note  # doctest: +SKIP
     """
@@ -100,7 +100,7 @@ def fair_pitch_notes(model, tokenizer, ids: Sequence[int], pitch_positions: Sequ
                      device: str | None = None) -> list[FairPitchNote]:
     """`fair_pitch_logprobs` with each note's pitch entropy and onset entropy too (one `FairPitchNote` per note).
 
-    Example:
+    Examples:
         >>> [round(n.entropy, 2) for n in fair_pitch_notes(model, tok, ids)][:3]            # doctest: +SKIP
     """
     ids = [int(i) for i in ids]
@@ -246,7 +246,7 @@ def pitch_marginal(model, tokenizer, context: Sequence[int], min_path_prob: floa
     `context` ends where the next note's onset tokens begin (after BOS and the style token, or after a Duration).
     The values sum to 1 (see `fair_pitch_logprobs` for what is approximated).
 
-    Example:
+    Examples:
         >>> dist = pitch_marginal(model, tok, tok.encode(melody, bos=True, style="german-folk"))  # doctest: +SKIP
         >>> max(dist, key=dist.get)                                                           # doctest: +SKIP
         67

@@ -1,6 +1,6 @@
 """Likelihood of real melodies under a model: perplexity, bits per note, both pitch measures, dynamic evaluation.
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.likelihood import score_melodies
     >>> from hf_melody import load_melodies, load_model, load_tokenizer
     >>> melodies, _ = load_melodies("essen/kinder0")                                        # doctest: +SKIP
@@ -93,7 +93,7 @@ def _windows(length: int, first_target: int, n_positions: int, stride: int) -> l
 def pitch_token_ids(tokenizer) -> set[int]:
     """Ids of the `Pitch_*` tokens of a plain (non-BPE) tokenizer; a `ConfigError` for BPE tokenizers.
 
-    Example:
+    Examples:
         >>> len(pitch_token_ids(MelodyTokenizer()))          # one per pitch of music.PITCH_RANGE
         49
     """
@@ -112,7 +112,7 @@ class DynamicEvaluation:
     the copy takes `steps` SGD steps on the melody's tokens scored so far, never on what comes next. Each melody
     starts again from the original weights.
 
-    Example:
+    Examples:
         >>> score_melodies(model, tok, melodies, dynamic=DynamicEvaluation(steps=1, lr=1e-3))   # doctest: +SKIP
     """
 
@@ -139,7 +139,7 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     `fair_pitch=True` the pitch of each note is also scored from the past only (`fair_pitch_bits_per_note`);
     with `dynamic` a copy of the model learns each melody as it is scored (`DynamicEvaluation`).
 
-    Example:
+    Examples:
         >>> model, tok = load_model("folk-base"), load_tokenizer("folk-base")                  # doctest: +SKIP
         >>> r = score_melodies(model, tok, melodies, fair_pitch=True)                         # doctest: +SKIP
         >>> r.bits_per_note, r.pitch_bits_per_note, r.fair_pitch_bits_per_note               # doctest: +SKIP
@@ -319,7 +319,7 @@ def melodies_from_notes(notes: Sequence[Sequence[Sequence[int]]],
                         styles: Sequence[str] | str | None = None, ids: Sequence[str] | None = None) -> list[Melody]:
     """`Melody` records from plain note lists (what the `evaluate` metrics receive).
 
-    Example:
+    Examples:
         >>> melodies_from_notes([[[0, 480, 60]]], styles="german-folk")[0].style
         'german-folk'
     """
@@ -336,7 +336,7 @@ def melodies_from_notes(notes: Sequence[Sequence[Sequence[int]]],
 def notes_of_score(score) -> tuple[list[list[int]], list[list[int]]]:
     """`(notes, time_signatures)` of a decoded `symusic.Score` (`music.TPQ` = 480 ticks per quarter).
 
-    Example:
+    Examples:
         >>> notes, tss = notes_of_score(tok.decode(ids))                                   # doctest: +SKIP
     """
     notes = sorted([n.time, n.duration, n.pitch] for t in score.tracks for n in t.notes)

@@ -1,6 +1,6 @@
 """Plots of a model comparison (matplotlib, Agg backend): loss curves, overfitting, bits per note, improvement heatmap.
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.plots import plot_all
     >>> plot_all(results, logs, "out/eval")          # doctest: +SKIP
     [PosixPath('out/eval/loss_curves.png'), ...]

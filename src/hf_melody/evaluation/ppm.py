@@ -22,7 +22,7 @@ context use the full counts. IDyOM's defaults: LTM escape C without update exclu
 exclusion, both order-unbounded and blended. Sequences end with a sentinel symbol, as in IDyOM's suffix trees (it
 makes a context that ended a melody non-deterministic; it is never predicted).
 
-Example:
+Examples:
     >>> m = PPM("abcdr").fit(["abracadabra"])
     >>> round(sum(m.distribution("abr").values()), 6)
     1.0
@@ -66,7 +66,7 @@ class PPM:
     `fit` adds whole sequences; `start()` / `predict()` / `learn(symbol)` walk one sequence note by note (the
     short-term model and `ltm+`). `order_bound=None` is PPM*; an integer bounds the context length.
 
-    Example:
+    Examples:
         >>> m = PPM("abc", escape="c")
         >>> m.start(); m.learn("a"); m.learn("b")
         >>> round(m.predict()["a"], 4)       # hand-computed in tests/test_analysis.py
@@ -199,7 +199,7 @@ def combine(dists: Sequence[np.ndarray], bias: float = IDYOM_BIAS, method: str =
     """IDyOM's entropy-weighted combination: weight `(H / H_max) ** -bias` per distribution, then a weighted
     geometric (normalised product of powers) or arithmetic mean.
 
-    Example:
+    Examples:
         >>> combine([np.array([0.5, 0.5]), np.array([0.9, 0.1])], bias=0.0, method="arithmetic").round(2).tolist()
         [0.7, 0.3]
     """
@@ -226,7 +226,7 @@ def cpitch_predictions(pitches: Sequence[int], ltm: PPM | None = None, stm: bool
     learns each note after predicting it (kept for the next melodies). `ltm_dists`: distributions of another
     long-term predictor (e.g. a neural model, one array over `alphabet` per note) to combine with the STM instead.
 
-    Example:
+    Examples:
         >>> ic, h = cpitch_predictions([60, 60, 60], alphabet=[60, 62])
         >>> [round(x, 3) for x in ic]
         [1.0, 0.585, 0.585]
@@ -281,7 +281,7 @@ def cross_validate_ppm(melodies, folds: int = 10, seed: int = 0, models: Sequenc
     trained on the other folds; the alphabet is every pitch of the corpus). Returns, per model, the pooled
     `pitch_bits_per_note` and the per-fold values, and `per_note` (melody id, IC) for each model.
 
-    Example:
+    Examples:
         >>> cv = cross_validate_ppm(kinder, models=("ltm", "stm", "both"))          # doctest: +SKIP
         >>> round(cv["both"]["pitch_bits_per_note"], 2)                            # doctest: +SKIP
     """

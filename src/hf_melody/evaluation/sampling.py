@@ -2,7 +2,7 @@
 against the real melodies and novelty against the training corpus. Every sample is drawn through the seeded
 decoding path of the pipeline (`hf_melody.generation.decoding`), so the numbers do not depend on torch's global RNG.
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.sampling import sample_metrics
     >>> sample_metrics(model, tok, melodies, num_samples=16, seed=0)["self_bleu"]           # doctest: +SKIP
 """
@@ -28,7 +28,7 @@ def continuation(model, tokenizer, prompt: list[int], max_new_notes: int, seed: 
     `max_new_notes`. Plain REMI tokenizers only (one base token per id). The prompt and the continuation fit the
     model's context.
 
-    Example:
+    Examples:
         >>> new = continuation(model, tok, ids[:cut], max_new_notes=12, seed=0)                 # doctest: +SKIP
     """
     room = int(model.config.n_positions) - len(prompt)
@@ -75,7 +75,7 @@ def sample_metrics(model, tokenizer, melodies: Sequence[Melody], num_samples: in
       `generation_config` temperature: 0.8 for folk-base); `sample_temperature` records it.
     - `novelty` of those samples against `training_notes`, when given.
 
-    Example:
+    Examples:
         >>> sample_metrics(model, tok, melodies, num_samples=16)["continuation_bleu"]["bleu"]   # doctest: +SKIP
         0.21
     """

@@ -1,7 +1,7 @@
 """How much generated melodies share with real ones: BLEU over token n-grams, self-BLEU, and copy detection
 (longest note n-gram shared with the training data).
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.similarity import corpus_bleu, self_bleu, novelty
     >>> corpus_bleu([[1, 2, 3, 4, 5]], [[1, 2, 3, 4, 5]])["bleu"]
     1.0
@@ -83,7 +83,7 @@ def corpus_bleu(predictions: Sequence[Sequence[Hashable]], references: Sequence[
     a prompt exist and score low; a model that copies common figures scores high. Compare models on the same
     prompts and tokenizer only (BPE ids must be expanded to base tokens first).
 
-    Example:
+    Examples:
         >>> corpus_bleu([[1, 2, 3, 4]], [[1, 2, 3, 4]])["bleu"]
         1.0
         >>> round(corpus_bleu([[1, 2, 3, 4]], [[[1, 2, 3, 5], [9, 2, 3, 4]]])["bleu"], 4)  # no 4-gram: 0.1 ** (1/4)
@@ -118,7 +118,7 @@ def self_bleu(predictions: Sequence[Sequence[Hashable]], max_order: int = 4, smo
     High values mean the samples repeat each other (low diversity); it says nothing about quality, and grows
     with the number of samples, so compare sets of equal size.
 
-    Example:
+    Examples:
         >>> self_bleu([[1, 2, 3, 4], [1, 2, 3, 4]])
         1.0
     """
@@ -190,7 +190,7 @@ class NoteNGramIndex:
     A note is its (pitch, duration) pair, or (interval to the previous note, duration) with
     `transposition_invariant=True`. Hash collisions are possible but have probability about 2^-64 per pair.
 
-    Example:
+    Examples:
         >>> index = NoteNGramIndex([[[0, 480, 60], [480, 480, 62], [960, 480, 64]]])
         >>> index.longest_shared([[0, 240, 55], [240, 480, 60], [720, 480, 62]])
         (2, 0)
@@ -268,7 +268,7 @@ def novelty(generated: Sequence[Sequence[Sequence[int]]], training: Sequence[Seq
     `copied` (per sample), `sources` (training index or id of the longest match), `copy_rate` (share of copies),
     and the mean longest run.
 
-    Example:
+    Examples:
         >>> report = novelty([m.notes for m in samples], [m.notes for m in train])     # doctest: +SKIP
         >>> report["copy_rate"], report["mean_longest_shared"]                       # doctest: +SKIP
         (0.0, 6.2)

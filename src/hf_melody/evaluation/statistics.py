@@ -3,7 +3,7 @@
 Every statistic works on plain note lists, `[onset, duration, pitch]` in ticks at `music.TPQ` (480) per quarter, so
 generated and real melodies are measured the same way whatever tokenizer produced them.
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.statistics import melody_statistics, compare_sets
     >>> stats = melody_statistics([[0, 480, 60], [480, 480, 62], [960, 960, 64]], [[0, 4, 4]])
     >>> stats["pitch_range"], stats["in_key_ratio"]
@@ -57,7 +57,7 @@ def _ts_list(time_signatures: TimeSignatures | None) -> list[tuple[int, int, int
 def bar_starts(time_signatures: TimeSignatures | None, end: int, tpq: int = TPQ) -> list[tuple[int, int]]:
     """`(start_tick, length_ticks)` of every bar up to `end` (time-signature changes are taken at bar lines).
 
-    Example:
+    Examples:
         >>> bar_starts([[0, 3, 4]], end=2000)
         [(0, 1440), (1440, 1440)]
     """
@@ -99,7 +99,7 @@ def estimate_key(notes: NoteList) -> tuple[int, str, float]:
     Correlates the duration-weighted pitch-class distribution with the 24 rotated Krumhansl-Kessler profiles
     and returns the best one (ties go to the first: C major before C# major ... before minor keys).
 
-    Example:
+    Examples:
         >>> estimate_key([[0, 480, 60], [480, 480, 64], [960, 480, 67], [1440, 960, 60]])[:2]
         (0, 'major')
     """
@@ -230,7 +230,7 @@ def note_length_histogram(notes: NoteList) -> np.ndarray:
 def melody_statistics(notes: NoteList, time_signatures: TimeSignatures | None = None) -> dict[str, Any]:
     """All statistics of one melody, plus its estimated key, note count and bar count.
 
-    Example:
+    Examples:
         >>> s = melody_statistics([[0, 480, 60], [480, 480, 64], [960, 960, 67]], [[0, 4, 4]])
         >>> s["key"], s["mean_abs_interval"], s["empty_beat_rate"]
         ('C major', 3.5, 0.0)
@@ -273,7 +273,7 @@ def overlap_area(a: Sequence[float], b: Sequence[float], grid_size: int = 1024) 
 
     Degenerate samples (all values equal) get a small bandwidth instead of none.
 
-    Example:
+    Examples:
         >>> round(overlap_area([0.0, 1.0, 2.0], [0.0, 1.0, 2.0]), 3)
         1.0
         >>> overlap_area([0.0, 0.1], [100.0, 100.1]) < 1e-6
@@ -323,7 +323,7 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
 def summarize(stats: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Mean and standard deviation of every feature over melodies' statistics (NaN values left out).
 
-    Example:
+    Examples:
         >>> summarize([melody_statistics([[0, 480, 60], [480, 480, 64]])])["pitch_range"]
         {'mean': 4.0, 'std': 0.0}
     """
@@ -348,7 +348,7 @@ def compare_sets(generated: Sequence[NoteList], reference: Sequence[NoteList],
     `intra_overlap`, `mean_overlap` (over the features with a value) and `per_melody` (the generated
     melodies' statistics).
 
-    Example:
+    Examples:
         >>> report = compare_sets([m.notes for m in samples], [m.notes for m in real])    # doctest: +SKIP
         >>> report["mean_overlap"]                                                      # doctest: +SKIP
         0.74

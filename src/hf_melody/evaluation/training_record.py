@@ -1,6 +1,6 @@
 """What a bundle's training files say: its training data (`trained_on`) and its loss curves (`overfitting_curve`).
 
-Example:
+Examples:
     >>> from hf_melody.evaluation.training_record import bundle_training_files, trained_on
     >>> info, log = bundle_training_files("folk-base")
     >>> trained_on(info, "essen/kinder0")          # the Kinderlieder are held out of every bundled checkpoint
@@ -30,7 +30,7 @@ def bundle_training_files(name: str) -> tuple[dict, dict]:
 def trained_on(info: dict, dataset: str) -> bool:
     """Whether a model's training data (its `training_info.json`: `dataset` minus `exclude`) overlaps `dataset`.
 
-    Example:
+    Examples:
         >>> trained_on({"dataset": ["essen", "oneills1850"], "exclude": ["essen/kinder0"]}, "essen/kinder0")
         False
     """

@@ -1,6 +1,6 @@
 """Inline display of a melody in Jupyter: an audio player (base64 WAV) above its piano roll (base64 PNG).
 
-Example:
+Examples:
     >>> melody = pipe(seed=0, max_new_notes=32)[0]
     >>> melody        # in a notebook cell: plays and shows itself              # doctest: +SKIP
 """

@@ -3,7 +3,7 @@
 music21 (the `corpus` extra) spells the notes in the key, makes bars, rests and ties; ABC text is written from that
 stream here, since music21 reads ABC but does not write it.
 
-Example:
+Examples:
     >>> from hf_melody.export.notation import save_musicxml, save_abc
     >>> save_musicxml(score, "tune.musicxml", key="D minor", title="My tune")    # doctest: +SKIP
     >>> print(abc_text(score, key="D minor", title="My tune"))                    # doctest: +SKIP
@@ -34,7 +34,7 @@ def _music21():
 def to_music21(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
     """The melody as a `music21.stream.Score` with measures, key and time signatures, tempo, title, rests and ties.
 
-    Example:
+    Examples:
         >>> to_music21(score, key="G major").show("text")                               # doctest: +SKIP
     """
     m21 = _music21()
@@ -101,7 +101,7 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
     """The melody as an ABC tune (one voice, L:1/16), accidentals written on every note that leaves the key
     signature (and on its return within the bar), so strict and lenient ABC readers agree.
 
-    Example:
+    Examples:
         >>> abc_text(score, key="D minor").splitlines()[:3]                              # doctest: +SKIP
         ['X:1', 'T:hf_melody', 'M:4/4']
     """

@@ -2,7 +2,7 @@
 
 All writes are atomic. Notation (MusicXML, ABC) lives in `hf_melody.export.notation`.
 
-Example:
+Examples:
     >>> from hf_melody.export.render import save_midi, save_audio, save_piano_roll
     >>> save_midi(score, "melody.mid", key="D minor", title="My tune")    # doctest: +SKIP
     >>> save_audio(score, "melody.flac")                                  # doctest: +SKIP
@@ -44,7 +44,7 @@ DEFAULT_TEMPO_QPM = 120.0
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
     """The soundfont to render with: the argument, else `$HF_MELODY_SOUNDFONT`, else a system General MIDI one.
 
-    Example:
+    Examples:
         >>> find_soundfont()                                                            # doctest: +SKIP
         PosixPath('/usr/share/sounds/sf2/FluidR3_GM.sf2')
     """
@@ -72,7 +72,7 @@ def with_metadata(score, key: str | None = None, title: str | None = None, tempo
     given), a time signature (4/4 if the score has none), a tempo (`tempo_qpm`, else the score's, else 120) and the
     track name (`title`).
 
-    Example:
+    Examples:
         >>> with_metadata(score, key="D minor", title="hf_melody seed 3").key_signatures    # doctest: +SKIP
     """
     from symusic import KeySignature, Tempo, TimeSignature
@@ -96,7 +96,7 @@ def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str
     """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo and track name (see
     `with_metadata`).
 
-    Example:
+    Examples:
         >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune")      # doctest: +SKIP
     """
     return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
@@ -146,7 +146,7 @@ def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | No
                sample_rate: int = 22050) -> Path:
     """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
 
-    Example:
+    Examples:
         >>> save_audio(melody.score, "out/tune.flac", soundfont="GeneralUser.sf2")        # doctest: +SKIP
     """
     fmt = Path(path).suffix.lower().lstrip(".")
@@ -165,7 +165,7 @@ def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: d
                     prompt_notes: int = 0, dpi: int = 120) -> Path:
     """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey.
 
-    Example:
+    Examples:
         >>> save_piano_roll(melody.score, "out/tune.png", title="seed 0", prompt_notes=8)   # doctest: +SKIP
     """
     return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi))
@@ -226,7 +226,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
 def check_formats(formats: Sequence[str]) -> list[str]:
     """Normalise a list of formats ("mid", "wav", "MusicXML", ".abc"...); unknown ones are a `ConfigError`.
 
-    Example:
+    Examples:
         >>> check_formats(["MIDI", ".wav", "xml"])
         ['mid', 'wav', 'musicxml']
     """

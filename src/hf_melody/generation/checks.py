@@ -1,7 +1,7 @@
 """Checks of single generation options, shared by `MelodyGenerationConfig`, `MelodyConstraints.build` and
 `decoding.generate_ids`: each returns the value normalised or raises a `ConfigError` naming the fix.
 
-Example:
+Examples:
     >>> from hf_melody.generation.checks import check_int, check_key, check_pitch_range
     >>> check_int("num_bars", 8, 1), check_key("Am", None, None)[2], check_pitch_range([60, 79])
     (8, 'A minor', (60, 79))
@@ -21,7 +21,7 @@ __all__ = ["check_int", "check_key", "check_pitch_range"]
 def check_int(name: str, value: Any, minimum: int) -> int:
     """`value` as an int if it is an integer >= `minimum`, else `ConfigError`.
 
-    Example:
+    Examples:
         >>> check_int("num_bars", 8, 1)
         8
     """
@@ -34,7 +34,7 @@ def check_key(key: str | None, scale: Any, key_strictness: Any, end_on_tonic: bo
               ) -> tuple[frozenset[int] | None, int | None, str | None, str | float]:
     """`(pitch_classes, tonic, key_name, key_strictness)` of the key options; `ConfigError` naming the fix.
 
-    Example:
+    Examples:
         >>> check_key("Am", None, None)[1:]
         (9, 'A minor', 'hard')
     """
@@ -65,7 +65,7 @@ def check_key(key: str | None, scale: Any, key_strictness: Any, end_on_tonic: bo
 def check_pitch_range(pitch_range: Any) -> tuple[int, int] | None:
     """`(low, high)` as ints, or `ConfigError` naming the fix (the tokenizer's range is checked where it is known).
 
-    Example:
+    Examples:
         >>> check_pitch_range([60, 79])
         (60, 79)
     """

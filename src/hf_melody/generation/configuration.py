@@ -3,7 +3,7 @@
 The pipeline parses its keyword arguments into it, `hf-melody generate` / `infill` derive their flags from its
 fields, `GeneratedMelody.settings` is written from it and the piano-roll title shows the fields marked `shown`.
 
-Example:
+Examples:
     >>> from hf_melody.generation.configuration import MelodyGenerationConfig
     >>> config = MelodyGenerationConfig(key="D minor", num_bars=8, end_on_tonic=True, seed=0)
     >>> pipe(**config.to_options())                                                    # doctest: +SKIP
@@ -63,7 +63,7 @@ def fresh_seed(count: int = 1) -> int:
     the CLI): from the operating system, so neither torch's global RNG (the same in every fresh process) nor the
     caller's random state decides it, and drawing one changes no other random stream.
 
-    Example:
+    Examples:
         >>> 0 <= fresh_seed(4) < 2**31 - 4
         True
     """
@@ -91,7 +91,7 @@ class MelodyGenerationConfig:
     Args:
 {args}
 
-    Example:
+    Examples:
         >>> config = MelodyGenerationConfig(key="G major", num_bars=8, seed=3)
         >>> [m] = pipe(**config.to_options())                                            # doctest: +SKIP
         >>> again = MelodyGenerationConfig.from_settings(m.settings)        # the resolved options  # doctest: +SKIP
@@ -254,7 +254,7 @@ class MelodyGenerationConfig:
         """A config from keyword arguments; unknown ones (or, for `infill`, ones it cannot honour) are a
         `ConfigError`.
 
-        Example:
+        Examples:
             >>> MelodyGenerationConfig.from_options({"key": "Am", "seed": 1}).key
             'Am'
         """
@@ -271,7 +271,7 @@ class MelodyGenerationConfig:
     def from_settings(cls, settings: dict[str, Any]) -> MelodyGenerationConfig:
         """The config that regenerates a melody from its `GeneratedMelody.settings` (seed: its `melody_seed`).
 
-        Example:
+        Examples:
             >>> again = pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())[0]  # doctest: +SKIP
             >>> again.token_ids == m.token_ids                                                   # doctest: +SKIP
             True
@@ -294,7 +294,7 @@ class MelodyGenerationConfig:
         """This config, or, when it has no seed, a copy with a fresh one (`fresh_seed`, room for
         `num_return_sequences` melodies): what every road into decoding calls before sampling.
 
-        Example:
+        Examples:
             >>> MelodyGenerationConfig(seed=3).with_seed().seed
             3
         """
@@ -318,7 +318,7 @@ class MelodyGenerationConfig:
         bundle's generation config, the default length (a whole tune of 8-32 bars), and the decoder ("fast" or
         "generate"). Raises `ConfigError` when the model cannot honour an option.
 
-        Example:
+        Examples:
             >>> MelodyGenerationConfig(num_beams=3).resolve(pipe.model).decoder                # doctest: +SKIP
             'generate'
         """
@@ -353,7 +353,7 @@ class MelodyGenerationConfig:
     def settings(self) -> dict[str, Any]:
         """What `GeneratedMelody.settings` records of this (resolved) config, for reproducibility.
 
-        Example:
+        Examples:
             >>> MelodyGenerationConfig(key="Am", seed=0).settings()["key"]
             'A minor'
         """
@@ -379,7 +379,7 @@ def options_doc(indent: int = 8, width: int = 116) -> str:
     """The "Args" lines of `MelodyGenerationConfig`, one per field from its help text (also in the docstring of
     `MelodyPipeline.__call__`).
 
-    Example:
+    Examples:
         >>> print(options_doc(0).splitlines()[0])
         num_return_sequences: melodies per prompt; melody i uses seed `seed + i` (default 1).
     """
@@ -398,7 +398,7 @@ def check_generation_options(model, **options) -> MelodyGenerationConfig:
     """`MelodyGenerationConfig(**options)` resolved for `model` (`ConfigError` naming the option and the fix,
     before any work): the check for callers that take the options one by one, like `decoding.generate_ids`.
 
-    Example:
+    Examples:
         >>> check_generation_options(model, temperature=0.9, seed=0, repetition_penalty=1.2).decoder   # doctest: +SKIP
         'generate'
     """

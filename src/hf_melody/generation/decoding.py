@@ -14,7 +14,7 @@ ids out, with an exact bar budget. Like the pipeline it parses its options into 
 that into processors, rules and limits with `decoding_plan` and samples with the model's one decoder
 (`MelodyDecoder.for_model`).
 
-Example:
+Examples:
     >>> from hf_melody import MelodyPipeline
     >>> from hf_melody.generation.decoding import generate_ids
     >>> pipe = MelodyPipeline.from_pretrained("original")
@@ -71,7 +71,7 @@ class MelodyDecoder:
     `MelodyDecoder.for_model(model, tokenizer)` is the one decoder of a model (the pipeline's and `generate_ids`'s):
     its lean forward and grammar tables are built once per model.
 
-    Example:
+    Examples:
         >>> decoder = MelodyDecoder.for_model(model, tok)                                    # doctest: +SKIP
         >>> procs = melody_logits_processors(tok, seed=[0], constrained=False)              # doctest: +SKIP
         >>> decoder.sample([[tok.bos_token_id]], procs, rules=GrammarRules()).sequences     # doctest: +SKIP
@@ -91,7 +91,7 @@ class MelodyDecoder:
     def for_model(cls, model, tokenizer: MelodyTokenizer) -> MelodyDecoder:
         """The decoder of `model` (made on first use, kept while the model lives; a new one for another tokenizer).
 
-        Example:
+        Examples:
             >>> MelodyDecoder.for_model(pipe.model, tok) is MelodyDecoder.for_model(pipe.model, tok)  # doctest: +SKIP
             True
         """
@@ -371,7 +371,7 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
     The options are parsed into a `MelodyGenerationConfig` as given (no bundle defaults, no default length: the
     defaults are those of this signature) and decoded through `decoding_plan`, as the pipeline's are.
 
-    Example:
+    Examples:
         >>> new = generate_ids(model, tok, prompt + [tok.miditok["InfillMiddle_None"]], seed=0, exact_bars=2,
         ...                    key="D minor")                                                  # doctest: +SKIP
     """

@@ -2,7 +2,7 @@
 decoder (`infill_ids`) and the clipping of the new notes to their bars (the training format is
 `hf_melody.data.infill_format`; `MelodyPipeline.infill` puts them together).
 
-Example:
+Examples:
     >>> from hf_melody.generation.infill import parse_bars
     >>> parse_bars("5-6")
     (5, 6)
@@ -23,7 +23,7 @@ def parse_bars(text: str) -> tuple[int, int]:
     """The bars of a command-line or demo field, 1-based: `"5-6"` -> `(5, 6)`, `"5"` -> `(5, 5)`; `ConfigError`
     for anything else.
 
-    Example:
+    Examples:
         >>> parse_bars("5-6"), parse_bars("3")
         ((5, 6), (3, 3))
     """
@@ -40,7 +40,7 @@ def check_bars(bars: tuple[int, int] | Sequence[int] | int, n_bars: int) -> tupl
     Raises:
         ConfigError: not two increasing bar numbers inside the melody.
 
-    Example:
+    Examples:
         >>> check_bars((5, 6), n_bars=8), check_bars(3, n_bars=8)
         ((4, 6), (2, 3))
     """

@@ -5,7 +5,7 @@ length limits, token cap) for the pipeline, `generate_ids`, infilling and evalua
 The pieces live by job: the grammar processor in `hf_melody.grammar.logits_process`, length criteria in
 `stopping_criteria`, streaming in `streamers`, keys and scales in `hf_melody.music`.
 
-Example:
+Examples:
     >>> from transformers import LogitsProcessorList
     >>> from hf_melody import MelodyTokenizer
     >>> from hf_melody.generation.logits_process import MelodyConstraints, melody_logits_processors
@@ -66,7 +66,7 @@ class MelodyConstraints:
         num_bars: the generated part fills exactly this many bars and ends on a bar line.
         end_on_tonic: the last note is the tonic.
 
-    Example:
+    Examples:
         >>> c = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)
         >>> c.key_name, c.tonic, c.needs_grammar
         ('D minor', 2, True)
@@ -87,7 +87,7 @@ class MelodyConstraints:
         """Validate user options against the tokenizer (the checks of `MelodyGenerationConfig` plus the
         vocabulary's pitch range); raises `ConfigError` naming the bad value and the fix.
 
-        Example:
+        Examples:
             >>> MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)  # doctest: +SKIP
         """
         pitch_classes, tonic, key_name, key_strictness = check_key(key, scale, key_strictness, end_on_tonic)
@@ -124,7 +124,7 @@ class PitchConstraintProcessor(LogitsProcessor):
     Works on BPE vocabularies too (a merged token counts every note it holds). A row left with no legal token is
     left unchanged rather than broken.
 
-    Example:
+    Examples:
         >>> key = parse_key("G major")
         >>> proc = PitchConstraintProcessor(tok, (55, 79), key.pitch_classes)          # doctest: +SKIP
     """
@@ -158,7 +158,7 @@ class SeededSampler(LogitsProcessor):
     softmax(scores) (the Gumbel-max trick). Row i's draws depend only on its seed, never on the global RNG or on
     the other rows.
 
-    Example:
+    Examples:
         >>> procs = LogitsProcessorList([TemperatureLogitsWarper(0.9), SeededSampler([0, 1, 2])])   # doctest: +SKIP
         >>> model.generate(ids.repeat(3, 1), do_sample=False, logits_processor=procs)             # doctest: +SKIP
     """
@@ -190,7 +190,7 @@ def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyCons
     grammar close the melody in time (see `REMIGrammarProcessor`); `min_new_notes` / `min_bars` mask EOS until
     the melody is that long; `refeed` is for beam search (rows change places between steps).
 
-    Example:
+    Examples:
         >>> constraints = MelodyConstraints.build(tok, key="C major")               # doctest: +SKIP
         >>> procs = melody_logits_processors(tok, constraints, seed=[7], min_bars=8)  # doctest: +SKIP
         >>> model.generate(ids, do_sample=False, logits_processor=procs)            # doctest: +SKIP
@@ -224,7 +224,7 @@ def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyCons
 def melody_constraints(tokenizer: MelodyTokenizer, config: MelodyGenerationConfig) -> MelodyConstraints:
     """The musical constraints of `config` checked against the tokenizer (`MelodyConstraints.build`).
 
-    Example:
+    Examples:
         >>> melody_constraints(tok, MelodyGenerationConfig(key="Dm", end_on_tonic=True)).tonic
         2
     """
@@ -278,7 +278,7 @@ def decoding_plan(tokenizer: MelodyTokenizer, config: MelodyGenerationConfig, pr
     in `n_positions`; the lean decoder's is `max_new_tokens`. `allow_style`: a style token may open the melody (the
     prompt chose none). `constraints`: `melody_constraints(tokenizer, config)`, when already built.
 
-    Example:
+    Examples:
         >>> config = MelodyGenerationConfig(key="G major", num_bars=4, seed=0, decoder="fast")
         >>> plan = decoding_plan(tok, config, prompt_length=1)
         >>> MelodyDecoder.for_model(model, tok).sample([[tok.bos_token_id]], plan.fast_processors(), plan.rules,

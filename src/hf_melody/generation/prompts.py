@@ -1,6 +1,6 @@
 """Prompts of a `MelodyPipeline` call: MIDI paths, scores or token ids -> the model's input ids.
 
-Example:
+Examples:
     >>> from hf_melody.generation.prompts import prompt_ids, start_inputs
     >>> body = prompt_ids(tok, "theme.mid")                                             # doctest: +SKIP
     >>> start_inputs(tok, body, style="irish", time_signature=None, n_positions=256)   # doctest: +SKIP
@@ -24,7 +24,7 @@ __all__ = ["check_start", "is_token_ids", "prompt_ids", "start_inputs"]
 def is_token_ids(x: Any) -> bool:
     """Whether `x` is one prompt of token ids (a 1-d tensor or a non-empty list of ints), not a list of prompts.
 
-    Example:
+    Examples:
         >>> is_token_ids([1, 4, 12]), is_token_ids(["a.mid", "b.mid"])
         (True, False)
     """
@@ -37,7 +37,7 @@ def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
     """The token ids of a prompt without BOS/EOS/PAD: a MIDI path or the bytes of a MIDI file, a `symusic.Score`,
     token ids, or None (empty).
 
-    Example:
+    Examples:
         >>> prompt_ids(tok, "theme.mid")[:2] == tok.encode_base_tokens(["Bar_None", "TimeSig_4/4"])   # doctest: +SKIP
         True
     """
@@ -64,7 +64,7 @@ def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
 def check_start(tokenizer: MelodyTokenizer, style: str | None, time_signature: str | None) -> None:
     """`ConfigError` if `style` or `time_signature` has no token in the vocabulary (checked before any work).
 
-    Example:
+    Examples:
         >>> check_start(tok, "irish", "5/7")                                                # doctest: +SKIP
         Traceback (most recent call last):
         hf_melody.errors.ConfigError: time_signature='5/7' is not in the vocabulary; use one of 1/4, ...
@@ -82,7 +82,7 @@ def start_inputs(tokenizer: MelodyTokenizer, body: list[int], style: str | None,
     """The model inputs of one prompt: BOS, the style token, then the prompt (or, without one, the opening bar in
     `time_signature`); `ConfigError` if it leaves no room in the model's context.
 
-    Example:
+    Examples:
         >>> start_inputs(tok, [], "irish", "6/8", n_positions=256)["input_ids"].shape         # doctest: +SKIP
         torch.Size([1, 4])
     """

@@ -4,7 +4,7 @@ These serve generation *without* the grammar (`constrained=False`) and plain `mo
 (`REMIGrammarProcessor`, the fast decoder's tables) enforces the same limits itself. The counting lives on the
 grammar (`REMIGrammar.count_tensors`, `REMIGrammar.keep_within`), so every path counts a BPE token's notes alike.
 
-Example:
+Examples:
     >>> from transformers import StoppingCriteriaList
     >>> from hf_melody.generation.stopping_criteria import MusicalLengthCriteria
     >>> criteria = StoppingCriteriaList([MusicalLengthCriteria(tok, 3, max_new_notes=32)])   # doctest: +SKIP
@@ -25,7 +25,7 @@ __all__ = ["MinLengthProcessor", "MusicalLengthCriteria", "token_counts"]
 def token_counts(tokenizer: MelodyTokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     """Two vocabulary-sized tensors: notes (Pitch tokens) and bars (Bar tokens) each token id stands for.
 
-    Example:
+    Examples:
         >>> notes, bars = token_counts(tok)
         >>> int(notes[ids].sum())                     # the notes in `ids`                  # doctest: +SKIP
     """
@@ -38,7 +38,7 @@ class MusicalLengthCriteria(StoppingCriteria):
     Used with `constrained=False`; the grammar enforces these limits itself otherwise. The sequence is allowed to
     start the next note or bar (so the last kept note is complete); the pipeline trims that extra start.
 
-    Example:
+    Examples:
         >>> criteria = MusicalLengthCriteria(tok, prompt_length=3, max_new_notes=32)        # doctest: +SKIP
     """
 
@@ -63,7 +63,7 @@ class MinLengthProcessor(LogitsProcessor):
     """Masks EOS until `min_new_notes` notes and `min_bars` Bar tokens follow the prompt (for `constrained=False`;
     the grammar processor does this itself, counting bars like `num_bars`). The prompt is the first call's ids.
 
-    Example:
+    Examples:
         >>> procs = LogitsProcessorList([MinLengthProcessor(tok, min_bars=8)])          # doctest: +SKIP
     """
 

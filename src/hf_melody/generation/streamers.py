@@ -3,7 +3,7 @@
 `MelodyTracker` follows one token stream with the grammar; `NoteStreamer` is the transformers streamer that
 `MelodyPipeline.stream` and `model.generate(streamer=...)` feed.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyPipeline
     >>> pipe = MelodyPipeline.from_pretrained("folk-base")
     >>> for note in pipe.stream(seed=0, num_bars=4, tempo_qpm=100):                    # doctest: +SKIP
@@ -32,7 +32,7 @@ __all__ = ["MelodyTracker", "NoteStreamer", "StreamedNote"]
 class MelodyTracker:
     """Follows one token stream with the grammar and reports each note as soon as its `Duration` arrives.
 
-    Example:
+    Examples:
         >>> tracker = MelodyTracker(MelodyTokenizer())                   # doctest: +SKIP
         >>> notes = tracker.feed(ids)     # [TrackedNote(onset, duration, pitch, bar, time_signature)] # doctest: +SKIP
     """
@@ -64,7 +64,7 @@ class StreamedNote:
         bar: the bar the note starts in (0 = first bar of the melody).
         time_signature: the meter of that bar, e.g. "6/8".
 
-    Example:
+    Examples:
         >>> for note in pipe.stream(seed=0, num_bars=4, tempo_qpm=100):                 # doctest: +SKIP
         ...     print(note.bar, note.onset, note_name(note.pitch), note.duration_seconds)
     """
@@ -100,7 +100,7 @@ class NoteStreamer(BaseStreamer):
     Pass it to `generate(streamer=...)` running in another thread and iterate over it in this one (batch size 1).
     Prompt notes are not streamed.
 
-    Example:
+    Examples:
         >>> streamer = NoteStreamer(tok, tempo_qpm=100)                                            # doctest: +SKIP
         >>> Thread(target=model.generate, kwargs=dict(input_ids=ids, streamer=streamer)).start()   # doctest: +SKIP
         >>> for note in streamer: print(note.pitch, note.onset_seconds)                            # doctest: +SKIP

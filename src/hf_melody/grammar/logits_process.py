@@ -1,7 +1,7 @@
 """`REMIGrammarProcessor`: the REMI grammar as a transformers logits processor (legal tokens only, length limits,
 endings), and the score arithmetic the fast decoder shares with it.
 
-Example:
+Examples:
     >>> from transformers import LogitsProcessorList
     >>> from hf_melody.grammar.logits_process import REMIGrammarProcessor
     >>> processor = REMIGrammarProcessor(tok, num_bars=8)                                  # doctest: +SKIP
@@ -37,7 +37,7 @@ class REMIGrammarProcessor(LogitsProcessor):
     on illegal tokens; an undertrained model then writes melodies several times shorter.)
     Place it before temperature / top-k / top-p.
 
-    Example:
+    Examples:
         >>> processor = REMIGrammarProcessor(tok, num_bars=4)                               # doctest: +SKIP
         >>> model.generate(ids, do_sample=True, logits_processor=LogitsProcessorList([processor]))  # doctest: +SKIP
     """

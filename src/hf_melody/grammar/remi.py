@@ -19,7 +19,7 @@ simulating their expansion. The token kinds, phases and `MelodyState` live in `g
 tables of the lean decoder in `grammar.tables`; `REMIGrammarProcessor` (the logits processor) in
 `grammar.logits_process`.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyTokenizer
     >>> from hf_melody.grammar.remi import REMIGrammar, GrammarRules
     >>> tok = MelodyTokenizer()
@@ -82,7 +82,7 @@ class REMIGrammar:
     cached per *state class* (phase, meter, cursor, distance to the limits), so after a short
     warm-up a generation step costs a dictionary lookup per sequence.
 
-    Example:
+    Examples:
         >>> grammar = REMIGrammar.for_tokenizer(MelodyTokenizer())          # doctest: +SKIP
         >>> state = grammar.initial_state(); grammar.feed(state, ids)       # doctest: +SKIP
         >>> mask = grammar.allowed_mask(state, GrammarRules())              # doctest: +SKIP
@@ -210,7 +210,7 @@ class REMIGrammar:
         """Advance `s` by one base token. With `rules`, return False (state then undefined) if it is illegal;
         without, follow miditok's decoder whatever the token (for prompts).
 
-        Example:
+        Examples:
             >>> s = grammar.initial_state()                                                   # doctest: +SKIP
             >>> grammar.apply(s, K_BAR, None, GrammarRules()), s.phase == BAR                 # doctest: +SKIP
             (True, True)
@@ -358,7 +358,7 @@ class REMIGrammar:
     def count_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Two vocabulary-sized tensors: the notes (Pitch tokens) and bar lines (Bar tokens) each token id adds.
 
-        Example:
+        Examples:
             >>> notes, bars = grammar.count_tensors()                                         # doctest: +SKIP
             >>> int(notes[ids].sum()), int(bars[ids].sum())      # notes and bar lines in ids  # doctest: +SKIP
         """
@@ -371,7 +371,7 @@ class REMIGrammar:
         """How many leading `ids` to keep: up to the first EOS or PAD, and before the token that would take them
         past `max_notes` notes or `max_bars` Bar tokens (None: no limit).
 
-        Example:
+        Examples:
             >>> new = ids[prompt_length:]                                                       # doctest: +SKIP
             >>> new[:grammar.keep_within(new, max_notes=32)]                 # at most 32 notes  # doctest: +SKIP
         """
@@ -391,7 +391,7 @@ class REMIGrammar:
         other than PAD/EOS (BOS, a style, or one the grammar does not know, such as an infilling marker) starts a new
         segment, so what follows it may open with `Bar` again.
 
-        Example:
+        Examples:
             >>> bar = tok.encode_base_tokens(["Bar_None"])                                # doctest: +SKIP
             >>> state = grammar.prompt_state([tok.bos_token_id, *bar])                      # doctest: +SKIP
         """

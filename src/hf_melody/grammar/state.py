@@ -4,7 +4,7 @@
 generation call asks of it. Kept apart from the state machine so that the fast tables (`grammar.tables`) and the
 decoders share these names without pulling in the whole grammar.
 
-Example:
+Examples:
     >>> from hf_melody.grammar.state import GrammarRules, LengthLimits, MelodyState
     >>> MelodyState().cursor, GrammarRules(tonic=2).exact_end, LengthLimits(num_bars=8).max_bars
     (0, False, None)
@@ -77,7 +77,7 @@ class LengthLimits:
 class TrackedNote(NamedTuple):
     """A note as the decoder will place it: times in the tokenizer's ticks from the start of the piece.
 
-    Example:
+    Examples:
         >>> grammar.feed(grammar.initial_state(), ids)[0]                                  # doctest: +SKIP
         TrackedNote(onset=0, duration=480, pitch=62, bar=0, time_signature=(3, 4))
     """
@@ -97,7 +97,7 @@ class MelodyState:
     starts. `end_bar` and `max_notes` are limits set when generation starts (None: no limit). `rest` is the
     length of the previous rest in a run of rests.
 
-    Example:
+    Examples:
         >>> state = grammar.prompt_state([tok.bos_token_id, *ids])                          # doctest: +SKIP
         >>> state.bar, state.ts, state.notes, state.cursor                                 # doctest: +SKIP
         (3, (3, 4), 11, 960)

@@ -9,7 +9,7 @@ state ids, a transition table `next_state[state][token]` and how many bars and n
 default tokenizer, 5 s to walk), so each state's row is filled the first time a melody reaches it and kept: after
 a melody or two of warm-up, decoding only looks tables up.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyTokenizer
     >>> from hf_melody.grammar.remi import GrammarRules, REMIGrammar
     >>> tok = MelodyTokenizer()

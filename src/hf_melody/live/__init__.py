@@ -9,7 +9,7 @@
     phrase       PhraseNote, the call's key and the prompt that continues it from the next bar line
     session      LiveSession: the conductor (modes, generation ahead of the playhead), Answer
 
-Example:
+Examples:
     >>> from hf_melody.live import LiveSession, OscTransport
     >>> session = LiveSession(pipe, [OscTransport("127.0.0.1:9000", "127.0.0.1:9001")]).start()   # doctest: +SKIP
 """

@@ -1,7 +1,7 @@
 """The live clock: beats against `time.monotonic()` at a tempo that can change, started, paused, or following a
 MIDI clock (24 ticks a quarter note, start / stop / continue).
 
-Example:
+Examples:
     >>> clock = LiveClock(tempo_qpm=120.0); clock.start(at=100.0)
     >>> clock.beat(at=101.0), clock.time_of(4.0)
     (2.0, 102.0)
@@ -27,7 +27,7 @@ MIDI_CLOCK_PPQN = 24
 def check_tempo(tempo_qpm: float) -> float:
     """`tempo_qpm` as a float; `ConfigError` unless it is in 20..400 quarter notes a minute.
 
-    Example:
+    Examples:
         >>> check_tempo(90)
         90.0
     """
@@ -46,7 +46,7 @@ class LiveClock:
     Changing the tempo re-anchors at that moment, so the beat never jumps; `sync` puts the clock on an outside
     beat (a MIDI clock). Paused, `beat()` stays where it stopped and `time_of()` is None. Thread-safe.
 
-    Example:
+    Examples:
         >>> clock = LiveClock(100); clock.start()
         >>> clock.bar_line_after(clock.beat(), beats_per_bar=4.0)        # doctest: +SKIP
         4.0
@@ -121,7 +121,7 @@ class MidiClockFollower:
     """Drives a `LiveClock` from MIDI clock messages: 24 `clock` ticks a quarter note set the beat and (from the
     median of the last ticks' spacing) the tempo; `start` restarts at beat 0, `stop` pauses, `continue` resumes.
 
-    Example:
+    Examples:
         >>> clock = LiveClock(120); follow = MidiClockFollower(clock)
         >>> follow.start(at=0.0)
         >>> for i in range(1, 49): follow.tick(at=i * 0.025)        # 24 ticks every 0.6 s: 100 qpm

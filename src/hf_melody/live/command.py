@@ -1,7 +1,7 @@
 """The `hf-melody live` command: its flags, the transports they ask for, and the run loop (Ctrl+C ends it cleanly,
 every note released).
 
-Example:
+Examples:
     >>> from hf_melody.cli import main
     >>> main(["live", "--osc-in", "127.0.0.1:9000", "--osc-out", "127.0.0.1:9001", "--tempo", "100"])  # doctest: +SKIP
 """
@@ -34,7 +34,7 @@ LIVE_DESCRIPTION = ("Listen on OSC and / or MIDI and answer in time: in respond 
 def add_live_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `hf-melody live`.
 
-    Example:
+    Examples:
         >>> p = argparse.ArgumentParser(); add_live_arguments(p)
         >>> p.parse_args(["--osc-in", "127.0.0.1:9000", "--respond-after", "2"]).respond_after
         2.0

@@ -1,7 +1,7 @@
 """Controls that move while a session plays: temperature, key, pitch range, density, mode and tempo. A change is
 checked when it arrives (a bad value is refused and counted, never a crash) and applies from the next bar.
 
-Example:
+Examples:
     >>> controls = LiveControls(temperature=1.0)
     >>> controls.updated("key", "D minor").key, controls.updated("density", 0).density
     ('D minor', None)
@@ -31,7 +31,7 @@ CONTROL_NAMES = ("temperature", "key", "pitch_range", "density", "mode", "tempo"
 def check_mode(mode: str) -> str:
     """The session mode named by `mode` (aliases: call-and-response, accompany, endless); `ConfigError` if none.
 
-    Example:
+    Examples:
         >>> check_mode("call-and-response")
         'respond'
     """
@@ -47,7 +47,7 @@ class LiveControls:
     `density` is a wished number of notes per bar (None: whatever the model plays); `tempo` is quarter notes a
     minute.
 
-    Example:
+    Examples:
         >>> LiveControls().updated("pitch_range", (60, 72)).pitch_range
         (60, 72)
     """

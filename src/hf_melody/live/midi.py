@@ -1,7 +1,7 @@
 """MIDI in and out through mido (python-rtmidi opens real or virtual ports): note on/off, CC for the controls,
 MIDI clock for the tempo. Any mido port object works, so a test can hand in its own `BaseIOPort` subclass.
 
-Example:
+Examples:
     >>> list_ports()                                     # doctest: +SKIP
     {'inputs': ['Keystation 49'], 'outputs': ['FluidSynth']}
     >>> midi = MidiTransport(input="Keystation 49", output="hf-melody", virtual_output=True)   # doctest: +SKIP
@@ -63,7 +63,7 @@ def _quiet_stderr():
 def list_ports() -> dict[str, list[str]]:
     """The MIDI input and output port names; `MidiUnavailableError` (pointing to OSC) where MIDI cannot start.
 
-    Example:
+    Examples:
         >>> list_ports()["outputs"]                                          # doctest: +SKIP
         ['Midi Through:Midi Through Port-0 14:0']
     """

@@ -8,7 +8,7 @@
 
 Anything else (unknown addresses, wrong arguments, datagrams that are not OSC) is ignored and counted in `stats`.
 
-Example:
+Examples:
     >>> osc = OscTransport(listen="127.0.0.1:9000", send="127.0.0.1:9001")            # doctest: +SKIP
     >>> LiveSession(pipe, transports=[osc]).start()                                   # doctest: +SKIP
 """
@@ -34,7 +34,7 @@ CONTROL_ADDRESSES = {"/temperature": "temperature", "/key": "key", "/tempo": "te
 def parse_address(text: str, flag: str = "--osc-in") -> tuple[str, int]:
     """`"127.0.0.1:9000"` -> `("127.0.0.1", 9000)`; a bare port means 127.0.0.1; `ConfigError` otherwise.
 
-    Example:
+    Examples:
         >>> parse_address("localhost:57120"), parse_address("9000")
         (('localhost', 57120), ('127.0.0.1', 9000))
     """
@@ -66,7 +66,7 @@ def _int(value, lo: int = 0, hi: int = 127) -> int:
 class OscTransport(Transport):
     """Listens on `listen` (HOST:PORT) and sends to `send` (HOST:PORT); either may be None.
 
-    Example:
+    Examples:
         >>> osc = OscTransport(listen="127.0.0.1:0")     # port 0: a free port, then `osc.listen_address`
         >>> osc.close()
     """

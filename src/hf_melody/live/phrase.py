@@ -1,7 +1,7 @@
 """Phrases in beats: the notes a player plays (quantised to the model's sixteenth-note grid), their key, and the
 prompt ids that make the model continue them from the next bar line.
 
-Example:
+Examples:
     >>> call = [PhraseNote(0.0, 1.0, 60), PhraseNote(1.0, 1.0, 64), PhraseNote(2.0, 2.0, 67)]
     >>> call_key(call), phrase_bars(call, "4/4")
     ('C major', 1)
@@ -42,7 +42,7 @@ class PhraseNote:
 def beats_per_bar(time_signature: str) -> float:
     """`"6/8"` -> 3.0 beats (quarter notes) a bar.
 
-    Example:
+    Examples:
         >>> beats_per_bar("3/4"), beats_per_bar("6/8")
         (3.0, 3.0)
     """
@@ -53,7 +53,7 @@ def beats_per_bar(time_signature: str) -> float:
 def quantise(beats: float) -> float:
     """`beats` rounded to the model's grid (`GRID_BEATS`).
 
-    Example:
+    Examples:
         >>> quantise(1.13), quantise(0.9)
         (1.25, 1.0)
     """

@@ -1,7 +1,7 @@
 """The note scheduler: note on/off events kept by beat and sent at their time on the `LiveClock`, from their own
 thread, so a slow decoding step never delays a note (a note found too late is dropped and counted instead).
 
-Example:
+Examples:
     >>> scheduler = NoteScheduler(clock, [osc]); scheduler.start()                     # doctest: +SKIP
     >>> scheduler.add_note(pitch=62, onset=8.0, duration=1.0, velocity=80)             # beats on the clock
     >>> scheduler.stop()                 # every sounding note is released (note off), then the thread ends

@@ -5,7 +5,7 @@ Modes: "respond" (call-and-response: when the player stops for `respond_after` b
 line with a continuation of their phrase, in its key and meter, as long as the call), "continue" (an endless
 melody, bar after bar) and "trigger" (answer the last phrase when a trigger arrives).
 
-Example:
+Examples:
     >>> from hf_melody import MelodyPipeline
     >>> from hf_melody.live import LiveSession, OscTransport
     >>> pipe = MelodyPipeline.from_pretrained("folk-base")
@@ -95,7 +95,7 @@ class LiveSession:
         seed: bar k of answer a uses seed `seed + 1000 * a + candidates * k + c` (None: a fresh one).
         **options: `MelodyGenerationConfig` options for every bar (temperature, key, pitch_range, style, top_k...).
 
-    Example:
+    Examples:
         >>> with LiveSession(pipe, [osc], mode="continue", tempo_qpm=90, key="G major") as s:   # doctest: +SKIP
         ...     time.sleep(30)
     """
@@ -205,7 +205,7 @@ class LiveSession:
         """Change controls while playing, from the next bar: temperature, key ("auto": each call's key),
         pitch_range, density (notes per bar, 0: off), mode, tempo. `ConfigError` for a bad value.
 
-        Example:
+        Examples:
             >>> session.set(temperature=1.2, key="A minor", density=6)                    # doctest: +SKIP
         """
         with self._lock:

@@ -1,6 +1,6 @@
 """What every live transport (OSC, MIDI) shares: the `LiveEvent`s it hands to a session and how it sends notes.
 
-Example:
+Examples:
     >>> events = []
     >>> t = Transport(); t.start(events.append)
     >>> t.emit("note_on", 60, 100); events[0].kind, events[0].args

@@ -1,6 +1,6 @@
 """Local `evaluate` modules of hf_melody, loadable offline by path.
 
-Example:
+Examples:
     >>> import evaluate
     >>> from hf_melody.metrics import metric_path
     >>> bleu = evaluate.load(metric_path("melody_bleu"))                       # doctest: +SKIP
@@ -26,7 +26,7 @@ CODEBASE = "https://github.com/hf-melody/hf_melody/tree/main/src/hf_melody/metri
 def metric_path(name: str) -> str:
     """The folder of a metric, for `evaluate.load(metric_path(name))` (works offline: no Hub lookup).
 
-    Example:
+    Examples:
         >>> metric_path("novelty").endswith("metrics/novelty")
         True
     """
@@ -42,7 +42,7 @@ def metric_info(description: str, citation: str, inputs_description: str, featur
 
     `features` defaults to `predictions` as note lists (`[[onset, duration, pitch], ...]` per melody).
 
-    Example:
+    Examples:
         >>> metric_info("d", "@misc{x}", "args").features["predictions"].feature.feature.dtype
         'int64'
     """

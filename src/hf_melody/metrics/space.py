@@ -3,7 +3,7 @@
 Each metric folder is a Space as evaluate expects one (README.md with metadata, `app.py`, `requirements.txt`,
 the metric script); its `app.py` calls `metric_app` on its own folder.
 
-Example:
+Examples:
     >>> from hf_melody.metrics import metric_path
     >>> metric_app(metric_path("novelty")).launch()                                      # doctest: +SKIP
 """

@@ -5,7 +5,7 @@ per-op overhead of Python and torch's dispatcher, not by arithmetic: `GPT2LMHead
 object, masks and output dataclasses costs several times what the matmuls do. `LeanGPT2` runs the same
 arithmetic (layer norm, fused QKV, causal attention over the cache, MLP, tied LM head) in about 15 ops per layer.
 
-Example:
+Examples:
     >>> from hf_melody import build_model, MelodyTokenizer
     >>> model = build_model("original", MelodyTokenizer(), n_positions=64).eval()
     >>> lean = LeanGPT2(model)
@@ -33,7 +33,7 @@ _SQRT_HALF = math.sqrt(0.5)
 def lean_support(model) -> str | None:
     """Why `model` cannot run on `LeanGPT2` (a short reason), or None when it can.
 
-    Example:
+    Examples:
         >>> lean_support(model) is None                      # doctest: +SKIP
         True
     """

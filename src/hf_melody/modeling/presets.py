@@ -1,6 +1,6 @@
 """GPT-2 presets for melodies: the three classic architectures plus `small` and `base` for quality.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyTokenizer, build_model
     >>> model = build_model("original", MelodyTokenizer(), n_positions=256)
     >>> sum(p.numel() for p in model.parameters()) < 60_000
@@ -56,7 +56,7 @@ def build_model(preset: str, tokenizer: MelodyTokenizer, n_positions: int = 512,
                 seed: int | None = None, activation_function: str = "gelu"):
     """A freshly initialised `GPT2LMHeadModel` of a preset (seeded when `seed` is given).
 
-    Example:
+    Examples:
         >>> model = build_model("original", MelodyTokenizer(), n_positions=256, seed=0)
         >>> model.config.n_layer, sum(p.numel() for p in model.parameters())
         (2, 39232)

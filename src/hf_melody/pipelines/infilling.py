@@ -1,7 +1,7 @@
 """Regenerating bars of a melody with a pipeline (`MelodyPipeline.infill`): the prompt in the infilling format,
 exactly the gap's bars from the decoder, the new bars clipped to the gap and spliced between the kept ones.
 
-Example:
+Examples:
     >>> from hf_melody import MelodyPipeline
     >>> pipe = MelodyPipeline.from_pretrained("original")
     >>> [m] = pipe.infill("tests/fixtures/kinder0_0.mid", bars=(2, 3), seed=0)        # doctest: +SKIP
@@ -24,7 +24,7 @@ def infill_melodies(pipe, melody, bars, config: MelodyGenerationConfig) -> list[
     (temperature, top_k, top_p, key, pitch_range, constrained, ...) go to `hf_melody.generation.decoding.generate_ids`.
     Returns `GeneratedMelody` objects whose `settings` record the bars, the seed and the options given.
 
-    Example:
+    Examples:
         >>> config = MelodyGenerationConfig.from_options({"seed": 0, "key": "G major"}, infill=True)  # doctest: +SKIP
         >>> [new] = infill_melodies(pipe, "tune.mid", (5, 6), config)                               # doctest: +SKIP
     """

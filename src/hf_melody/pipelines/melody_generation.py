@@ -1,6 +1,6 @@
 """`MelodyPipeline`: sample or continue melodies and get MIDI, audio and a piano roll (task `melody-generation`).
 
-Example:
+Examples:
     >>> from hf_melody import MelodyPipeline
     >>> pipe = MelodyPipeline.from_pretrained("folk-base")
     >>> melodies = pipe(num_return_sequences=2, max_new_notes=32, seed=0)
@@ -62,7 +62,7 @@ class MelodyPipeline(Pipeline):
     path, a `symusic.Score` or a list of token ids; or a list of prompts (a batch). The output of each melody starts
     with its prompt.
 
-    Example:
+    Examples:
         >>> pipe = MelodyPipeline.from_pretrained("folk-base")
         >>> [m] = pipe(seed=0, max_new_notes=48)
         >>> [m] = pipe("theme.mid", max_bars=8, seed=1)             # doctest: +SKIP
@@ -100,7 +100,7 @@ class MelodyPipeline(Pipeline):
         `revision`, `token`, `cache_dir` and `local_files_only` mean what they mean in transformers; other keyword
         arguments go to the pipeline (e.g. default generation options).
 
-        Example:
+        Examples:
             >>> pipe = MelodyPipeline.from_pretrained("user/my-melody-model", revision="v1.0")   # doctest: +SKIP
         """
         hub_kwargs = {k: v for k, v in (("revision", revision), ("token", token), ("cache_dir", cache_dir),
@@ -118,7 +118,7 @@ class MelodyPipeline(Pipeline):
         `MelodyPipeline.from_pretrained(d)` and `transformers.pipeline("melody-generation", model=d)` reload it
         without `trust_remote_code`.
 
-        Example:
+        Examples:
             >>> pipe.save_pretrained("out/my-bundle")                                         # doctest: +SKIP
         """
         if kwargs:
@@ -133,7 +133,7 @@ class MelodyPipeline(Pipeline):
                     token: str | None = None, **kwargs) -> str:
         """Save the bundle (as `save_pretrained`) and upload it to the Hub repo `repo_id`; returns the commit URL.
 
-        Example:
+        Examples:
             >>> pipe.push_to_hub("me/folk-melodies", private=True)                            # doctest: +SKIP
         """
         if kwargs:
@@ -181,7 +181,7 @@ class MelodyPipeline(Pipeline):
             for a list of prompts, a list of such lists. Each `GeneratedMelody.settings` records the resolved
             options (`MelodyGenerationConfig.from_settings` rebuilds them).
 
-        Example:
+        Examples:
             >>> pipe(num_return_sequences=2, key="D minor", pitch_range=(60, 81), num_bars=8, end_on_tonic=True,
             ...      seed=0)                                                                  # doctest: +SKIP
             >>> for melodies in pipe(KeyDataset(ds, "prompt"), num_bars=8, seed=0):          # doctest: +SKIP
@@ -210,7 +210,7 @@ class MelodyPipeline(Pipeline):
             prompt: as `inputs` of `__call__` (one prompt).
             tempo_qpm: quarter notes per minute, for the notes' times in seconds.
 
-        Example:
+        Examples:
             >>> for note in pipe.stream(seed=0, key="G major", num_bars=8, tempo_qpm=100):    # doctest: +SKIP
             ...     print(note.pitch, note.onset_seconds, note.duration_seconds)
         """
@@ -249,7 +249,7 @@ class MelodyPipeline(Pipeline):
         """New token ids continuing raw `prompt_ids` (no BOS added; special tokens in it start new segments), with
         `exact_bars=k` for an exact bar budget: see `hf_melody.generation.decoding.generate_ids` for the options.
 
-        Example:
+        Examples:
             >>> new = pipe.generate_ids([tok.bos_token_id], exact_bars=4, key="D minor", seed=0)   # doctest: +SKIP
         """
         return generate_ids(self.model, self.melody_tokenizer, prompt_ids, **options)
@@ -264,7 +264,7 @@ class MelodyPipeline(Pipeline):
         `constrained`, ...); candidate `i` uses seed `seed + i`. Needs a bundle trained with infilling (every
         bundled checkpoint of hf_melody 0.2).
 
-        Example:
+        Examples:
             >>> [a, b] = pipe.infill("tune.mid", bars=(5, 6), num_return_sequences=2, seed=0)   # doctest: +SKIP
             >>> a.save_midi("tune_new_bars_5_6.mid")                                          # doctest: +SKIP
         """

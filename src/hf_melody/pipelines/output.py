@@ -1,6 +1,6 @@
 """`GeneratedMelody`: one generated melody and every file a musician may want from it (MIDI, audio, notation, PNG).
 
-Example:
+Examples:
     >>> melody = pipe(seed=0, key="D minor", num_bars=8)[0]                              # doctest: +SKIP
     >>> melody.save("out/tune", ("mid", "wav", "musicxml", "abc", "png"))                 # doctest: +SKIP
     >>> melody          # in Jupyter: an audio player and the piano roll                  # doctest: +SKIP
@@ -44,7 +44,7 @@ class GeneratedMelody:
             `decoder` the decoder that ran, so `pipe(**MelodyGenerationConfig.from_settings(m.settings).to_options())`
             regenerates it alone.
 
-    Example:
+    Examples:
         >>> melody = MelodyPipeline.from_pretrained("folk-base")(seed=0, key="D minor", num_bars=8)[0]
         >>> melody
         GeneratedMelody(27 notes, 0 from the prompt, 99 tokens, key='D minor', seed=0)
@@ -67,7 +67,7 @@ class GeneratedMelody:
         `clip_bars=(start, stop, n_bars)`: infilling's new notes in bars `start..stop-1` are cut to end by bar `stop`
         (`hf_melody.generation.infill.clip_to_bars`).
 
-        Example:
+        Examples:
             >>> m = GeneratedMelody.from_ids(tok, ids, settings={"key": "D minor", "melody_seed": 0})  # doctest: +SKIP
             >>> m.score.key_signatures                                                       # doctest: +SKIP
         """
@@ -107,7 +107,7 @@ class GeneratedMelody:
         """Plain values for `datasets` (`Dataset.map`, `Dataset.from_list`): MIDI bytes, token ids, counts and the
         settings as JSON text (their keys vary by call, which a dataset column cannot hold).
 
-        Example:
+        Examples:
             >>> ds = ds.map(lambda row: pipe(row["prompt"], seed=0, output_type="dict")[0])  # doctest: +SKIP
         """
         import json
@@ -147,7 +147,7 @@ class GeneratedMelody:
         """Write `stem.<ext>` for each format of `hf_melody.export.render.FORMATS` (mid, wav, flac, ogg, mp3, png,
         musicxml, abc).
 
-        Example:
+        Examples:
             >>> melody.save("out/tune", ("mid", "musicxml", "flac"))                         # doctest: +SKIP
         """
         stem = Path(stem)

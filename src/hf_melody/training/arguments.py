@@ -2,7 +2,7 @@
 `hf_melody.data.arguments`), and `training_parser`, the parser of `recipes/train.py`, `hf-melody train` and
 `hf_melody.train`.
 
-Example:
+Examples:
     >>> from hf_melody.training.arguments import ModelArguments
     >>> ModelArguments(preset="deeper-thinner").preset
     'deeper-thinner'
@@ -32,7 +32,7 @@ class ModelArguments:
         activation_function: MLP activation of a fresh model (`gelu`: exact GELU, ~1.2x faster steps on CPU than
             GPT-2's `gelu_new`).
 
-    Example:
+    Examples:
         >>> ModelArguments(preset="deeper-thinner", dropout=0.0).preset
         'deeper-thinner'
     """
@@ -66,7 +66,7 @@ class MelodyTrainingArguments(TrainingArguments):
     """transformers `TrainingArguments` with defaults for small melody models (see its docs for every field), plus
     `early_stopping_patience`, `max_train_minutes` and `log_melodies`.
 
-    Example:
+    Examples:
         >>> MelodyTrainingArguments(output_dir="out/x", max_steps=100).learning_rate
         0.003
     """
@@ -141,7 +141,7 @@ def training_parser(prog: str | None = None) -> MelodyArgumentParser:
     On a machine without an accelerator `use_cpu` defaults to true: without it, DDP on CPU (`accelerate launch
     --multi_gpu`, `torchrun`) silently runs as one-process copies.
 
-    Example:
+    Examples:
         >>> model_args, data_args, training_args = training_parser().parse_config({"max_steps": 10})  # doctest: +SKIP
     """
     parser = MelodyArgumentParser(TRAINING_ARGUMENTS, prog=prog, description="Train a GPT-2 melody model.")

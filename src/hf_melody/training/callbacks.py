@@ -1,7 +1,7 @@
 """Trainer callbacks of a training run: early stopping and the wall-time cap (`stopping_callbacks`), the JSON
 training log, and the bundle written next to every checkpoint (`BundleCheckpointCallback`).
 
-Example:
+Examples:
     >>> from hf_melody.training.callbacks import TimeLimitCallback
     >>> TimeLimitCallback(minutes=15).minutes
     15
@@ -35,7 +35,7 @@ def stopping_callbacks(training_args) -> list[TrainerCallback]:
 class TimeLimitCallback(TrainerCallback):
     """Stops training once `minutes` of wall time have passed since training began (checked after each step).
 
-    Example:
+    Examples:
         >>> Trainer(..., callbacks=[TimeLimitCallback(15)])                  # doctest: +SKIP
     """
 

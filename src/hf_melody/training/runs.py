@@ -1,6 +1,6 @@
 """Output folders of training runs: what run a folder holds, refusing another one, exact resume, checkpoint bundles.
 
-Example:
+Examples:
     >>> from hf_melody.training.runs import check_same_run, run_fingerprint
     >>> run = run_fingerprint(model_args, data_args, training_args, tokenizer)     # doctest: +SKIP
     >>> check_same_run("out/my-run", run, checkpoint=None)  # ConfigError: another run   # doctest: +SKIP

@@ -6,7 +6,7 @@ Bits per note go to every tracker (they ride on the Trainer's own evaluation log
 melodies go to TensorBoard (audio + image), Weights & Biases and trackio when they are active. Sampling is off
 unless `log_melodies` > 0 (a few seconds per evaluation for small models).
 
-Example:
+Examples:
     >>> hf_melody.train("tiny-debug", report_to="tensorboard", log_melodies=2)          # doctest: +SKIP
 """
 
@@ -50,7 +50,7 @@ class MelodyTrackingCallback(TrainerCallback):
     Put it first in the Trainer's callbacks (`trainer.callback_handler.callbacks.insert(0, ...)`, as `train()`
     does) so the trackers' own callbacks see the bits per note in the same log.
 
-    Example:
+    Examples:
         >>> per_note = tokens_per_note(dsd["validation"], tokenizer)                     # doctest: +SKIP
         >>> callback = MelodyTrackingCallback(tokenizer, per_note, num_melodies=2)          # doctest: +SKIP
     """

@@ -2,7 +2,7 @@
 dataclasses, in plain phases: seed and logging -> resume detection -> data -> model -> trainer -> train -> evaluate
 -> save the bundle and its card -> push.
 
-Example:
+Examples:
     >>> import hf_melody
     >>> metrics = hf_melody.train("recipes/tiny-debug.yaml", max_steps=20)                # doctest: +SKIP
     >>> metrics = hf_melody.train({"dataset": "path/to/midi", "max_steps": 300})           # doctest: +SKIP
@@ -63,7 +63,7 @@ def parse_args(args: list[str] | None = None) -> TrainingConfig:
     Unknown keys (in the YAML or on the command line), abbreviations, wrong types and impossible values raise
     `ConfigError` before any work starts.
 
-    Example:
+    Examples:
         >>> model_args, data_args, training_args = parse_args(["--config", "recipes/tiny-debug.yaml"])  # doctest: +SKIP
     """
     model_args, data_args, training_args = training_parser().parse_args_and_config(args)
@@ -75,7 +75,7 @@ def parse_args(args: list[str] | None = None) -> TrainingConfig:
 def load_training_config(*config, **overrides) -> TrainingConfig:
     """The three argument objects from a YAML path, a dict, or the dataclasses themselves (checked alike).
 
-    Example:
+    Examples:
         >>> model_args, data_args, training_args = load_training_config("recipes/tiny-debug.yaml", max_steps=5)
         ... # doctest: +SKIP
     """
@@ -120,7 +120,7 @@ def _bf16_fallback(training_args):
 def validate(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """The checks that span the three objects or need the file system (each object checks itself on creation).
 
-    Example:
+    Examples:
         >>> validate(ModelArguments(n_positions=128), DataArguments(max_length=256), MelodyTrainingArguments())
         Traceback (most recent call last):
         ...
@@ -200,7 +200,7 @@ def train(*config, **overrides) -> dict[str, Any]:
 
     Returns the final metrics: `train_loss`, `eval_loss`, `eval_perplexity`, and the Trainer's.
 
-    Example:
+    Examples:
         >>> import hf_melody
         >>> metrics = hf_melody.train("recipes/tiny-debug.yaml", output_dir="out/tiny", max_steps=20)  # doctest: +SKIP
         >>> metrics["eval_loss"]                                                   # doctest: +SKIP
