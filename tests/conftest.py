@@ -341,3 +341,27 @@ def run_args(data: Path, out: Path, *extra: str) -> list[str]:
             "--save_steps", "2", "--logging_steps", "1", "--eval_strategy", "no", "--max_length", "64",
             "--per_device_train_batch_size", "8", "--augment_semitones", "0", "--validation_ratio", "0.1",
             "--test_ratio", "0", "--disable_tqdm", "true", "--report_to", "none", *extra]
+
+
+def probe_registry():
+    """A table of probes for one test file: `PROBES, probe = probe_registry()`; `@probe(name)` registers
+    `f(request, tmp_path)`, which raises AssertionError if hf_melody misbehaves, and `test_probe` runs each."""
+    probes: dict = {}
+
+    def probe(name: str):
+        def register(f):
+            probes[name] = f
+            return f
+        return register
+
+    return probes, probe
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and two threads fighting a busy CPU make generation 10x slower
+    (used module-wide: `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

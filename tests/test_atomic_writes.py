@@ -10,12 +10,11 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import gpt2_bundle
+from conftest import gpt2_bundle, probe_registry
 
 BUNDLE_FILES = ("README.md", "config.json", "generation_config.json", "miditok.json", "model.safetensors",
                 "training_info.json")
@@ -203,15 +202,7 @@ def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
-PROBES: dict[str, Callable] = {}
-
-
-def probe(name: str):
-    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
-    def register(f):
-        PROBES[name] = f
-        return f
-    return register
+PROBES, probe = probe_registry()  # this file's probes: @probe(name) registers f(request, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_cli_error, bad_name_folder, cli
+from conftest import assert_one_line_cli_error, bad_name_folder, cli, probe_registry
 from hf_melody.bundle import CHECKPOINTS_DIR, bundled_checkpoints
 from hf_melody.cli import main
 
@@ -77,15 +76,7 @@ def test_bundled_checkpoint_loads_offline_and_generates(name):
     assert not any(Path(CHECKPOINTS_DIR / name).glob("*.bin"))
 
 
-PROBES: dict[str, Callable] = {}
-
-
-def probe(name: str):
-    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
-    def register(f):
-        PROBES[name] = f
-        return f
-    return register
+PROBES, probe = probe_registry()  # this file's probes: @probe(name) registers f(request, tmp_path)
 
 
 @probe("02-non-utf8-name-generate-prompt")

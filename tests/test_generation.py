@@ -22,13 +22,7 @@ ROOT = Path(__file__).parents[1]
 D_MINOR = parse_key("D minor").pitch_classes
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and two threads fighting a busy CPU make generation 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models on one torch thread
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,7 @@ from hf_melody.grammar.remi import REMIGrammar
 from hf_melody.grammar.state import GrammarRules, LengthLimits
 from hf_melody.grammar.tables import GrammarTables
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and two threads fighting a busy CPU make generation 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models on one torch thread
 
 
 @pytest.fixture(scope="module")

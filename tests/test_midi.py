@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from conftest import (
     melody_folder,
     mixed_folder,
     orchestra,
+    probe_registry,
     smf,
     tune_notes,
     write_score,
@@ -339,15 +339,7 @@ def test_midi_file_round_trip_through_read_midi(melody, tmp_path_factory):
 SHOWN_BAD_NAME = "bad\\xff\\xfename.mid"  # how messages, ids and reports show it
 
 
-PROBES: dict[str, Callable] = {}
-
-
-def probe(name: str):
-    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
-    def register(f):
-        PROBES[name] = f
-        return f
-    return register
+PROBES, probe = probe_registry()  # this file's probes: @probe(name) registers f(request, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------------------

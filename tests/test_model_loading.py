@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import gpt2_bundle
+from conftest import gpt2_bundle, probe_registry
 from hf_melody import ModelLoadError
 
 
@@ -69,15 +68,7 @@ def test_remote_code_in_a_bundle_is_not_run_by_default(tmp_path, tokenizer):
     assert not marker.exists(), "the bundle's Python code was executed without trust_remote_code=True"
 
 
-PROBES: dict[str, Callable] = {}
-
-
-def probe(name: str):
-    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
-    def register(f):
-        PROBES[name] = f
-        return f
-    return register
+PROBES, probe = probe_registry()  # this file's probes: @probe(name) registers f(request, tmp_path)
 
 
 def edit_config(bundle: Path, **changes) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from conftest import (
     leftovers,
     melody_folder,
     mixed_folder,
+    probe_registry,
 )
 from hf_melody import ConfigError, MelodyPipeline
 from hf_melody.cli import main
@@ -109,15 +109,7 @@ def test_cli_prepare_fails_in_one_line_and_writes_nothing(tmp_path, fixtures_dir
 ROOT = Path(__file__).parents[1]
 
 
-PROBES: dict[str, Callable] = {}
-
-
-def probe(name: str):
-    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
-    def register(f):
-        PROBES[name] = f
-        return f
-    return register
+PROBES, probe = probe_registry()  # this file's probes: @probe(name) registers f(request, tmp_path)
 
 
 @probe("02-non-utf8-name-prepare")

@@ -30,6 +30,8 @@ from hf_melody.modeling.presets import num_parameters
 
 ROOT = Path(__file__).parents[1]
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models on one torch thread
+
 
 @pytest.mark.parametrize("preset, low, high", [
     ("original", 20_000, 45_000), ("deeper-thinner", 20_000, 45_000), ("wider-shallower", 20_000, 50_000),
@@ -246,13 +248,6 @@ def test_max_train_minutes_stops_training_after_the_step_that_passes_it(tmp_path
 
 
 # ---- the fine-tuning recipe --------------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and two threads fighting a busy CPU make generation 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_finetune_style_recipe_parses(tmp_path):

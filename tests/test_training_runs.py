@@ -11,12 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_cli_error, cli, melody_folder, run_args
+from conftest import assert_one_line_cli_error, cli, melody_folder, probe_registry, run_args
 from hf_melody import ConfigError
 from hf_melody.training.trainer import last_complete_checkpoint
 
@@ -259,15 +258,7 @@ def test_last_complete_checkpoint_skips_half_written_ones(tmp_path):
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")  # 100 was cut short
 
 
-PROBES: dict[str, Callable] = {}
-
-
-def probe(name: str):
-    """Register a probe: `f(request, tmp_path)` raises AssertionError if hf_melody misbehaves."""
-    def register(f):
-        PROBES[name] = f
-        return f
-    return register
+PROBES, probe = probe_registry()  # this file's probes: @probe(name) registers f(request, tmp_path)
 
 
 @pytest.fixture(scope="module")
