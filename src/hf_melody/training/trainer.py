@@ -47,6 +47,7 @@ from .runs import (
     check_same_run,
     clear_output_dir,
     finished_step,
+    lock_output_dir,
     run_fingerprint,
     whole_run_train_loss,
 )
@@ -210,7 +211,17 @@ def train(*config, **overrides) -> dict[str, Any]:
     model_args, data_args, training_args = load_training_config(*config, **overrides)
     # 1. seed, logging, and the checks that need the file system
     data_args, training_args = _setup(model_args, data_args, training_args)
-    # 2. Hub access and resume detection: refuse what would fail later, before any work
+    # 2. the folder's lock (one run at a time), Hub access and resume detection: refuse what would fail later,
+    #    before any work
+    lock = lock_output_dir(training_args.output_dir) if training_args.should_save else None
+    try:
+        return _train(model_args, data_args, training_args)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict[str, Any]:
     tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
     run = run_fingerprint(model_args, data_args, training_args, tokenizer)
     hub_repo, last_checkpoint = _detect_resume(training_args, run)
