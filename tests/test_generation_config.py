@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
+import time
 
 import pytest
 
-from hf_melody import ConfigError, MelodyPipeline
+from conftest import assert_one_line_cli_error, cli
+from hf_melody import ConfigError, HFMelodyError, MelodyPipeline
 from hf_melody.cli import build_parser, generation_options, main
+from hf_melody.generation.checks import MAX_NEW_TOKENS, MAX_NUM_BEAMS, MAX_NUM_RETURN_SEQUENCES
 from hf_melody.generation.configuration import SHOWN_SETTINGS, MelodyGenerationConfig
 from hf_melody.music import key_signature, parse_key
 
@@ -21,7 +26,7 @@ def pipe(tiny_bundle):
 
 
 @pytest.mark.parametrize(("options", "fix"), [
-    ({"temperature": 0}, "temperature=0 must be a finite number > 0"),
+    ({"temperature": 0}, "temperature=0 must be a finite number >= 0.001"),
     ({"top_p": 1.5}, "top_p=1.5 must be in (0, 1]"),
     ({"top_k": -1}, "top_k=-1 must be an integer >= 0"),
     ({"num_bars": 4, "max_bars": 2}, "drop max_bars"),
@@ -43,6 +48,98 @@ def test_bad_options_are_one_line_naming_the_fix(options, fix):
     message = str(info.value)
     assert fix in message and "\n" not in message
     assert next(iter(options)) in message or "drop" in message or "add" in message or "needs" in message
+
+
+# ---- nothing unbounded (issue 27): caps checked before any work, naming the limit and how to raise it -------------
+
+
+@pytest.mark.parametrize(("name", "value", "cap", "variable"), [
+    ("max_new_tokens", 10**9, MAX_NEW_TOKENS, "HF_MELODY_MAX_NEW_TOKENS"),
+    ("num_beams", 10**6, MAX_NUM_BEAMS, "HF_MELODY_MAX_NUM_BEAMS"),
+    ("num_return_sequences", 10**6, MAX_NUM_RETURN_SEQUENCES, "HF_MELODY_MAX_NUM_RETURN_SEQUENCES"),
+])
+def test_caps_name_the_limit_and_how_to_raise_it(pipe, name, value, cap, variable, monkeypatch):
+    assert (MAX_NEW_TOKENS, MAX_NUM_BEAMS, MAX_NUM_RETURN_SEQUENCES) == (65_536, 64, 10_000)
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        pipe(**{name: value, "seed": 0})
+    message = str(info.value)
+    assert f"{name}={value}" in message and f"limit of {cap}" in message and variable in message
+    assert "\n" not in message and time.perf_counter() - start < 1  # refused before any work
+    MelodyGenerationConfig(**{name: cap})  # the cap itself is allowed
+    monkeypatch.setenv(variable, str(value))  # the variable raises it
+    MelodyGenerationConfig(**{name: value})
+    monkeypatch.setenv(variable, "lots")
+    with pytest.raises(ConfigError, match=f"{variable}='lots' must be a positive integer"):
+        MelodyGenerationConfig(**{name: 2})
+
+
+def test_caps_hold_on_every_road_into_decoding(pipe, tiny_bundle, tmp_path, fixtures_dir):
+    from hf_melody.generation.decoding import generate_ids
+
+    tok = pipe.melody_tokenizer
+    with pytest.raises(ConfigError, match="max_new_tokens=1000000000 is over the limit"):
+        generate_ids(pipe.model, tok, [tok.bos_token_id], seed=0, max_new_tokens=10**9)
+    with pytest.raises(ConfigError, match="num_return_sequences=1000000 is over the limit"):
+        pipe.infill(str(fixtures_dir / "kinder0_5.mid"), bars=2, num_return_sequences=10**6)
+    with pytest.raises(ConfigError, match="num_beams=1000000 is over the limit"):
+        MelodyGenerationConfig(generation_config={"num_beams": 10**6})
+    # a bundle whose generation_config.json asks for a million beams: refused before decoding (at load, or by
+    # the call's check)
+    bundle = tmp_path / "beams"
+    shutil.copytree(tiny_bundle, bundle)
+    path = bundle / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "num_beams": 10**6}))
+    with pytest.raises(HFMelodyError, match="num_beams") as info:
+        MelodyPipeline.from_pretrained(bundle)(seed=0)
+    assert "limit of 64" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("argv", "culprit"), [
+    (["--num", "0"], "--num=0 must be an integer >= 1"),
+    (["--num", "-5"], "--num=-5 must be an integer >= 1"),
+    (["--num", "1000000"], "--num=1000000 is over the limit of 10000"),
+    (["--num", "3000000000"], "--num=3000000000 is over the limit of 10000"),
+    (["--num", "2", "--seed", str(2**63 - 1)], "must stay below 2**63"),
+])
+@pytest.mark.parametrize("command", ["generate", "infill"])
+def test_num_is_checked_before_the_model_loads(command, argv, culprit, tmp_path, fixtures_dir, capsys):
+    extra = ["--prompt", str(fixtures_dir / "kinder0_5.mid"), "--bars", "2"] if command == "infill" else []
+    code, _, err = cli([command, "--model", str(tmp_path / "no-such-model"), *extra, *argv, "--out",
+                        str(tmp_path / "out")], capsys)
+    assert_one_line_cli_error(code, err, culprit)
+    assert "no-such-model" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("options", "fix"), [
+    ({"temperature": 1e-320}, "temperature=1e-320 must be a finite number >= 0.001"),
+    ({"temperature": float("inf")}, "temperature=inf must be a finite number"),
+    ({"temperature": float("nan")}, "temperature=nan must be a finite number"),
+    ({"key": "Dm", "key_strictness": float("inf")}, "key_strictness=inf: use 'hard' or a penalty >= 0"),
+    ({"key": "Dm", "key_strictness": float("nan")}, "key_strictness=nan: use 'hard' or a penalty >= 0"),
+    ({"seed": float("nan")}, "seed=nan must be an integer >= 0"),
+    ({"seed": float("inf")}, "seed=inf must be an integer >= 0"),
+    ({"seed": 1.5}, "seed=1.5 must be an integer >= 0"),
+])
+def test_silent_nonsense_is_refused_before_work(pipe, options, fix):
+    with pytest.raises(ConfigError) as info:
+        pipe(**options)
+    assert fix in str(info.value) and "\n" not in str(info.value)
+
+
+def test_training_max_length_is_capped(monkeypatch):
+    from hf_melody.data.arguments import MAX_LENGTH_LIMIT, DataArguments
+
+    assert MAX_LENGTH_LIMIT == 8_192
+    with pytest.raises(ConfigError, match="max_length=1000000 is over the limit of 8192.*HF_MELODY_MAX_LENGTH_LIMIT"):
+        DataArguments(max_length=10**6)
+    with pytest.raises(ConfigError, match="max_length=256.0 must be an integer"):
+        DataArguments(max_length=256.0)
+    with pytest.raises(ConfigError, match="split_seed=nan must be an integer >= 0"):
+        DataArguments(split_seed=float("nan"))
+    assert DataArguments(max_length=MAX_LENGTH_LIMIT).max_length == MAX_LENGTH_LIMIT
+    monkeypatch.setenv("HF_MELODY_MAX_LENGTH_LIMIT", str(10**6))
+    assert DataArguments(max_length=10**6).max_length == 10**6
 
 
 def test_unknown_options_and_infill_only_options():

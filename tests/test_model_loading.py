@@ -146,3 +146,92 @@ def test_passing_hub_ids_with_dot_dot_are_refused(name):
     with pytest.raises(ModelLoadError) as info:
         MelodyPipeline.from_pretrained(name)
     assert name in str(info.value) and "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# issue 27: bundle files checked for types and sizes before anything is built from them
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"n_head": 0}, ["n_head is 0", "from 1 to 64"]),
+    ({"n_positions": "512"}, ["n_positions is '512'", "an integer"]),
+    ({"n_layer": 10**5}, ["n_layer is 100000", "from 1 to 48", "MODEL_LIMITS"]),
+    ({"n_embd": True}, ["n_embd is True"]),
+    ({"vocab_size": 10**9}, ["vocab_size is 1000000000", "65536"]),
+    ({"n_head": 5}, ["n_embd=", "not a multiple of n_head=5"]),
+    ({"layer_norm_epsilon": "tiny"}, ["layer_norm_epsilon is 'tiny'"]),
+])
+def test_config_json_is_checked_before_the_model_is_built(tmp_path, changes, words):
+    import time
+
+    from hf_melody import MelodyPipeline, load_model
+
+    bundle = gpt2_bundle(tmp_path)
+    config = edit_config(bundle, **changes)
+    for load in (load_model, MelodyPipeline.from_pretrained):
+        start = time.perf_counter()
+        with pytest.raises(ModelLoadError) as info:
+            load(bundle)
+        message = str(info.value)
+        assert str(config) in message and "\n" not in message and time.perf_counter() - start < 5
+        assert all(w in message for w in words), message
+        assert "config.json" in message.split(";")[-1] or "restore" in message
+
+
+def test_deep_or_huge_json_files_are_model_load_errors(tmp_path, monkeypatch):
+    from hf_melody import MelodyPipeline, MelodyTokenizer, bundle
+
+    folder = gpt2_bundle(tmp_path)
+    (folder / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ModelLoadError, match="config.json: JSON nested too deep to read; re-save the bundle"):
+        MelodyPipeline.from_pretrained(folder)
+    (folder / "miditok.json").write_text('{"config": ' * 200_000 + "{}" + "}" * 200_000)
+    with pytest.raises(ModelLoadError, match="miditok.json: JSON nested too deep"):
+        MelodyTokenizer.from_pretrained(folder)
+    monkeypatch.setattr(bundle, "MAX_JSON_BYTES", 100)
+    with pytest.raises(ModelLoadError, match=r"miditok.json: [\d,]+ bytes, over the 100 .*MAX_JSON_BYTES"):
+        MelodyTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"do_sample": "false"}, ["do_sample is 'false'", "true or false"]),
+    ({"temperature": "0.8"}, ["temperature is '0.8'", "a finite number"]),
+    ({"num_beams": 2.5}, ["num_beams is 2.5", "an integer"]),
+    ({"top_k": True}, ["top_k is True"]),
+])
+def test_generation_config_json_types_are_checked(tmp_path, changes, words):
+    from hf_melody import MelodyPipeline
+
+    folder = gpt2_bundle(tmp_path)
+    path = folder / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    with pytest.raises(ModelLoadError) as info:
+        MelodyPipeline.from_pretrained(folder)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message and all(w in message for w in words), message
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"beat_res": {"0_4": 10**6}}, ["beat_res '0_4': 1000000", "MAX_BEAT_RES_TOKENS"]),
+    ({"beat_res": {"0_10000000": 4}}, ["over 4096 time steps"]),
+    ({"beat_res": {"4_0": 4}}, ["beat_res entry '4_0'"]),
+    ({"beat_res": {"0_4": "4"}}, ["beat_res entry '0_4': '4'"]),
+    ({"pitch_range": [0, 1000]}, ["pitch_range is [0, 1000]"]),
+    ({"num_velocities": 10**7}, ["num_velocities is 10000000"]),
+])
+def test_miditok_json_is_checked_before_miditok_builds(tmp_path, changes, words):
+    import time
+
+    from hf_melody import MelodyPipeline, MelodyTokenizer
+
+    folder = gpt2_bundle(tmp_path)
+    path = folder / "miditok.json"
+    data = json.loads(path.read_text())
+    data["config"].update(changes)
+    path.write_text(json.dumps(data))
+    for load in (MelodyTokenizer.from_pretrained, MelodyPipeline.from_pretrained):
+        start = time.perf_counter()
+        with pytest.raises(ModelLoadError) as info:
+            load(folder)
+        message = str(info.value)
+        assert str(path) in message and "\n" not in message and all(w in message for w in words), message
+        assert "restore the bundle's own miditok.json" in message and time.perf_counter() - start < 5

@@ -185,3 +185,31 @@ def test_dict_outputs_fill_a_dataset(original, prompts):
     assert out[0]["token_ids"] == first.token_ids and out[0]["midi"] == first.to_midi_bytes()
     assert len(read_midi(out[0]["midi"]).notes) == first.num_notes == out[0]["num_notes"]
     assert json.loads(out[0]["settings"])["seed"] == 0
+
+
+# ---- nothing shared by accident (issue 27): one pipeline called from several threads -----------------------------
+@pytest.mark.parametrize("decoder", ["fast", "generate"])
+def test_threads_sharing_a_pipeline_get_what_sequential_calls_give(original, decoder):
+    import threading
+
+    seeds = [[0, 2, 4, 6, 8, 10], [1, 3, 5, 7, 9, 11]]
+    options = {"max_new_notes": 24, "decoder": decoder}
+    expected = {s: original(seed=s, **options)[0].token_ids for row in seeds for s in row}
+    got, errors, barrier = {}, [], threading.Barrier(len(seeds))
+
+    def work(row):
+        try:
+            barrier.wait()
+            for s in row:
+                got[s] = original(seed=s, **options)[0].token_ids
+        except BaseException as e:  # re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(row,)) for row in seeds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    differ = [s for s in expected if got[s] != expected[s]]
+    assert not differ, f"{len(differ)}/{len(expected)} melodies differ from their sequential call: seeds {differ}"

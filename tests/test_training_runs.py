@@ -433,3 +433,35 @@ def _(request, tmp_path):
 @pytest.mark.parametrize("name", list(PROBES))
 def test_probe(name, request, tmp_path):
     PROBES[name](request, tmp_path)
+
+
+# ---- nothing shared by accident (issue 27): one training run per output_dir -------------------------------------
+def test_a_second_run_into_a_held_output_dir_fails_at_once_naming_the_holder(tmp_path, fixtures_dir):
+    import hf_melody
+    from hf_melody.training.runs import LOCK_FILE, lock_output_dir
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from hf_melody.training.runs import lock_output_dir; "
+         f"lock = lock_output_dir({str(out)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.perf_counter()
+        with pytest.raises(ConfigError) as info:
+            hf_melody.train({"dataset": str(fixtures_dir), "preset": "original", "max_length": 64,
+                             "output_dir": str(out), "max_steps": 3, "report_to": "none"})
+        message = str(info.value)
+        assert f"pid {holder.pid}" in message and "in use by another training run" in message
+        assert "choose another --output_dir" in message and "\n" not in message
+        assert time.perf_counter() - start < 10 and not (out / "training_info.json").exists()
+        with pytest.raises(ConfigError, match=f"pid {holder.pid}"):
+            lock_output_dir(out)
+    finally:
+        holder.communicate("")  # the holder exits: its lock goes with it
+    lock = lock_output_dir(out)
+    assert f"pid {os.getpid()}" in (out / LOCK_FILE).read_text()
+    with pytest.raises(ConfigError, match=f"pid {os.getpid()}"):  # a real second attempt in this process, too
+        lock_output_dir(out)
+    lock.close()
+    lock_output_dir(out).close()

@@ -9,8 +9,10 @@ Examples:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelLoadError
 from .utils import remove_stale_siblings
@@ -25,6 +27,30 @@ TOKENIZER_FILE = "miditok.json"
 DEFAULT_MODEL = "folk-base"
 # what `from_pretrained` passes on to the HF cache, as in transformers
 HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only")
+MAX_JSON_BYTES = 64 * 2**20
+"""The largest JSON file of a bundle read (`read_json`): a config is about 1 kB, a BPE `miditok.json` well under a
+megabyte."""
+
+
+def read_json(path: str | os.PathLike, fix: str = "re-save the bundle with save_bundle()") -> Any:
+    """The JSON value of a bundle file, or `ModelLoadError` naming the file and `fix`: unreadable, not JSON, over
+    `MAX_JSON_BYTES` (checked before reading) or nested too deep for Python's parser.
+
+    Examples:
+        >>> read_json(resolve_file("folk-base", "config.json"))["model_type"]
+        'gpt2'
+    """
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else 0
+    if size > MAX_JSON_BYTES:
+        raise ModelLoadError(f"{path}: {size:,} bytes, over the {MAX_JSON_BYTES:,} a bundle's JSON file may hold "
+                             f"(hf_melody.bundle.MAX_JSON_BYTES); {fix}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError as e:
+        raise ModelLoadError(f"{path}: JSON nested too deep to read; {fix}") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path}: not a readable JSON file ({type(e).__name__}); {fix}") from e
 
 
 def bundled_checkpoints() -> list[str]:

@@ -33,6 +33,7 @@ from .errors import ConfigError, CorpusError, HFMelodyError
 from .evaluation.analysis import add_analyze_arguments, run_analyze
 from .evaluation.arguments import evaluation_parser
 from .export.render import FORMATS, check_formats  # FORMATS: what `generate --formats` can write
+from .generation.checks import check_int
 from .generation.configuration import DECODERS, MelodyGenerationConfig
 from .generation.infill import parse_bars
 from .live.command import LIVE_DESCRIPTION, add_live_arguments, run_live
@@ -201,9 +202,18 @@ def generation_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _check_num(args: argparse.Namespace) -> None:
+    """`--num` and `--seed` checked before any work: at least 1, at most the `num_return_sequences` limit, and the
+    seeds `--seed + i` below 2**63 (`ConfigError` naming the fix)."""
+    if args.num < 1:
+        raise ConfigError(f"--num={args.num} must be an integer >= 1; give how many melodies to write, e.g. --num 4")
+    check_int("--num", args.num, 1, capped="num_return_sequences")
+    MelodyGenerationConfig(seed=args.seed, num_return_sequences=args.num)
+
+
 def _seed(args: argparse.Namespace) -> int:
     """`--seed`, or a fresh one with room for `--num` melodies (`MelodyGenerationConfig.with_seed`)."""
-    return MelodyGenerationConfig(seed=args.seed, num_return_sequences=max(args.num, 1)).with_seed().seed
+    return MelodyGenerationConfig(seed=args.seed, num_return_sequences=args.num).with_seed().seed
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -212,6 +222,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = check_out_folder("--output-dir", args.output_dir)
     kwargs = generation_options(args)
     kwargs.pop("seed", None)  # melody i gets seed + i below
+    _check_num(args)
     MelodyGenerationConfig.from_options(kwargs)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives the
@@ -235,6 +246,7 @@ def cmd_infill(args: argparse.Namespace) -> int:
     out = check_out_folder("--output-dir", args.output_dir)
     options = generation_options(args)
     options.pop("seed", None)  # candidate i gets seed + i below
+    _check_num(args)
     MelodyGenerationConfig.from_options(options, infill=True)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     seed = _seed(args)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from .bundle import (
     HUB_KWARGS,
     TOKENIZER_FILE,
     TRAINING_INFO,
+    read_json,
     resolve_bundle,
     resolve_file,
 )
@@ -27,6 +30,17 @@ from .tokenizer import MelodyTokenizer
 from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_siblings, staging_folder
 
 logger = logging.getLogger(__name__)
+
+MODEL_LIMITS = {"n_layer": 48, "n_head": 64, "n_embd": 4096, "n_positions": 8192, "vocab_size": 65_536,
+                "n_inner": 16_384}
+"""The largest dimensions a bundle's `config.json` may give (GPT-2 XL has 48 layers of 1600; the bundled models
+4 of 128): beyond them building the model alone takes minutes and gigabytes. A bundle past them is refused
+(`ModelLoadError`) before transformers builds it; raise an entry here to load a larger model on purpose."""
+_GENERATION_TYPES = {"do_sample": bool, "early_stopping": bool, "temperature": numbers.Real, "top_p": numbers.Real,
+                     "repetition_penalty": numbers.Real, "length_penalty": numbers.Real, "top_k": int,
+                     "max_new_tokens": int, "num_beams": int, "num_return_sequences": int,
+                     "no_repeat_ngram_size": int, "max_length": int, "min_new_tokens": int}
+"""The types of the `generation_config.json` fields hf_melody reads (a string "false" would count as true)."""
 
 def load_tokenizer(name_or_path: str | os.PathLike, **hub_kwargs):
     """The `MelodyTokenizer` of a bundle (a bundled name, a folder or a Hub id).
@@ -50,16 +64,14 @@ def check_model_config(name_or_path: str | os.PathLike, **hub_kwargs) -> dict[st
         'gpt2'
     """
     config_path = resolve_file(name_or_path, "config.json", **hub_kwargs)
-    try:
-        config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{config_path}: not a readable JSON config ({type(e).__name__}); re-save the "
-                             "bundle with save_bundle()") from e
+    config = read_json(config_path)
     if not isinstance(config, dict):
         raise ModelLoadError(f"{config_path}: a model config is a JSON object; re-save the bundle")
     if config.get("model_type") != "gpt2":
         raise ModelLoadError(f"{config_path}: model_type is {config.get('model_type')!r}, but hf_melody bundles "
                              "are GPT-2 models; set it to \"gpt2\" or give a bundle written by save_bundle()")
+    _check_dimensions(config_path, config)
+    _check_generation_config(name_or_path, **hub_kwargs)
     where = resolve_bundle(name_or_path)
     tokenizer_path = Path(where) / TOKENIZER_FILE if Path(where).is_dir() else None
     if tokenizer_path is None:
@@ -113,6 +125,50 @@ def load_model(name_or_path: str | os.PathLike, allow_pickle: bool = False, trus
             f"{name_or_path}: could not load the model weights ({_first_line(e)}); only "
             "model.safetensors is read by default (pass allow_pickle=True to trust pickled weights)"
         ) from e
+
+
+def _check_dimensions(config_path: str, config: dict[str, Any]) -> None:
+    """`ModelLoadError` naming the key and the fix for a dimension of `config.json` that is not an integer in
+    1..`MODEL_LIMITS[key]`, or an `n_embd` that `n_head` does not divide."""
+    for key, cap in MODEL_LIMITS.items():
+        value = config.get(key)
+        if value is None and (key not in config or key == "n_inner"):
+            continue  # absent: GPT2Config's default; n_inner None: 4 * n_embd
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cap:
+            raise ModelLoadError(f"{config_path}: {key} is {value!r}; it must be an integer from 1 to {cap} "
+                                 f"(hf_melody.hub.MODEL_LIMITS): restore the bundle's own config.json")
+    n_embd, n_head = config.get("n_embd", 768), config.get("n_head", 12)
+    if n_embd % n_head:
+        raise ModelLoadError(f"{config_path}: n_embd={n_embd} is not a multiple of n_head={n_head}; restore the "
+                             "bundle's own config.json")
+    for key in ("attn_pdrop", "embd_pdrop", "resid_pdrop", "layer_norm_epsilon", "initializer_range"):
+        value = config.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ModelLoadError(f"{config_path}: {key} is {value!r}; it must be a finite number >= 0: restore the "
+                                 "bundle's own config.json")
+
+
+def _check_generation_config(name_or_path: str | os.PathLike, **hub_kwargs) -> None:
+    """`ModelLoadError` naming the key and the fix for a `generation_config.json` field of the wrong type (the
+    bounds of its values are `MelodyGenerationConfig`'s, checked when a call uses them)."""
+    try:
+        path = resolve_file(name_or_path, "generation_config.json", **hub_kwargs)
+    except ModelLoadError:
+        return  # optional: the defaults apply
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path}: a generation config is a JSON object; re-save the bundle with save_bundle()")
+    for key, kind in _GENERATION_TYPES.items():
+        value = config.get(key)
+        if value is None or (key == "early_stopping" and value == "never"):
+            continue
+        wrong = not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+        if not wrong and kind is numbers.Real and not math.isfinite(value):
+            wrong = True
+        if wrong:
+            what = {bool: "true or false", int: "an integer"}.get(kind, "a finite number")
+            raise ModelLoadError(f"{path}: {key} is {value!r}; it must be {what} (JSON {json.dumps(value)} is not): "
+                                 "fix generation_config.json or delete it to use the defaults")
 
 
 def _first_line(error: BaseException, limit: int = 160) -> str:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .bundle import TOKENIZER_FILE, resolve_file
+from .bundle import TOKENIZER_FILE, read_json, resolve_file
 from .errors import ConfigError, ModelLoadError
 from .music import PITCH_RANGE, TIME_SIGNATURE_RANGE, TPQ, tokenizer_pitch_range
 from .utils import atomic_write_text
@@ -303,7 +303,52 @@ class MelodyTokenizer:
         from miditok import REMI
 
         path = resolve_file(name_or_path, TOKENIZER_FILE, **hub_kwargs)
+        check_tokenizer_file(path)
         try:
             return cls(REMI(params=path))
         except Exception as e:
             raise ModelLoadError(f"{path}: not a valid miditok tokenizer file ({e})") from e
+
+
+MAX_BEAT_RES_TOKENS = 4096
+"""The most position and duration steps a `miditok.json`'s `beat_res` may describe (the bundled 16th-note grid over
+16 beats has 28): a huge one would build a vocabulary of millions of tokens before the model sees it."""
+MAX_NUM_VELOCITIES = 128
+
+
+def check_tokenizer_file(path: str | os.PathLike) -> dict:
+    """The JSON of a `miditok.json`, checked before miditok builds from it: `ModelLoadError` naming the file, the
+    key and the fix for a `beat_res`, `pitch_range` or `num_velocities` of the wrong type or beyond its limit.
+
+    Examples:
+        >>> check_tokenizer_file(resolve_file("folk-base", TOKENIZER_FILE))["config"]["beat_res"]
+        {'0_4': 4, '4_16': 1}
+    """
+    fix = "restore the bundle's own miditok.json (MelodyTokenizer().save_pretrained writes one)"
+    data = read_json(path, fix)
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path}: no \"config\" object; {fix}")
+    beat_res, steps = config.get("beat_res", {}), 0
+    if not isinstance(beat_res, dict):
+        raise ModelLoadError(f"{path}: beat_res is {beat_res!r}; give an object such as {{\"0_4\": 4}}: {fix}")
+    for span, res in beat_res.items():
+        bounds = span.split("_")
+        if (len(bounds) != 2 or not all(b.isdigit() for b in bounds) or int(bounds[0]) >= int(bounds[1])
+                or isinstance(res, bool) or not isinstance(res, int) or res < 1):
+            raise ModelLoadError(f"{path}: beat_res entry {span!r}: {res!r} is not \"start_end\": resolution "
+                                 f"(integers, start < end, resolution >= 1); {fix}")
+        steps += (int(bounds[1]) - int(bounds[0])) * res
+        if steps > MAX_BEAT_RES_TOKENS:
+            raise ModelLoadError(f"{path}: beat_res {span!r}: {res!r} makes over {MAX_BEAT_RES_TOKENS} time steps "
+                                 f"(hf_melody.tokenizer.MAX_BEAT_RES_TOKENS; the usual grid has 28); {fix}")
+    pitch_range = config.get("pitch_range", [0, 127])
+    if (not isinstance(pitch_range, list) or len(pitch_range) != 2
+            or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 127 for p in pitch_range)
+            or pitch_range[0] > pitch_range[1]):
+        raise ModelLoadError(f"{path}: pitch_range is {pitch_range!r}; give [low, high], MIDI pitches 0-127: {fix}")
+    velocities = config.get("num_velocities", 1)
+    if isinstance(velocities, bool) or not isinstance(velocities, int) or not 1 <= velocities <= MAX_NUM_VELOCITIES:
+        raise ModelLoadError(f"{path}: num_velocities is {velocities!r}; give an integer from 1 to "
+                             f"{MAX_NUM_VELOCITIES}: {fix}")
+    return data

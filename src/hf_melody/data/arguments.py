@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +28,26 @@ from ..parser import MelodyArgumentParser
 from .melody import Melody
 
 SPLIT_CHOICES = ("all", "train", "validation", "test", "auto")
+MAX_LENGTH_LIMIT = 8_192
+"""The longest training block `max_length` may ask for (32 times the usual 256; a melody of 32 bars is about 300
+tokens): attention memory grows with its square, so 10**6 would try to allocate terabytes. Raise it with the
+`HF_MELODY_MAX_LENGTH_LIMIT` environment variable."""
+
+
+def max_length_limit() -> int:
+    """`MAX_LENGTH_LIMIT`, or the `HF_MELODY_MAX_LENGTH_LIMIT` environment variable when it is set.
+
+    Examples:
+        >>> max_length_limit()
+        8192
+    """
+    text = os.environ.get("HF_MELODY_MAX_LENGTH_LIMIT", "").strip()
+    if not text:
+        return MAX_LENGTH_LIMIT
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"HF_MELODY_MAX_LENGTH_LIMIT={text!r} must be a positive integer (the cap on max_length; "
+                          f"default {MAX_LENGTH_LIMIT})")
+    return int(text)
 
 
 def split_list(value: str | Iterable[str] | None) -> list[str]:
@@ -104,8 +126,17 @@ class DataArguments:
         _ = self.column_map  # checks the pairs now, before any work
         if not self.dataset:
             raise ConfigError("dataset is empty; give a corpus name such as essen, or a MIDI folder")
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, numbers.Integral):
+            raise ConfigError(f"max_length={self.max_length!r} must be an integer (256 is usual)")
         if self.max_length < 8:
             raise ConfigError(f"max_length={self.max_length} is too small; use at least 8 (256 is usual)")
+        if self.max_length > (cap := max_length_limit()):
+            raise ConfigError(f"max_length={self.max_length} is over the limit of {cap}; give at most {cap} (256 is "
+                              f"usual), or set HF_MELODY_MAX_LENGTH_LIMIT={self.max_length} to raise the limit")
+        if self.split_seed is not None and (isinstance(self.split_seed, bool)
+                                            or not isinstance(self.split_seed, numbers.Integral)
+                                            or self.split_seed < 0):
+            raise ConfigError(f"split_seed={self.split_seed!r} must be an integer >= 0 (or unset)")
         if self.augment_semitones is None:
             self.augment_semitones = 0
         shifts = self.augment_semitones  # k (-k..k) or, from Python, a list of shifts

@@ -9,24 +9,73 @@ Examples:
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
 from typing import Any
 
 from ..errors import ConfigError
 from ..music import parse_key
 
-__all__ = ["check_int", "check_key", "check_pitch_range"]
+__all__ = ["LIMITS", "MAX_NEW_TOKENS", "MAX_NUM_BEAMS", "MAX_NUM_RETURN_SEQUENCES", "MIN_TEMPERATURE", "check_int",
+           "check_key", "check_pitch_range", "limit"]
+
+MAX_NEW_TOKENS = 65_536
+"""The most `max_new_tokens` a call may ask for (about 30 times a 32-bar tune): the lean decoder allocates the ids
+of prompt + cap up front, so 10**9 would take 8 GB before the first token. Raise it with
+`HF_MELODY_MAX_NEW_TOKENS`."""
+MAX_NUM_BEAMS = 64
+"""The most beams `num_beams` may ask for (each beam is a full batch row in `model.generate`). Raise it with
+`HF_MELODY_MAX_NUM_BEAMS`."""
+MAX_NUM_RETURN_SEQUENCES = 10_000
+"""The most melodies one call (`num_return_sequences`, `hf-melody generate --num`) may ask for. Raise it with
+`HF_MELODY_MAX_NUM_RETURN_SEQUENCES`."""
+MIN_TEMPERATURE = 1e-3
+"""The lowest `temperature`: below it the logits divided by it overflow float32 (1e-320 is 0.0 there); for
+greedy output use `do_sample=False`."""
+LIMITS = {"max_new_tokens": (MAX_NEW_TOKENS, "HF_MELODY_MAX_NEW_TOKENS"),
+          "num_beams": (MAX_NUM_BEAMS, "HF_MELODY_MAX_NUM_BEAMS"),
+          "num_return_sequences": (MAX_NUM_RETURN_SEQUENCES, "HF_MELODY_MAX_NUM_RETURN_SEQUENCES")}
+"""Option name -> (its cap, the environment variable that raises it)."""
 
 
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """`value` as an int if it is an integer >= `minimum`, else `ConfigError`.
+def limit(name: str) -> int:
+    """The cap on option `name` (`LIMITS`): the environment variable's value when it is set, else the constant.
+
+    Examples:
+        >>> limit("num_beams")
+        64
+    """
+    default, variable = LIMITS[name]
+    text = os.environ.get(variable)
+    if text is None or text.strip() == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{variable}={text!r} must be a positive integer (the cap on {name}; default {default})")
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int, capped: str | None = None) -> int:
+    """`value` as an int if it is an integer >= `minimum` (and, with `capped`, at most `limit(capped)`), else
+    `ConfigError` naming the limit and how to raise it.
 
     Examples:
         >>> check_int("num_bars", 8, 1)
         8
+        >>> check_int("num_beams", 10**6, 1, capped="num_beams")                            # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        hf_melody.errors.ConfigError: num_beams=1000000 is over the limit of 64; ... HF_MELODY_MAX_NUM_BEAMS=...
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}")
+    if capped is not None and value > (cap := limit(capped)):
+        variable = LIMITS[capped][1]
+        raise ConfigError(f"{name}={value!r} is over the limit of {cap}; give at most {cap}, or set "
+                          f"{variable}={value} to raise the limit")
     return int(value)
 
 
@@ -53,7 +102,8 @@ def check_key(key: str | None, scale: Any, key_strictness: Any, end_on_tonic: bo
     if isinstance(strictness, str):
         if strictness != "hard":
             raise ConfigError(f"key_strictness={strictness!r}: use 'hard' or a penalty >= 0 such as 3.0")
-    elif isinstance(strictness, bool) or not isinstance(strictness, int | float) or strictness < 0:
+    elif (isinstance(strictness, bool) or not isinstance(strictness, int | float) or not math.isfinite(strictness)
+          or strictness < 0):
         raise ConfigError(f"key_strictness={strictness!r}: use 'hard' or a penalty >= 0 such as 3.0")
     else:
         strictness = float(strictness)

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..modeling.lean_gpt2 import lean_support
 from ..music import MODES, parse_key, pitch_range_text
 from ..tokenizer import STYLES
-from .checks import check_int, check_key, check_pitch_range
+from .checks import LIMITS, MIN_TEMPERATURE, check_int, check_key, check_pitch_range
 
 __all__ = ["DECODERS", "DEFAULT_MAX_BARS", "DEFAULT_MIN_BARS", "GENERATE_ONLY", "OUTPUT_TYPES", "SHOWN_SETTINGS",
            "MelodyGenerationConfig", "check_generation_options", "fresh_seed", "options_doc"]
@@ -169,7 +169,8 @@ class MelodyGenerationConfig:
             self.generation_config = None
         for name, minimum in _MINIMUMS.items():
             if getattr(self, name) is not None:
-                setattr(self, name, check_int(name, getattr(self, name), minimum))
+                setattr(self, name, check_int(name, getattr(self, name), minimum,
+                                              capped=name if name in LIMITS else None))
         self._check_sampling()
         self._check_lengths()
         self._check_generate_options()
@@ -198,9 +199,9 @@ class MelodyGenerationConfig:
     def _check_sampling(self) -> None:
         t = self.temperature
         if t is not None:
-            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) or t <= 0:
-                raise ConfigError(f"temperature={t!r} must be a finite number > 0 (use a small value like 0.1 for "
-                                  "near-greedy output)")
+            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not math.isfinite(t) or t < MIN_TEMPERATURE:
+                raise ConfigError(f"temperature={t!r} must be a finite number >= {MIN_TEMPERATURE} (use a small value "
+                                  "like 0.1 for near-greedy output, do_sample=False for greedy)")
             self.temperature = float(t)
         if self.top_p is not None:
             if isinstance(self.top_p, bool) or not isinstance(self.top_p, numbers.Real) or not 0 < self.top_p <= 1:
@@ -210,7 +211,7 @@ class MelodyGenerationConfig:
             self.seed = check_int("seed", self.seed, 0)
             if self.seed + self.num_return_sequences - 1 >= _SEED_LIMIT:
                 raise ConfigError(f"seed={self.seed!r} is too large: seeds (seed + i for melody i) must stay below "
-                                  "2**63")
+                                  f"2**63; give a seed below {_SEED_LIMIT - self.num_return_sequences + 1}")
         if self.do_sample is not None and not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample={self.do_sample!r} must be True or False")
         self.constrained = bool(self.constrained)

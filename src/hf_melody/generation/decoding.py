@@ -28,6 +28,7 @@ Examples:
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ __all__ = ["DEFAULT_TOKEN_CAP", "MelodyDecoder", "SampleResult", "generate_ids"]
 
 DEFAULT_TOKEN_CAP = 16_384
 """New tokens a melody may take when no `max_new_tokens` is given (the length limits end it far earlier)."""
+_DECODERS_LOCK = threading.Lock()
 WINDOW_KEEP = 0.75
 """When the context is full, the window restarts with this share of it (BOS and style token included)."""
 
@@ -86,6 +88,7 @@ class MelodyDecoder:
         self._lean: LeanGPT2 | None = None
         self._params = list(model.parameters())  # listing them per call costs ~0.7 ms on folk-base
         self._versions: list[int] = []
+        self._lock = threading.Lock()  # one K/V cache: one call at a time (`sample`)
 
     @classmethod
     def for_model(cls, model, tokenizer: MelodyTokenizer) -> MelodyDecoder:
@@ -95,10 +98,11 @@ class MelodyDecoder:
             >>> MelodyDecoder.for_model(pipe.model, tok) is MelodyDecoder.for_model(pipe.model, tok)  # doctest: +SKIP
             True
         """
-        decoder = cls._decoders.get(model)
-        if decoder is None or decoder.tokenizer is not tokenizer:
-            decoder = cls._decoders[model] = cls(model, tokenizer)
-        return decoder
+        with _DECODERS_LOCK:  # two threads' first calls make one decoder, not two sharing nothing but the model
+            decoder = cls._decoders.get(model)
+            if decoder is None or decoder.tokenizer is not tokenizer:
+                decoder = cls._decoders[model] = cls(model, tokenizer)
+            return decoder
 
     @property
     def model(self):
@@ -142,7 +146,15 @@ class MelodyDecoder:
             max_new_tokens: a cap on new tokens (None: no cap but `DEFAULT_TOKEN_CAP`; the window slides).
             stopping_criteria: called like `generate`'s, with the ids so far; True ends a row.
             streamer: a `NoteStreamer` (batch of one), fed the prompt and then every token; `cancel()` stops.
+
+        Thread-safe: the decoder of a model is shared (`for_model`) and holds one K/V cache, so calls from several
+        threads take turns (a lock around the whole call); each gets exactly what it would get alone.
         """
+        with self._lock:
+            return self._sample(prompts, processors, rules, limits, max_new_tokens, stopping_criteria, streamer)
+
+    def _sample(self, prompts, processors, rules, limits, max_new_tokens, stopping_criteria, streamer
+                ) -> SampleResult:
         tok, lean = self.tokenizer, self.lean()
         eos, pad = tok.eos_token_id, tok.pad_token_id
         b, p = len(prompts), len(prompts[0])

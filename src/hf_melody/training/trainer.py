@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,12 @@ from ..tokenizer import MelodyTokenizer
 from .arguments import MelodyTrainingArguments, ModelArguments, training_parser
 from .callbacks import BundleCheckpointCallback, JsonLogCallback, stopping_callbacks, write_training_log
 from .runs import (
+    LOCK_FILE,
     check_output_dir,
     check_same_run,
     clear_output_dir,
     finished_step,
+    lock_output_dir,
     run_fingerprint,
     whole_run_train_loss,
 )
@@ -210,10 +213,27 @@ def train(*config, **overrides) -> dict[str, Any]:
     model_args, data_args, training_args = load_training_config(*config, **overrides)
     # 1. seed, logging, and the checks that need the file system
     data_args, training_args = _setup(model_args, data_args, training_args)
-    # 2. Hub access and resume detection: refuse what would fail later, before any work
+    # 2. the folder's lock (one run at a time), Hub access and resume detection: refuse what would fail later,
+    #    before any work
+    hub_repo = None
+    if training_args.push_to_hub and training_args.should_save:
+        hub_repo = check_hub_access(training_args.hub_model_id or Path(training_args.output_dir).name,
+                                    token=training_args.hub_token)
+    created = not os.path.exists(training_args.output_dir)
+    lock = lock_output_dir(training_args.output_dir) if training_args.should_save else None
+    try:
+        return _train(model_args, data_args, training_args, hub_repo)
+    finally:
+        if lock is not None:
+            lock.close()
+            if created and os.listdir(training_args.output_dir) == [LOCK_FILE]:  # refused before any work
+                shutil.rmtree(training_args.output_dir, ignore_errors=True)
+
+
+def _train(model_args: ModelArguments, data_args: DataArguments, training_args, hub_repo) -> dict[str, Any]:
     tokenizer = load_tokenizer(model_args.init_from) if model_args.init_from else MelodyTokenizer()
     run = run_fingerprint(model_args, data_args, training_args, tokenizer)
-    hub_repo, last_checkpoint = _detect_resume(training_args, run)
+    last_checkpoint = _detect_resume(training_args, run)
     # 3. data (the main process converts and caches; the others then read the cache)
     dsd, tokenizer, data_report = _load_data(model_args, data_args, training_args, tokenizer)
     # 4. model
@@ -254,12 +274,8 @@ def _setup(model_args: ModelArguments, data_args: DataArguments, training_args):
     return data_args, training_args
 
 
-def _detect_resume(training_args, run: dict) -> tuple[str | None, str | None]:
-    """`(hub repo id or None, last complete checkpoint or None)`; `ConfigError` for another run in `output_dir`."""
-    hub_repo = None
-    if training_args.push_to_hub and training_args.should_save:
-        hub_repo = check_hub_access(training_args.hub_model_id or Path(training_args.output_dir).name,
-                                    token=training_args.hub_token)
+def _detect_resume(training_args, run: dict) -> str | None:
+    """The last complete checkpoint or None; `ConfigError` for another run in `output_dir`."""
     last_checkpoint = None
     if os.path.isdir(training_args.output_dir) and training_args.resume_from_checkpoint is None:
         if training_args.overwrite_output_dir:
@@ -270,7 +286,7 @@ def _detect_resume(training_args, run: dict) -> tuple[str | None, str | None]:
             check_same_run(training_args.output_dir, run, last_checkpoint)
             if last_checkpoint:
                 logger.info("resuming from %s", last_checkpoint)
-    return hub_repo, last_checkpoint
+    return last_checkpoint
 
 
 def _load_data(model_args: ModelArguments, data_args: DataArguments, training_args, tokenizer):
