@@ -105,3 +105,42 @@ def test_melody_displays_itself_in_a_notebook(melody):
     assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<audio controls" in html and len(repr(melody)) < 200
     assert len(base64.b64decode(audio)) > 1000  # a real rendering, not an empty header
+
+
+@pytest.mark.parametrize("case", ["random-bytes", "text-file", "truncated"])
+def test_a_bad_soundfont_is_a_one_line_error(tmp_path, case):
+    """Random bytes, a text file, a truncated real soundfont: `SoundfontNotFoundError` naming the file and the fix,
+    not the synthesizer's C++ error (issue 27)."""
+    import os
+
+    from hf_melody import SoundfontNotFoundError
+    from hf_melody.export.render import find_soundfont, render_audio
+    from hf_melody.tokenizer import MelodyTokenizer
+
+    bad = tmp_path / "bad.sf2"
+    if case == "random-bytes":
+        bad.write_bytes(os.urandom(4096))
+    elif case == "text-file":
+        bad.write_text("root:x:0:0:root:/root:/bin/bash\n" * 50)
+    else:
+        try:
+            real = find_soundfont()
+        except SoundfontNotFoundError:
+            pytest.skip("no system soundfont to truncate (make soundfont installs one)")
+        bad.write_bytes(real.read_bytes()[:100_000])
+    score = MelodyTokenizer().decode([])
+    match = "truncated" if case == "truncated" else "not a SoundFont"
+    with pytest.raises(SoundfontNotFoundError, match=match):
+        render_audio(score, soundfont=bad)
+
+
+def test_a_cache_path_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch):
+    from hf_melody import ConfigError
+    from hf_melody.data.music21_corpora import cache_dir
+
+    (tmp_path / "cache").write_text("not a folder")
+    monkeypatch.setenv("HF_MELODY_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="is a file, not a folder; point HF_MELODY_CACHE at a folder"):
+        cache_dir()
+    monkeypatch.setenv("HF_MELODY_CACHE", str(tmp_path / "ok"))
+    assert cache_dir().is_dir()

@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorpusError, NoMelodyError
+from ..errors import ConfigError, CorpusError, NoMelodyError
 from ..music import TPQ
 from ..utils import atomic_write_bytes, atomic_write_text
 from .melody import Melody, SkipReport, _clean_time_signatures, _one_line, fit_pitch_range, skyline
@@ -57,7 +57,14 @@ def cache_dir() -> Path:
     """Cache folder for converted corpora and prepared datasets (`$HF_MELODY_CACHE`, else ~/.cache/hf_melody)."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hf_melody"
     path = Path(os.environ.get("HF_MELODY_CACHE") or default)
-    path.mkdir(parents=True, exist_ok=True)
+    where = "$HF_MELODY_CACHE=" + str(path) if os.environ.get("HF_MELODY_CACHE") else str(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{where} is a file, not a folder; point HF_MELODY_CACHE at a folder (or unset it)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{where}: the cache folder cannot be made ({e.strerror}); point HF_MELODY_CACHE at a "
+                          "writable folder") from e
     return path
 
 

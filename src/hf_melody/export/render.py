@@ -52,12 +52,12 @@ def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
         path = Path(soundfont)
         if not path.is_file():
             raise SoundfontNotFoundError(f"{path}: no such soundfont file; give the path of a .sf2/.sf3 file")
-        return path
+        return check_soundfont(path, str(path))
     env = os.environ.get(SOUNDFONT_ENV)
     if env:
         if not Path(env).is_file():
             raise SoundfontNotFoundError(f"${SOUNDFONT_ENV}={env}: no such file; point it at a .sf2/.sf3 file")
-        return Path(env)
+        return check_soundfont(Path(env), f"${SOUNDFONT_ENV}={env}")
     for cand in SOUNDFONT_CANDIDATES:
         if Path(cand).is_file():
             return Path(cand)
@@ -65,6 +65,30 @@ def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
         "no General MIDI soundfont found; install one (Debian/Ubuntu: `sudo apt-get install timgm6mb-soundfont`), "
         f"or pass soundfont=PATH / set ${SOUNDFONT_ENV}"
     )
+
+
+def check_soundfont(path: Path, shown: str) -> Path:
+    """`path` if it is a whole SoundFont file (RIFF `sfbk`, as long as its header says), else a one-line
+    `SoundfontNotFoundError`: the synthesizer's own error for random bytes or a truncated file is a C++ traceback.
+
+    Examples:
+        >>> check_soundfont(Path("/etc/passwd"), "/etc/passwd")                           # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.SoundfontNotFoundError: /etc/passwd: not a SoundFont (no RIFF sfbk header); ...
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as e:
+        raise SoundfontNotFoundError(f"{shown}: cannot be read ({e.strerror}); check its permissions") from e
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise SoundfontNotFoundError(f"{shown}: not a SoundFont (no RIFF sfbk header); give a .sf2/.sf3 file, e.g. "
+                                     "/usr/share/sounds/sf2/TimGM6mb.sf2")
+    declared = int.from_bytes(head[4:8], "little") + 8
+    if path.stat().st_size < declared:
+        raise SoundfontNotFoundError(f"{shown}: truncated ({path.stat().st_size:,} of {declared:,} bytes); "
+                                     "download or copy it again")
+    return path
 
 
 def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
@@ -107,7 +131,12 @@ def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate:
     from symusic import Synthesizer
 
     sf = find_soundfont(soundfont)
-    return Synthesizer(sf_path=str(sf), sample_rate=sample_rate).render(score, stereo=True)
+    try:
+        synth = Synthesizer(sf_path=str(sf), sample_rate=sample_rate)
+    except Exception as e:  # symusic raises RuntimeError with the C++ message for a damaged file
+        raise SoundfontNotFoundError(f"{sf}: the synthesizer cannot load it ({str(e).strip()[:120]}); give another "
+                                     ".sf2/.sf3 file") from e
+    return synth.render(score, stereo=True)
 
 
 def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = None,
