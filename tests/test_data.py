@@ -187,13 +187,15 @@ def test_data_config_is_the_data_arguments_under_its_old_name(kinder_melodies, t
 
 
 def test_the_cache_key_of_build_dataset_is_unchanged(kinder_melodies, tokenizer):
-    """Caches written before DataConfig became DataArguments are still found (same settings -> same key)."""
+    """Same settings -> same key across versions of the code (DataConfig became DataArguments, the package was
+    restructured); the key changes only with the cache `format` (2: blocks list the melodies they hold)."""
     import hashlib
 
     config = DataArguments(max_length=64, augment_semitones=2)
     h = hashlib.sha256()
-    h.update(json.dumps({"max_length": 64, "augment_semitones": 2, "validation_ratio": 0.05, "test_ratio": 0.05,
-                         "seed": 0, "use_style_tokens": True, "infill_ratio": 0.0}, sort_keys=True).encode())
+    h.update(json.dumps({"format": 2, "max_length": 64, "augment_semitones": 2, "validation_ratio": 0.05,
+                         "test_ratio": 0.05, "seed": 0, "use_style_tokens": True, "infill_ratio": 0.0},
+                        sort_keys=True).encode())
     h.update(json.dumps(tokenizer.miditok.config.to_dict(serialize=True), sort_keys=True, default=str).encode())
     h.update(str(tokenizer.vocab_size).encode())
     for m in kinder_melodies[:3]:
@@ -201,3 +203,30 @@ def test_the_cache_key_of_build_dataset_is_unchanged(kinder_melodies, tokenizer)
                      json.dumps(m.time_signatures).encode(), m.style.encode()):
             h.update(part)
     assert config.fingerprint(kinder_melodies[:3], tokenizer) == h.hexdigest()[:20]
+
+
+def test_packed_blocks_list_the_melodies_they_hold(tokenizer, kinder_melodies):
+    """Prepared datasets say where their tokens came from (issue 22): each block lists the melodies (id, title,
+    style, transposition) whose tokens it holds, in order, and the tokens are exactly theirs."""
+    melodies = kinder_melodies[:12]
+    config = DataConfig(max_length=64, augment_semitones=1, validation_ratio=0.0, test_ratio=0.0)
+    train = build_dataset(melodies, tokenizer, config, cache=False)["train"]
+    by_id = {m.id: m for m in melodies}
+    flat, owners = [], []
+    for row in train:
+        assert len(row["melody_ids"]) == len(row["titles"]) == len(row["styles"]) == len(row["transpositions"]) >= 1
+        assert all(by_id[i].title == t and by_id[i].style == s
+                   for i, t, s in zip(row["melody_ids"], row["titles"], row["styles"], strict=True))
+        flat += [t for t, m in zip(row["input_ids"], row["attention_mask"], strict=True) if m]
+        owners.append(list(zip(row["melody_ids"], row["transpositions"], strict=True)))
+    # the listed melodies, in order and without repeats across block boundaries, give back the packed tokens
+    order = []
+    for block in owners:
+        for owner in block:
+            if not order or order[-1] != owner:
+                order.append(owner)
+    expected = []
+    for mid, shift in order:
+        seq = tokenizer.encode(by_id[mid], bos=True, eos=True, style="german-folk")
+        expected += tokenizer.transpose_ids(seq, shift) if shift else seq
+    assert flat == expected[:len(flat)] and len(expected) - len(flat) < 2

@@ -84,10 +84,10 @@ def _tokenize_batch(batch: dict[str, list], tokenizer: MelodyTokenizer, use_styl
     A transposition only renames `Pitch` tokens, so it is done on the ids (exact, and 10x faster than encoding
     every transposed melody); with BPE, whose merges hold pitches, each transposed melody is encoded instead.
     """
-    ids, num_notes = [], []
+    ids, num_notes, melody_ids, titles, styles, transpositions = [], [], [], [], [], []
     lo_range, hi_range = PITCH_RANGE
-    for mid, notes, tss, style in zip(batch["id"], batch["notes"], batch["time_signatures"], batch["style"],
-                                      strict=True):
+    for mid, notes, tss, style, title in zip(batch["id"], batch["notes"], batch["time_signatures"], batch["style"],
+                                             batch["title"], strict=True):
         m = Melody("", "", notes, tss, style=style)
         style_name = melody_style(m) if use_style else None
         seq = tokenizer.encode(m, bos=True, eos=True, style=style_name)
@@ -105,13 +105,20 @@ def _tokenize_batch(batch: dict[str, list], tokenizer: MelodyTokenizer, use_styl
                 out = random_infill_example(out, tokenizer, f"{mid}:{shift}", infill_ratio)
             ids.append(out)
             num_notes.append(len(notes))
-    return {"input_ids": ids, "num_notes": num_notes}
+            melody_ids.append(mid)
+            titles.append(title)
+            styles.append(style)
+            transpositions.append(shift)
+    return {"input_ids": ids, "num_notes": num_notes, "id": melody_ids, "title": titles, "style": styles,
+            "transposition": transpositions}
 
 
 def _pack_batch(batch: dict[str, list], block_size: int, pad_id: int) -> dict[str, Any]:
     """Concatenate sequences and cut them into `block_size` blocks; the tail block is padded (labels -100).
 
-    Vectorised with numpy: several times faster than slicing Python lists.
+    Each block also lists the melodies it holds (`melody_ids`, `titles`, `styles`, `transpositions`, in order), so
+    a prepared dataset still says where its tokens came from. Vectorised with numpy: several times faster than
+    slicing Python lists.
     """
     import numpy as np
 
@@ -129,8 +136,15 @@ def _pack_batch(batch: dict[str, list], block_size: int, pad_id: int) -> dict[st
     masks = np.zeros(size, dtype=np.int64)
     masks[:len(flat)] = 1
     shape = (n_blocks, block_size)
+    ends = np.cumsum(lengths)
+    starts = ends - np.asarray(lengths)
+    first = np.searchsorted(ends, np.arange(n_blocks) * block_size, side="right")
+    last = np.searchsorted(starts, (np.arange(n_blocks) + 1) * block_size, side="left")
+    held = [range(a, b) for a, b in zip(first.tolist(), last.tolist(), strict=True)]
+    meta = {name: [[batch[key][i] for i in r] for r in held] for name, key in (
+        ("melody_ids", "id"), ("titles", "title"), ("styles", "style"), ("transpositions", "transposition"))}
     return {"input_ids": blocks.reshape(shape).tolist(), "labels": labels.reshape(shape).tolist(),
-            "attention_mask": masks.reshape(shape).tolist()}
+            "attention_mask": masks.reshape(shape).tolist(), **meta}
 
 
 def _records(melodies: Iterable[Melody]) -> Iterator[dict[str, Any]]:
@@ -142,11 +156,12 @@ def _records(melodies: Iterable[Melody]) -> Iterator[dict[str, Any]]:
 def tokenize_melodies(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, use_style_tokens: bool = True,
                       num_proc: int | None = None, desc: str = "tokenizing", infill_ratio: float = 0.0,
                       shifts: Sequence[int] = (0,)):
-    """A `datasets.Dataset` of one row per melody: metadata, `input_ids` (BOS [style] ... EOS), `num_notes`.
+    """A `datasets.Dataset` of one row per melody: metadata, `input_ids` (BOS [style] ... EOS), `num_notes`,
+    `transposition`.
 
-    With `shifts` (semitones, e.g. `semitone_shifts(5)`), one row per transposition that fits the pitch range, and
-    no metadata columns. With `infill_ratio`, that share of the rows is written in the fill-in-the-middle form
-    (`hf_melody.generation.infill`).
+    With `shifts` (semitones, e.g. `semitone_shifts(5)`), one row per transposition that fits the pitch range,
+    keeping `id`, `title` and `style` (not the notes). With `infill_ratio`, that share of the rows is written in
+    the fill-in-the-middle form (`hf_melody.data.infill_format`).
     """
     from datasets import Dataset
 
@@ -179,7 +194,7 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
         >>> melodies, _ = load_melodies("essen/kinder0")                                  # doctest: +SKIP
         >>> dsd = build_dataset(melodies, MelodyTokenizer(), DataArguments(max_length=256))   # doctest: +SKIP
         >>> dsd["train"].column_names                                                     # doctest: +SKIP
-        ['input_ids', 'attention_mask', 'labels']
+        ['input_ids', 'labels', 'attention_mask', 'melody_ids', 'titles', 'styles', 'transpositions']
     """
     from datasets import DatasetDict, load_from_disk
 
@@ -245,8 +260,11 @@ def build_streaming_dataset(melodies: Iterable[Melody] | Callable[[], Iterable[M
                                "infill_ratio": config.infill_ratio if split == "train" else 0.0,
                                "shifts": shifts if split == "train" else [0]},
                     remove_columns=["id", "source", "title", "key", "style", "notes", "time_signatures"])
-        ds = ds.map(_pack_batch, batched=True, batch_size=256, remove_columns=["input_ids", "num_notes"],
+        ds = ds.map(_pack_batch, batched=True, batch_size=256,
+                    remove_columns=["input_ids", "num_notes", "id", "title", "style", "transposition"],
                     fn_kwargs={"block_size": config.max_length, "pad_id": tokenizer.pad_token_id})
+        # a stream feeds the Trainer directly: blocks only (a prepared dataset on disk keeps the melody columns)
+        ds = ds.remove_columns(["melody_ids", "titles", "styles", "transpositions"])
         out[split] = ds
     return IterableDatasetDict(out)
 
