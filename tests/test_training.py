@@ -334,3 +334,22 @@ def test_wandb_offline_gets_the_sampled_melodies(tmp_path, monkeypatch):
     audio = list((run / "files" / "media" / "audio" / "melodies").glob("audio_*.wav"))
     assert len(images) >= 2 and len(audio) >= 2
     assert all(p.stat().st_size > 1000 for p in images + audio)
+
+
+def test_trackio_gets_the_sampled_melodies(tmp_path, monkeypatch):
+    """And to trackio (local SQLite and media folder): a piano roll and the audio of each sampled melody."""
+    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is first imported
+    trackio = pytest.importorskip("trackio")
+    from hf_melody.data.corpora import load_melodies
+
+    root = Path(trackio.TRACKIO_DIR) / "media"  # tmp_path unless another test imported trackio first
+    before = set(root.rglob("*")) if root.exists() else set()
+    melodies_dir = tmp_path / "midi"
+    melodies_dir.mkdir()
+    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
+        m.to_score().dump_midi(str(melodies_dir / f"{m.id.split('/')[-1]}.mid"))
+    hf_melody.train({**tiny_run(tmp_path / "run"), "dataset": str(melodies_dir), "validation_ratio": 0.2,
+                     "max_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "report_to": "trackio",
+                     "log_melodies": 2})
+    media = set(root.rglob("*")) - before
+    assert len([p for p in media if p.suffix == ".png"]) >= 2 and len([p for p in media if p.suffix == ".wav"]) >= 2

@@ -121,10 +121,11 @@ def _send(tracker, media: list[dict[str, Any]], step: int) -> None:
         wandb.log({"melodies/piano_roll": [wandb.Image(image) for image in images],
                    "melodies/audio": [wandb.Audio(wave, sample_rate=rate) for rate, wave in waves],
                    "train/global_step": step})
-    elif kind == "TrackioCallback":
-        import trackio
-
-        trackio.log({f"melodies/piano_roll_{i}": trackio.Image(image) for i, image in enumerate(images)}, step=step)
+    elif kind == "TrackioCallback" and getattr(tracker, "_initialized", False):
+        trackio = tracker._trackio
+        trackio.log({**{f"melodies/piano_roll_{i}": trackio.Image(image) for i, image in enumerate(images)},
+                     **{f"melodies/audio_{i}": trackio.Audio((wave * 32767).astype("int16"), sample_rate=rate)
+                        for i, (rate, wave) in enumerate(waves)}}, step=step)
 
 
 def _wave(data: bytes) -> tuple[int, Any]:
