@@ -48,7 +48,7 @@ def test_musicxml_and_abc_read_back_with_the_same_notes(melody, tmp_path):
     xml = music21.converter.parse(str(melody.save_musicxml(tmp_path / "m.musicxml")))
     abc_path = melody.save_abc(tmp_path / "m.abc")
     text = abc_path.read_text()
-    assert "K:Dm" in text and f"T:{melody.title}" in text and "L:1/16" in text
+    assert "K:Dm" in text and f"T:{melody.title}" in text and "L:1/8" in text
     abc = music21.converter.parse(text, format="abc")
     want = [(float(o), float(d), p) for o, d, p in _notes(melody.score)]
     for parsed in (xml, abc):

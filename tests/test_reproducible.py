@@ -85,6 +85,12 @@ def test_bundled_checkpoints_give_the_recorded_midi(tmp_path):
         NOTES_RECORD.write_text(json.dumps(notes, indent=1) + "\n")
     # every recorded file has the recorded notes (relative onsets, durations, pitches), whatever its meta events
     assert notes == json.loads(NOTES_RECORD.read_text()), "the notes of a seed changed"
+    from symusic import Score
+
+    from hf_melody.export.render import pickup_ticks
+
+    # no file starts with a silent lead-in: a pickup is written from time 0 (issue 23)
+    assert all(pickup_ticks(Score.from_midi(data))[0] == 0 for data in midis.values())
     if os.environ.get("HF_MELODY_RECORD") == "1":
         RECORD.write_text(json.dumps(out, indent=1) + "\n")
         pytest.skip(f"recorded {len(out)} outputs in {RECORD.name}")
