@@ -240,3 +240,12 @@ def test_tempo_is_an_option_recorded_and_written(tiny_bundle, tmp_path):
                  "--tempo", "72", "--formats", "mid", "--out", str(tmp_path / "cli")]) == 0
     cli = Score(str(tmp_path / "cli" / "melody_0.mid"))
     assert round(cli.tempos[0].qpm) == 72 and _notes(cli) == _notes(Score.from_midi(plain.to_midi_bytes()))
+
+
+def test_a_file_with_a_pickup_is_read_back_as_the_model_wrote_it(folk_melodies):
+    from hf_melody.generation.prompts import prompt_ids
+
+    pipe = MelodyPipeline.from_pretrained("folk-base")
+    for melody in folk_melodies:  # continuing a saved melody sees the same tokens as continuing the melody itself
+        assert prompt_ids(pipe.melody_tokenizer, melody.to_midi_bytes()) == prompt_ids(pipe.melody_tokenizer,
+                                                                                      melody.score)
