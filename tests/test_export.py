@@ -48,7 +48,7 @@ def test_musicxml_and_abc_read_back_with_the_same_notes(melody, tmp_path):
     xml = music21.converter.parse(str(melody.save_musicxml(tmp_path / "m.musicxml")))
     abc_path = melody.save_abc(tmp_path / "m.abc")
     text = abc_path.read_text()
-    assert "K:Dm" in text and f"T:{melody.title}" in text and "L:1/16" in text
+    assert "K:Dm" in text and f"T:{melody.title}" in text and "L:1/8" in text
     abc = music21.converter.parse(text, format="abc")
     want = [(float(o), float(d), p) for o, d, p in _notes(melody.score)]
     for parsed in (xml, abc):
@@ -144,3 +144,147 @@ def test_a_cache_path_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch):
         cache_dir()
     monkeypatch.setenv("HF_MELODY_CACHE", str(tmp_path / "ok"))
     assert cache_dir().is_dir()
+
+
+# ---- files a musician can trust (issue 23): pickups, metadata, tempo ------------------------------------------------
+
+# essen/kinder0 tunes: (index, meter, pickup in quarters or 0, whether the last bar completes the pickup); 34 and
+# 33 have a pickup and end on a whole bar, which stays whole (no note is moved to make it complete the pickup)
+_CORPUS_TUNES = [(28, "2/4", 0.5, True), (0, "2/4", 0, False), (23, "3/4", 1, True), (14, "3/4", 0, False),
+                 (76, "4/4", 1, True), (34, "4/4", 1, False), (8, "4/4", 0, False), (182, "6/8", 0.5, True),
+                 (33, "6/8", 0.5, False), (5, "6/8", 0, False)]
+
+
+def _bar_quarters(meter: str) -> Fraction:
+    num, den = meter.split("/")
+    return Fraction(4 * int(num), int(den))
+
+
+@pytest.fixture(scope="module")
+def corpus_tunes():
+    from hf_melody import load_melodies
+
+    melodies, _ = load_melodies("essen/kinder0", progress=False)
+    return {i: melodies[i] for i, *_ in _CORPUS_TUNES}
+
+
+@pytest.fixture(scope="module")
+def folk_melodies():
+    """folk-base's first two default melodies: #0 has an eighth-note pickup in 2/4, #1 none."""
+    return MelodyPipeline.from_pretrained("folk-base")(seed=0, num_return_sequences=2)
+
+
+def _check_files(score, meter: str, pickup: Fraction, tmp_path, title: str, composer: str, tempo: float):
+    """Every file of `score` read back with music21: notes from time 0, the pickup bar, the bars, the metadata."""
+    music21 = pytest.importorskip("music21")
+    from hf_melody.export.notation import save_abc, save_musicxml
+    from hf_melody.export.render import pickup_ticks, save_midi, with_metadata
+
+    tpq = score.ticks_per_quarter
+    assert Fraction(pickup_ticks(score)[1], tpq) == pickup
+    bar = _bar_quarters(meter)
+    grid = _notes(score)
+    lead_in = grid[0][0] if pickup else Fraction(0)
+    want = [(float(o - lead_in), float(d), p) for o, d, p in grid]
+    grid_end = max(o + d for o, d, _ in grid)
+    n_bars = -(-grid_end // bar)  # the model's bars: bar 0 holds the pickup
+    last_bar = grid_end - (n_bars - 1) * bar
+    completes = bool(pickup) and last_bar == bar - pickup
+    # MIDI: the first note at time 0, a pickup bar's time signature, then the meter
+    mid = Score(str(save_midi(score, tmp_path / "t.mid", title=title, tempo_qpm=tempo)))
+    assert [(float(o), float(d), p) for o, d, p in _notes(mid)] == want
+    assert round(mid.tempos[0].qpm) == round(tempo) and mid.tracks[0].name == title
+    signatures = [(Fraction(t.time, tpq), f"{t.numerator}/{t.denominator}") for t in mid.time_signatures]
+    if pickup:
+        assert signatures[0][0] == 0 and _bar_quarters(signatures[0][1]) == pickup
+        assert signatures[1] == (pickup, meter)
+    else:
+        assert signatures[0] == (0, meter)
+        assert mid.dumps_midi() == with_metadata(score, title=title, tempo_qpm=tempo, pickup=False).dumps_midi()
+    parsed_midi = music21.converter.parse(str(tmp_path / "t.mid")).parts[0].getElementsByClass("Measure")
+    assert parsed_midi[0].duration.quarterLength == (pickup or bar)  # a MIDI import's bars fall on the tune's
+    assert parsed_midi[1 if pickup else 0].timeSignature.ratioString == meter
+    # MusicXML and ABC: a pickup measure 0, the same bars, the final bar whole or completing the pickup
+    xml_path = save_musicxml(score, tmp_path / "t.musicxml", title=title, tempo_qpm=tempo, composer=composer)
+    xml_text = xml_path.read_text()
+    assert (f"<creator type=\"composer\">{composer}</creator>" in xml_text and "<part-name>Melody</part-name>"
+            in xml_text and "Music21" not in xml_text)
+    assert ('<measure implicit="yes" number="0">' in xml_text) == bool(pickup)
+    abc_path = save_abc(score, tmp_path / "t.abc", title=title, tempo_qpm=tempo, composer=composer)
+    abc_text = abc_path.read_text()
+    assert f"T:{title}\nC:{composer}\nM:{meter}\nL:1/8\nQ:1/4={round(tempo)}\n" in abc_text
+    for parsed in (music21.converter.parse(str(xml_path)), music21.converter.parse(abc_text, format="abc")):
+        assert parsed.metadata.composer == composer and parsed.metadata.bestTitle == title
+        got = [(float(n.offset), float(n.quarterLength), n.pitch.midi) for n in parsed.flatten().stripTies().notes]
+        assert got == want
+        assert parsed.flatten().getElementsByClass("MetronomeMark").first().number == round(tempo)
+        measures = list(parsed.parts[0].getElementsByClass("Measure"))
+        assert len(measures) == n_bars
+        assert measures[0].duration.quarterLength == (pickup or bar)
+        assert measures[0].paddingLeft == (bar - pickup if pickup else 0)
+        assert measures[-1].duration.quarterLength == (bar - pickup if completes else bar)
+        assert all(m.duration.quarterLength == bar for m in measures[1:-1])
+    return completes
+
+
+@pytest.mark.parametrize("index, meter, pickup, completes", _CORPUS_TUNES)
+def test_corpus_tunes_with_and_without_pickups_read_back_in_every_format(corpus_tunes, index, meter, pickup,
+                                                                        completes, tmp_path):
+    tune = corpus_tunes[index]
+    assert tune.meter == meter and len(tune.time_signatures) == 1
+    assert _check_files(tune.to_score(), meter, Fraction(pickup), tmp_path, f"kinder0 {index}", "trad., essen",
+                        96.0) == completes
+
+
+def test_generated_melodies_with_and_without_a_pickup_read_back(folk_melodies, tmp_path):
+    with_pickup, without = folk_melodies
+    for melody, pickup in ((with_pickup, Fraction(1, 2)), (without, Fraction(0))):
+        assert melody.composer == "hf_melody folk-base"
+        _check_files(melody.score, "2/4", pickup, tmp_path, melody.title, melody.composer, 120.0)
+    # the melody's own files: MIDI from time 0, the notes as the model wrote them
+    back = Score.from_midi(with_pickup.to_midi_bytes())
+    assert back.tracks[0].notes[0].time == 0
+    lead_in = with_pickup.score.tracks[0].notes[0].time
+    assert lead_in == 720 and _notes(back) == [(o - Fraction(lead_in, 480), d, p) for o, d, p in
+                                               _notes(with_pickup.score)]
+    [png] = with_pickup.save(tmp_path / "roll", ("png",))  # the piano roll counts the pickup as bar 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_audio_starts_at_the_pickup(folk_melodies, tmp_path):
+    import numpy as np
+
+    from hf_melody.export.render import render_audio
+
+    with_pickup = folk_melodies[0]
+    audio = np.asarray(render_audio(with_pickup.score, sample_rate=8000))
+    first = int(np.argmax(np.abs(audio).max(axis=0) > 1e-3))
+    assert first < 8000 * 0.05  # sound within 50 ms, not after 0.75 s of silence
+    slow = np.asarray(render_audio(with_pickup.score, sample_rate=8000, tempo_qpm=60))
+    assert slow.shape[1] > 1.8 * audio.shape[1]  # half the tempo, twice as long
+
+
+def test_tempo_is_an_option_recorded_and_written(tiny_bundle, tmp_path):
+    pipe = MelodyPipeline.from_pretrained(tiny_bundle)
+    [plain] = pipe(seed=4, num_bars=4)
+    [slow] = pipe(seed=4, num_bars=4, tempo_qpm=84)
+    assert slow.settings["tempo_qpm"] == 84.0 and slow.token_ids == plain.token_ids  # changes no note
+    assert round(Score.from_midi(slow.to_midi_bytes()).tempos[0].qpm) == 84
+    assert round(Score.from_midi(plain.to_midi_bytes()).tempos[0].qpm) == 120
+    paths = plain.save(tmp_path / "p", ("mid", "abc"), tempo_qpm=66)
+    assert round(Score(str(paths[0])).tempos[0].qpm) == 66 and "Q:1/4=66" in paths[1].read_text()
+    with pytest.raises(ConfigError, match="tempo_qpm"):
+        pipe(seed=4, num_bars=4, tempo_qpm=0)
+    assert main(["generate", "--model", str(tiny_bundle), "--num", "1", "--seed", "4", "--num-bars", "4",
+                 "--tempo", "72", "--formats", "mid", "--out", str(tmp_path / "cli")]) == 0
+    cli = Score(str(tmp_path / "cli" / "melody_0.mid"))
+    assert round(cli.tempos[0].qpm) == 72 and _notes(cli) == _notes(Score.from_midi(plain.to_midi_bytes()))
+
+
+def test_a_file_with_a_pickup_is_read_back_as_the_model_wrote_it(folk_melodies):
+    from hf_melody.generation.prompts import prompt_ids
+
+    pipe = MelodyPipeline.from_pretrained("folk-base")
+    for melody in folk_melodies:  # continuing a saved melody sees the same tokens as continuing the melody itself
+        assert prompt_ids(pipe.melody_tokenizer, melody.to_midi_bytes()) == prompt_ids(pipe.melody_tokenizer,
+                                                                                      melody.score)

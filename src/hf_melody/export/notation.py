@@ -20,7 +20,10 @@ from ..music import key_name_of_signature
 from ..utils import atomic_write_bytes, atomic_write_text
 from .render import DEFAULT_TEMPO_QPM, with_metadata
 
-_ABC_UNIT = Fraction(1, 4)  # L:1/16, in quarter notes
+PART_NAME = "Melody"
+"""The part name of the MusicXML (and the ABC voice)."""
+COMPOSER = "hf_melody"
+"""The composer named when none is given (`GeneratedMelody` gives "hf_melody <model>")."""
 
 
 def _music21():
@@ -31,61 +34,124 @@ def _music21():
     return music21
 
 
-def to_music21(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
-    """The melody as a `music21.stream.Score` with measures, key and time signatures, tempo, title, rests and ties.
+def to_music21(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+               composer: str | None = None):
+    """The melody as a `music21.stream.Score` with measures, key and time signatures, tempo, title, composer, part
+    name, rests and ties.
+
+    A pickup (`hf_melody.export.render.pickup_ticks`) is measure 0, as short as the pickup (`paddingLeft`, written
+    `implicit="yes"` in MusicXML, unnumbered). The final bar is filled with rests to a whole bar, unless the notes
+    end where it completes the pickup: then it is that short (`paddingRight`). ABC follows the same stream.
 
     Examples:
         >>> to_music21(score, key="G major").show("text")                               # doctest: +SKIP
     """
+    from ..music import bar_ticks
+    from .render import pickup_ticks
+
     m21 = _music21()
-    score = with_metadata(score, key=key, title=title, tempo_qpm=tempo_qpm)
+    score = with_metadata(score, key=key, title=title, tempo_qpm=tempo_qpm)  # as the files write it
     tpq = score.ticks_per_quarter
+    _, pickup = pickup_ticks(score)
+    tss = sorted(score.time_signatures, key=lambda t: t.time)
+    if pickup:  # lay the notes out in full bars of the meter, the pickup at the end of the first one
+        tss = tss[1:]
+        lead_in = bar_ticks(tss[0].numerator, tss[0].denominator, tpq) - pickup
+    else:
+        lead_in = 0
+
+    def at(tick: int) -> Fraction:  # a meta event's offset (those at the start stay at 0)
+        return Fraction(tick + lead_in, tpq) if tick > 0 else Fraction(0)
+
     part = m21.stream.Part()
-    for ts in score.time_signatures:
-        part.insert(Fraction(ts.time, tpq), m21.meter.TimeSignature(f"{ts.numerator}/{ts.denominator}"))
+    part.partName = PART_NAME
+    for i, ts in enumerate(tss):
+        part.insert(at(ts.time) if i else 0, m21.meter.TimeSignature(f"{ts.numerator}/{ts.denominator}"))
     sharps = 0
     for ks in score.key_signatures:
         sharps = ks.key
         sig = m21.key.KeySignature(ks.key)
-        part.insert(Fraction(ks.time, tpq), sig.asKey("minor" if ks.tonality else "major"))
+        part.insert(at(ks.time), sig.asKey("minor" if ks.tonality else "major"))
     part.insert(0, m21.tempo.MetronomeMark(number=round(score.tempos[0].qpm, 2)))
     for track in score.tracks[:1]:
         for n in track.notes:
             note = m21.note.Note(n.pitch, quarterLength=Fraction(n.duration, tpq))
             if sharps < 0 and note.pitch.accidental is not None and note.pitch.accidental.alter == 1:
                 note.pitch = note.pitch.getEnharmonic()  # Bb, not A#, in flat keys
-            part.insert(Fraction(n.time, tpq), note)
+            part.insert(Fraction(n.time + lead_in, tpq), note)
     part.makeRests(fillGaps=True, inPlace=True)
     part.makeMeasures(inPlace=True)
     part.makeTies(inPlace=True)
+    measures = list(part.getElementsByClass(m21.stream.Measure))
+    if measures:
+        _finish_bars(m21, measures, Fraction(lead_in, tpq), Fraction(pickup, tpq))
     out = m21.stream.Score()
-    out.metadata = m21.metadata.Metadata(title=title or (score.tracks[0].name if score.tracks else "") or "hf_melody")
+    out.metadata = m21.metadata.Metadata()
+    out.metadata.title = title or (score.tracks[0].name if score.tracks else "") or "hf_melody"
+    out.metadata.composer = composer or COMPOSER
     out.insert(0, part)
     return out
 
 
-def musicxml_bytes(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None) -> bytes:
+def _finish_bars(m21, measures, lead_in: Fraction, pickup: Fraction) -> None:
+    """Measure 0 as the pickup (its leading rests dropped), the final bar whole or completing the pickup."""
+    first, last = measures[0], measures[-1]
+    bar = Fraction(first.barDuration.quarterLength)
+    end = max((Fraction(el.offset) + Fraction(el.quarterLength) for el in last.notes), default=Fraction(0))
+    if pickup:
+        for el in list(first.notesAndRests):
+            if el.offset < lead_in:
+                first.remove(el)
+            else:
+                el.offset = el.offset - lead_in
+        first.paddingLeft = float(lead_in)
+        first.number = 0
+        first.showNumber = m21.stream.enums.ShowNumber.NEVER
+        for i, m in enumerate(measures[1:], 1):
+            m.number = i
+    for el in list(last.notesAndRests):  # the rests after the last note are rewritten below
+        if el.isRest and el.offset >= end:
+            last.remove(el)
+    if last is first:
+        return
+    if pickup and end == bar - pickup:
+        last.paddingRight = float(pickup)
+    elif end < bar:
+        last.insert(float(end), m21.note.Rest(quarterLength=bar - end))
+
+
+def musicxml_bytes(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+                   composer: str | None = None) -> bytes:
     """The melody as an uncompressed MusicXML document."""
     import tempfile
 
-    stream = to_music21(score, key, title, tempo_qpm)
+    stream = to_music21(score, key, title, tempo_qpm, composer)
     with tempfile.TemporaryDirectory(prefix="hf_melody-xml-") as tmp:
         path = stream.write("musicxml", fp=Path(tmp) / "melody.musicxml")
         return Path(path).read_bytes()
 
 
 def save_musicxml(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
-                  tempo_qpm: float | None = None) -> Path:
+                  tempo_qpm: float | None = None, composer: str | None = None) -> Path:
     """Write the melody as MusicXML (opens in MuseScore and other notation programs)."""
-    return atomic_write_bytes(path, musicxml_bytes(score, key, title, tempo_qpm))
+    return atomic_write_bytes(path, musicxml_bytes(score, key, title, tempo_qpm, composer))
 
 
-def _abc_length(quarter_length) -> str:
-    units = Fraction(quarter_length).limit_denominator(96) / _ABC_UNIT
+def _abc_unit(stream) -> Fraction:
+    """ABC's unit note length `L:` in quarter notes: an eighth, as folk ABC writes, unless most notes are shorter."""
+    lengths = [Fraction(n.quarterLength) for n in stream.flatten().notes]
+    short = sum(1 for q in lengths if q < Fraction(1, 2))
+    return Fraction(1, 4) if lengths and short * 2 > len(lengths) else Fraction(1, 2)
+
+
+def _abc_length(quarter_length, unit: Fraction) -> str:
+    units = Fraction(quarter_length).limit_denominator(96) / unit
     if units == 1:
         return ""
     if units.denominator == 1:
         return str(units.numerator)
+    if units.numerator == 1 and units.denominator in (2, 4, 8):
+        return "/" * {2: 1, 4: 2, 8: 3}[units.denominator]
     return f"{units.numerator}/{units.denominator}"
 
 
@@ -97,8 +163,9 @@ def _abc_pitch(pitch, accidental: int | None) -> str:
 
 
 def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
-             bars_per_line: int = 4) -> str:
-    """The melody as an ABC tune (one voice, L:1/16), accidentals written on every note that leaves the key
+             bars_per_line: int = 4, composer: str | None = None) -> str:
+    """The melody as an ABC tune (one voice, L:1/8 unless most notes are shorter, then L:1/16; a pickup as a short
+    first bar, the bars as `to_music21` makes them), accidentals written on every note that leaves the key
     signature (and on its return within the bar), so strict and lenient ABC readers agree.
 
     Examples:
@@ -106,8 +173,9 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
         ['X:1', 'T:hf_melody', 'M:4/4']
     """
     m21 = _music21()
-    stream = to_music21(score, key, title, tempo_qpm)
+    stream = to_music21(score, key, title, tempo_qpm, composer)
     part = stream.parts[0]
+    unit = _abc_unit(stream)
     first_ts = part.recurse().getElementsByClass(m21.meter.TimeSignature).first()
     first_key = part.recurse().getElementsByClass(m21.key.KeySignature).first()
     sharps, minor = (first_key.sharps, getattr(first_key, "mode", "") == "minor") if first_key else (0, False)
@@ -115,16 +183,18 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
     altered = {}  # the key signature's alteration of each letter
     for p in (m21.key.KeySignature(sharps).alteredPitches if sharps else []):
         altered[p.step] = int(p.accidental.alter)
-    qpm = score.tempos[0].qpm if len(score.tempos) else (tempo_qpm or DEFAULT_TEMPO_QPM)
-    lines = ["X:1", f"T:{stream.metadata.title}", f"M:{first_ts.ratioString if first_ts else '4/4'}", "L:1/16",
-             f"Q:1/4={round(qpm)}", f"K:{key_name}"]
+    mark = part.recurse().getElementsByClass(m21.tempo.MetronomeMark).first()
+    qpm = mark.number if mark is not None else (tempo_qpm or DEFAULT_TEMPO_QPM)
+    lines = ["X:1", f"T:{stream.metadata.title}", f"C:{stream.metadata.composer}",
+             f"M:{first_ts.ratioString if first_ts else '4/4'}", f"L:1/{int(4 / unit)}", f"Q:1/4={round(qpm)}",
+             f"K:{key_name}"]
     body, line = [], []
     measures = list(part.getElementsByClass(m21.stream.Measure))
     for i, measure in enumerate(measures):
         state: dict[str, int] = {}  # accidentals last until the bar line
         tokens = []
         for el in measure.notesAndRests:
-            length = _abc_length(el.quarterLength)
+            length = _abc_length(el.quarterLength, unit)
             if el.isRest:
                 tokens.append("z" + length)
                 continue
@@ -145,6 +215,6 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
 
 
 def save_abc(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
-             tempo_qpm: float | None = None) -> Path:
+             tempo_qpm: float | None = None, composer: str | None = None) -> Path:
     """Write the melody as an ABC tune (a `.abc` file that abcjs, EasyABC or music21 read)."""
-    return atomic_write_text(path, abc_text(score, key, title, tempo_qpm))
+    return atomic_write_text(path, abc_text(score, key, title, tempo_qpm, composer=composer))

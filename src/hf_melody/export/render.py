@@ -91,10 +91,58 @@ def check_soundfont(path: Path, shown: str) -> Path:
     return path
 
 
-def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None):
+def _pickup_signature(pickup: int, denominator: int, tpq: int) -> tuple[int, int] | None:
+    """The time signature of a pickup bar `pickup` ticks long, e.g. (1, 8) for an eighth-note upbeat in 2/4: the
+    meter's denominator, or a finer power of two when the pickup needs it; None when none fits (a triplet)."""
+    d = denominator
+    while d <= 64:
+        if (pickup * d) % (4 * tpq) == 0:
+            return pickup * d // (4 * tpq), d
+        d *= 2
+    return None
+
+
+def pickup_ticks(score) -> tuple[int, int]:
+    """`(lead_in, pickup)`: whether the melody starts with a pickup (anacrusis), the one place that decides it.
+
+    The model writes a pickup as a first bar whose notes start after `lead_in` ticks of silence; the pickup is the
+    rest of that bar (`pickup` ticks). The files write it from time 0 with a short first time signature (e.g. 1/8)
+    followed, where its bar ends, by the tune's meter; such a score gives `(0, pickup)`. A melody that starts on
+    the bar line gives `(0, 0)`.
+
+    Examples:
+        >>> pickup_ticks(score)              # 2/4, the first note an eighth before the bar line  # doctest: +SKIP
+        (720, 240)
+    """
+    from .. import music
+
+    tpq = score.ticks_per_quarter
+    tss = sorted((int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures)
+    if not tss or tss[0][0] > 0:
+        tss.insert(0, (0, *music.DEFAULT_TIME_SIGNATURE))
+    first = music.bar_ticks(tss[0][1], tss[0][2], tpq)
+    if len(tss) > 1 and tss[1][0] == first and music.bar_ticks(tss[1][1], tss[1][2], tpq) > first:
+        return 0, first  # already written as files write it
+    onsets = [n.time for t in score.tracks for n in t.notes]
+    if not onsets:
+        return 0, 0
+    lead_in = min(onsets)
+    if not 0 < lead_in < first or any(0 < t < first for t, *_ in tss[1:]) or \
+            _pickup_signature(first - lead_in, tss[0][2], tpq) is None:
+        return 0, 0
+    return lead_in, first - lead_in
+
+
+def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+                  pickup: bool = True):
     """A copy of `score` with the meta events notation and DAW software read: key signature (from `key`, when
     given), a time signature (4/4 if the score has none), a tempo (`tempo_qpm`, else the score's, else 120) and the
     track name (`title`).
+
+    With `pickup` (the files), a melody with a pickup (`pickup_ticks`) starts at time 0 on its first note, under a
+    short time signature as long as the pickup (e.g. 1/8) followed by the tune's meter, so a DAW's bar lines and a
+    MIDI import's measures fall where the tune's do; `pickup=False` keeps the model's grid (the first bar padded
+    with silence). A melody without a pickup is the same either way.
 
     Examples:
         >>> with_metadata(score, key="D minor", title="hf_melody seed 3").key_signatures    # doctest: +SKIP
@@ -112,6 +160,26 @@ def with_metadata(score, key: str | None = None, title: str | None = None, tempo
     if title is not None:
         for track in out.tracks:
             track.name = title
+    lead_in, length = pickup_ticks(out) if pickup else (0, 0)
+    if lead_in:
+        out = _start_at_pickup(out, lead_in, length)
+    return out
+
+
+def _start_at_pickup(score, lead_in: int, pickup: int):
+    """`score` moved `lead_in` ticks earlier, its first bar a pickup bar of `pickup` ticks (see `with_metadata`)."""
+    from symusic import TimeSignature
+
+    tss = sorted(score.time_signatures, key=lambda t: t.time)
+    meter = tss[0]
+    numerator, denominator = _pickup_signature(pickup, meter.denominator, score.ticks_per_quarter)
+    out = score.shift_time(-lead_in)
+    out.time_signatures = [TimeSignature(0, numerator, denominator), TimeSignature(pickup, meter.numerator,
+                                                                                   meter.denominator),
+                           *(TimeSignature(t.time - lead_in, t.numerator, t.denominator) for t in tss[1:])]
+    for events in (out.key_signatures, out.tempos, out.markers):
+        for event in events:
+            event.time = max(event.time, 0)
     return out
 
 
@@ -126,8 +194,10 @@ def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str
     return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
 
 
-def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate: int = 22050):
-    """Synthesize a score to a float32 array of shape (2, samples) with symusic's SoundFont synthesizer."""
+def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate: int = 22050,
+                 tempo_qpm: float | None = None):
+    """Synthesize a score to a float32 array of shape (2, samples) with symusic's SoundFont synthesizer, from its
+    first note (a pickup is not preceded by silence; see `with_metadata`) at `tempo_qpm` (default: the score's)."""
     from symusic import Synthesizer
 
     sf = find_soundfont(soundfont)
@@ -136,11 +206,11 @@ def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate:
     except Exception as e:  # symusic raises RuntimeError with the C++ message for a damaged file
         raise SoundfontNotFoundError(f"{sf}: the synthesizer cannot load it ({str(e).strip()[:120]}); give another "
                                      ".sf2/.sf3 file") from e
-    return synth.render(score, stereo=True)
+    return synth.render(with_metadata(score, tempo_qpm=tempo_qpm), stereo=True)
 
 
 def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = None,
-                sample_rate: int = 22050) -> bytes:
+                sample_rate: int = 22050, tempo_qpm: float | None = None) -> bytes:
     """The score rendered to an audio file's bytes: "wav" (16-bit PCM), "flac", "ogg" (Vorbis) or "mp3".
 
     WAV is written by symusic; FLAC, OGG and MP3 by soundfile (libsndfile), the `audio` extra.
@@ -149,7 +219,7 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"unknown audio format {fmt!r}; choose one of {', '.join(AUDIO_FORMATS)}")
-    audio = render_audio(score, soundfont, sample_rate)
+    audio = render_audio(score, soundfont, sample_rate, tempo_qpm)
     if fmt == "wav":
         import tempfile
 
@@ -172,7 +242,7 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
 
 def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-               sample_rate: int = 22050) -> Path:
+               sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
     """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
 
     Examples:
@@ -181,13 +251,13 @@ def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | No
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
-    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate))
+    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate, tempo_qpm))
 
 
 def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-             sample_rate: int = 22050) -> Path:
+             sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
     """Render a score to a 16-bit stereo WAV file (see `find_soundfont` for where the soundfont comes from)."""
-    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate))
+    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate, tempo_qpm))
 
 
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
@@ -211,13 +281,21 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    score = with_metadata(score)  # bars as the files count them: a pickup is bar 0, before bar 1
+    _, pickup = pickup_ticks(score)
     notes = [n for t in score.tracks for n in t.notes]
     bars = bar_start_ticks(score)
-    # bar number as a function of tick (piecewise linear between bar lines)
+    # bar number as a function of tick (piecewise linear between bar lines); a pickup spans its share of a bar
     import numpy as np
 
+    positions = np.arange(len(bars), dtype=float)
+    if pickup and len(bars) > 2:
+        bars = bars[1:]
+        positions = np.concatenate([[-pickup / (bars[1] - bars[0])], np.arange(len(bars), dtype=float)])
+        bars = [0, *bars]
+
     def to_bar(tick: float) -> float:
-        return float(np.interp(tick, bars, np.arange(len(bars))))
+        return float(np.interp(tick, bars, positions))
 
     width = min(24.0, max(8.0, 0.45 * (len(bars) - 1) + 2))
     fig, ax = plt.subplots(figsize=(width, 4.5), dpi=dpi)
@@ -231,17 +309,20 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
         color = "#9e9e9e" if i < prompt_notes else "#ff9d00"
         ax.add_patch(Rectangle((x0, n.pitch - 0.4), max(x1 - x0, 0.01), 0.8, facecolor=color,
                                edgecolor="#5a3a00", linewidth=0.6, zorder=2))
-    for b in range(len(bars)):
+    for b in positions:
         ax.axvline(b, color="#444444", linewidth=0.8 if b % 4 else 1.4, zorder=1)
-    ax.set_xlim(0, max(1, len(bars) - 1))
+    full = len(positions) - 1 - (1 if positions[0] < 0 else 0)  # whole bars, the pickup not counted
+    ax.set_xlim(min(0.0, positions[0]), max(1, positions[-1]))
     ax.set_ylim(lo - 0.5, hi + 0.5)
     ticks = [p for p in range(lo, hi + 1) if p % 12 in MODES["major"]]
     ax.set_yticks(ticks, [note_name(p) for p in ticks], fontsize=7)
-    ax.set_xticks(range(len(bars)), [str(b + 1) for b in range(len(bars))], fontsize=7)
+    starts = [b for b in positions if b >= 0]
+    ax.set_xticks(starts, [str(int(b) + 1) for b in starts], fontsize=7)
     ax.set_xlabel("bar")
-    meters = sorted({f"{ts.numerator}/{ts.denominator}" for ts in score.time_signatures}) or ["4/4"]
+    signatures = sorted(score.time_signatures, key=lambda t: t.time)[1 if pickup else 0:]
+    meters = sorted({f"{ts.numerator}/{ts.denominator}" for ts in signatures}) or ["4/4"]
     head = title or "hf_melody"
-    sub = f"{len(notes)} notes, {len(bars) - 1} bars, meter {', '.join(meters)}"
+    sub = f"{len(notes)} notes, {'pickup + ' if pickup else ''}{full} bars, meter {', '.join(meters)}"
     if settings:
         sub += " | " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
     ax.set_title(f"{head}\n{sub}", fontsize=9)

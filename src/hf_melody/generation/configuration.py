@@ -146,6 +146,9 @@ class MelodyGenerationConfig:
         "prompts that are not plain melodies, e.g. infilling's gap (generate_ids)", cli=False, setting=False)
     end_on_tonic: bool = _option("the last note is the tonic of the key (or the first degree of the scale)", False,
                                  infill=True)
+    tempo_qpm: float | None = _option("tempo of the files in quarter notes per minute, > 0 (default: 120): written "
+                                      "into MIDI, MusicXML and ABC and played by the audio; changes no note",
+                                      flag="tempo", infill=True)
     decoder: str = _option(f'{" / ".join(DECODERS)}: "auto" takes the fast lean decoder unless a generate option '
                            "asks for model.generate; both give the same tokens for the same seed", "auto")
     num_beams: int | None = _option("beam search in model.generate (ignores the seed)")
@@ -212,6 +215,13 @@ class MelodyGenerationConfig:
             if self.seed + self.num_return_sequences - 1 >= _SEED_LIMIT:
                 raise ConfigError(f"seed={self.seed!r} is too large: seeds (seed + i for melody i) must stay below "
                                   f"2**63; give a seed below {_SEED_LIMIT - self.num_return_sequences + 1}")
+        tempo = self.tempo_qpm
+        if tempo is not None:
+            if isinstance(tempo, bool) or not isinstance(tempo, numbers.Real) or not (math.isfinite(tempo)
+                                                                                       and 0 < tempo <= 1000):
+                raise ConfigError(f"tempo_qpm={tempo!r} must be a number of quarter notes per minute in (0, 1000], "
+                                  "e.g. 96")
+            self.tempo_qpm = float(tempo)
         if self.do_sample is not None and not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample={self.do_sample!r} must be True or False")
         self.constrained = bool(self.constrained)

@@ -58,7 +58,25 @@ def prompt_ids(tokenizer: MelodyTokenizer, prompt: Any) -> list[int]:
     else:
         raise MidiReadError(f"cannot use a {type(prompt).__name__} as a prompt; give a MIDI path, a "
                             "MIDI file's bytes, a symusic.Score or a list of token ids")
-    return tok.encode(melody)
+    return tok.encode(_in_the_model_grid(melody))
+
+
+def _in_the_model_grid(melody):
+    """A melody whose file writes a pickup from time 0 under a short first time signature (as hf_melody's own
+    files do, `hf_melody.export.render.with_metadata`) laid out as the corpora and the model write one: a first
+    bar of the meter whose notes start after silence. Other melodies are returned as they are."""
+    import dataclasses
+
+    from ..export.render import pickup_ticks
+    from ..music import bar_ticks
+
+    lead_in, pickup = pickup_ticks(melody.to_score())
+    if not pickup or lead_in:
+        return melody
+    (_, *_), (_, num, den), *rest = melody.time_signatures
+    shift = bar_ticks(num, den) - pickup
+    return dataclasses.replace(melody, notes=[[t + shift, d, p] for t, d, p in melody.notes],
+                               time_signatures=[[0, num, den], *([t + shift, n, d] for t, n, d in rest)])
 
 
 def check_start(tokenizer: MelodyTokenizer, style: str | None, time_signature: str | None) -> None:

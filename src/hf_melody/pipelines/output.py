@@ -78,7 +78,8 @@ class GeneratedMelody:
         if clip_bars is not None:
             score = clip_to_bars(score, *clip_bars)
         melody = cls(score, ids, prompt_length, num_prompt_notes, dict(settings or {}))
-        melody.score = with_metadata(score, key=melody.key, title=melody.title)
+        melody.score = with_metadata(score, key=melody.key, title=melody.title, tempo_qpm=melody.tempo_qpm,
+                                     pickup=False)  # the model's grid; the files start at a pickup
         return melody
 
     @property
@@ -95,6 +96,18 @@ class GeneratedMelody:
         """The key asked for (e.g. "D minor"), written into the files as a key signature; None without one."""
         key = self.settings.get("key")
         return key if isinstance(key, str) and not key.startswith("scale") else None
+
+    @property
+    def tempo_qpm(self) -> float | None:
+        """The tempo asked for (`tempo_qpm=`, `--tempo`) in quarter notes per minute; None: 120."""
+        tempo = self.settings.get("tempo_qpm")
+        return float(tempo) if tempo is not None else None
+
+    @property
+    def composer(self) -> str:
+        """Who the files name as composer: "hf_melody <model>"."""
+        model = self.settings.get("model")
+        return "hf_melody" + (f" {Path(str(model)).name}" if model else "")
 
     @property
     def title(self) -> str:
@@ -116,53 +129,58 @@ class GeneratedMelody:
                 "num_prompt_notes": self.num_prompt_notes, "prompt_length": self.prompt_length,
                 "settings": json.dumps(self.settings, default=str)}
 
-    def to_midi_bytes(self) -> bytes:
-        """The Standard MIDI File (key/time signature, tempo and track name included) as bytes."""
-        return with_metadata(self.score, key=self.key, title=self.title).dumps_midi()
+    def to_midi_bytes(self, tempo_qpm: float | None = None) -> bytes:
+        """The Standard MIDI File (key/time signature, tempo and track name included, a pickup at time 0) as bytes."""
+        return with_metadata(self.score, key=self.key, title=self.title, tempo_qpm=tempo_qpm).dumps_midi()
 
     def save_midi(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
-        """Write a Standard MIDI File with key signature (when a key was asked), time signature, tempo and title."""
+        """Write a Standard MIDI File with key signature (when a key was asked), time signature, tempo and title;
+        a pickup starts at time 0 under a short first time signature (`hf_melody.export.render.with_metadata`)."""
         return save_midi(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm)
 
     def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                 sample_rate: int = 22050) -> Path:
+                 sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
         """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT)."""
-        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
+        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate, tempo_qpm=tempo_qpm)
 
     def save_audio(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                   sample_rate: int = 22050) -> Path:
+                   sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
         """Render to .wav, .flac, .ogg or .mp3 (by extension; all but WAV need the `audio` extra)."""
-        return save_audio(self.score, path, soundfont=soundfont, sample_rate=sample_rate)
+        return save_audio(self.score, path, soundfont=soundfont, sample_rate=sample_rate, tempo_qpm=tempo_qpm)
 
-    def save_musicxml(self, path: str | os.PathLike) -> Path:
+    def save_musicxml(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
         """Write sheet music as MusicXML (MuseScore, Finale, Sibelius...; needs the `corpus` extra: music21)."""
-        return save_musicxml(self.score, path, key=self.key, title=self.title)
+        return save_musicxml(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
+                             composer=self.composer)
 
-    def save_abc(self, path: str | os.PathLike) -> Path:
+    def save_abc(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
         """Write the melody as an ABC tune (needs the `corpus` extra: music21)."""
-        return save_abc(self.score, path, key=self.key, title=self.title)
+        return save_abc(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
+                        composer=self.composer)
 
     def save(self, stem: str | os.PathLike, formats: tuple[str, ...] = ("mid", "wav", "png"),
-             soundfont: str | os.PathLike | None = None) -> list[Path]:
+             soundfont: str | os.PathLike | None = None, tempo_qpm: float | None = None) -> list[Path]:
         """Write `stem.<ext>` for each format of `hf_melody.export.render.FORMATS` (mid, wav, flac, ogg, mp3, png,
-        musicxml, abc).
+        musicxml, abc), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120).
 
         Examples:
-            >>> melody.save("out/tune", ("mid", "musicxml", "flac"))                         # doctest: +SKIP
+            >>> melody.save("out/tune", ("mid", "musicxml", "flac"), tempo_qpm=96)           # doctest: +SKIP
         """
         stem = Path(stem)
         written = []
         for fmt in check_formats(formats):
             path = stem.with_name(f"{stem.name}.{fmt}")
             if fmt == "mid":
-                written.append(self.save_midi(path))
+                written.append(self.save_midi(path, tempo_qpm=tempo_qpm))
             elif fmt in AUDIO_FORMATS:
-                written.append(self.save_audio(path, soundfont=soundfont))
+                written.append(self.save_audio(path, soundfont=soundfont, tempo_qpm=tempo_qpm))
             elif fmt == "png":
                 written.append(save_piano_roll(self.score, path, title=self.title, settings=self._shown_settings(),
                                                prompt_notes=self.num_prompt_notes))
+            elif fmt == "musicxml":
+                written.append(self.save_musicxml(path, tempo_qpm=tempo_qpm))
             else:
-                written.append(self.save_musicxml(path) if fmt == "musicxml" else self.save_abc(path))
+                written.append(self.save_abc(path, tempo_qpm=tempo_qpm))
         return written
 
     def _shown_settings(self) -> dict[str, Any]:
