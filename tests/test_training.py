@@ -351,5 +351,6 @@ def test_trackio_gets_the_sampled_melodies(tmp_path, monkeypatch):
     hf_melody.train({**tiny_run(tmp_path / "run"), "dataset": str(melodies_dir), "validation_ratio": 0.2,
                      "max_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "report_to": "trackio",
                      "log_melodies": 2})
+    trackio.finish()  # now, inside the test (its exit hook would print after pytest's summary)
     media = set(root.rglob("*")) - before
     assert len([p for p in media if p.suffix == ".png"]) >= 2 and len([p for p in media if p.suffix == ".wav"]) >= 2
