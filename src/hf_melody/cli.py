@@ -383,6 +383,7 @@ DEMO_LIMITS = {"max_upload_bytes": "largest MIDI prompt accepted, in bytes",
                "max_bars": "most bars one request may ask for",
                "queue_size": "requests waiting at most (more are refused at once)",
                "cache_size": "models kept loaded",
+               "keep_runs": "requests whose output files are kept",
                "keep_seconds": "seconds the served files are kept"}
 """The `hf-melody demo` options that set `hf_melody.demo.DemoLimits` fields."""
 

@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -142,7 +143,10 @@ class MelodyDemo:
             self._aliases[source] = name
         self.models = list(self._sources)
         self.soundfont = soundfont
-        self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="hf_melody-demo-"))
+        if out_dir is None:  # the demo's own folder: removed when the process ends
+            out_dir = tempfile.mkdtemp(prefix="hf_melody-demo-")
+            atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
+        self.out_dir = Path(out_dir)
         self._pipes: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self._runs = 0
