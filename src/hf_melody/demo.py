@@ -97,7 +97,15 @@ def _model_name(source: str) -> str:
     if name:
         return name
     p = Path(source)
-    return p.resolve().name if p.is_dir() else str(source)
+    if p.is_dir():
+        return p.resolve().name
+    if not _HUB_ID.fullmatch(str(source)) or p.exists():
+        raise ConfigError(f"--models {source}: not a bundled model ({', '.join(bundled_checkpoints())}), a folder "
+                          "or a Hub id (owner/name)")
+    return str(source)
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 _PATH = re.compile(r"(?<![\w.:/])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`:,;()]+[/\\])+")
