@@ -11,9 +11,9 @@ try:
 except ImportError:  # a checkout of the repository: use its sources
     sys.path.insert(0, str(Path(__file__).parent / "src"))
 
-from hf_melody.demo import build_demo
+from hf_melody.demo import build_demo, launch_options
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**launch_options())  # the upload cap, before Gradio stores a file

@@ -28,7 +28,7 @@ from .data.arguments import prepare_parser
 from .data.corpora import load_melodies
 from .data.dataset import build_dataset, dataset_stats, split_melodies
 from .data.music21_corpora import FOLK_CORPORA, MUSIC21_CORPORA, PACK_DIR, build_packs, read_pack
-from .demo import launch
+from .demo import DemoLimits, check_port, launch
 from .errors import ConfigError, CorpusError, HFMelodyError
 from .evaluation.analysis import add_analyze_arguments, run_analyze
 from .evaluation.arguments import evaluation_parser
@@ -283,8 +283,10 @@ def cmd_corpora(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`hf-melody demo`: serve the Gradio demo until Ctrl+C."""
+    limits = DemoLimits(**{k: getattr(args, k) for k in DEMO_LIMITS})
+    check_port(args.host, args.port)
     _echo(f"starting the demo on http://{args.host}:{args.port} (Ctrl+C to stop)")
-    launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont)
+    launch(args.models, host=args.host, port=args.port, share=args.share, soundfont=args.soundfont, limits=limits)
     return 0
 
 
@@ -376,6 +378,16 @@ def _add_corpora(sub) -> None:
     k.add_argument("--num-proc", dest="num_proc", type=int, default=None, help="worker processes")
 
 
+DEMO_LIMITS = {"max_upload_bytes": "largest MIDI prompt accepted, in bytes",
+               "max_prompt_notes": "most notes a MIDI prompt may hold",
+               "max_bars": "most bars one request may ask for",
+               "queue_size": "requests waiting at most (more are refused at once)",
+               "cache_size": "models kept loaded",
+               "keep_runs": "requests whose output files are kept",
+               "keep_seconds": "seconds the served files are kept"}
+"""The `hf-melody demo` options that set `hf_melody.demo.DemoLimits` fields."""
+
+
 def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="start the local web demo (Gradio): generate, listen, download",
                        description="Serve a Gradio app to pick a model, key, meter, bars, style, temperature, seed "
@@ -385,6 +397,10 @@ def _add_demo(sub) -> None:
     d.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     d.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the network)")
     d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
+    defaults = DemoLimits()
+    for name, text in DEMO_LIMITS.items():
+        d.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name),
+                       metavar="N", help=f"{text} (default: {getattr(defaults, name):,})")
 
 
 def _add_live(sub) -> None:
