@@ -278,15 +278,14 @@ def test_server_outputs_stay_bounded_over_20_requests(bounded_server):
     client = _client(url)
     [out_dir] = (tmp / "tmp").glob("hf_melody-demo-*")
     gradio_dir = tmp / "gradio"
-    most = most_cached = 0
+    most = 0
     for seed in range(20):
         summary, error, _ = _ask(client, seed=100 + seed)
         assert error is None, error
         most = max(most, len(list(out_dir.glob("run*"))))
-        most_cached = max(most_cached, len([f for f in gradio_dir.rglob("*") if f.is_file()]))
     assert most <= 4, most  # --keep-runs 4
-    # measured: 28-44 of the 80 files 20 requests make (png, wav, mid, musicxml)
-    assert most_cached < 20 * 4, most_cached
+    # Gradio's copies go by age (--keep-seconds 2), so how many exist mid-run depends on the machine's speed
+    # (28-44 of the 80 files measured on the shared machine): only the end state below is asserted
     assert len(list(out_dir.rglob("*"))) <= 4 * 5  # 4 folders of at most 4 files
     deadline = time.monotonic() + 45  # --keep-seconds 2: Gradio's copies go within a few seconds
     while time.monotonic() < deadline and len([f for f in gradio_dir.rglob("*") if f.is_file()]) > 8:
