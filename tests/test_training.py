@@ -278,20 +278,27 @@ def test_finetune_style_recipe_runs(tiny_bundle, kinder_melodies, tmp_path):
 
 
 # ---- tracking that shows music (issue 22 point 6) -----------------------------------------------------------------
+def _kinder_folder(tmp_path: Path) -> Path:
+    """40 Kinderlieder as MIDI files: enough for a validation split that evaluates."""
+    from hf_melody.data.corpora import load_melodies
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
+        m.to_score().dump_midi(str(folder / f"{m.id.split('/')[-1]}.mid"))
+    return folder
+
+
 def test_tensorboard_gets_bits_per_note_and_sampled_melodies(tmp_path, monkeypatch):
     """A real run reporting to TensorBoard: the event files hold eval/bits_per_note (= eval loss in bits times the
     validation split's tokens per note) and, with log_melodies, a piano roll and audio per sampled melody."""
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from hf_melody.data.corpora import load_melodies
     from hf_melody.training.tracking import tokens_per_note
 
     out = tmp_path / "run"
-    melodies_dir = tmp_path / "midi"
-    melodies_dir.mkdir()
-    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
-        m.to_score().dump_midi(str(melodies_dir / f"{m.id.split('/')[-1]}.mid"))
+    melodies_dir = _kinder_folder(tmp_path)
     run = {**tiny_run(out), "dataset": str(melodies_dir), "validation_ratio": 0.2, "max_steps": 4,
            "eval_strategy": "steps", "eval_steps": 2, "report_to": "tensorboard", "log_melodies": 2}
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))  # transformers 5: where TensorBoard writes
@@ -317,15 +324,10 @@ def test_tensorboard_gets_bits_per_note_and_sampled_melodies(tmp_path, monkeypat
 def test_wandb_offline_gets_the_sampled_melodies(tmp_path, monkeypatch):
     """The same run reporting to Weights & Biases offline: the run folder holds the piano rolls and the audio."""
     pytest.importorskip("wandb")
-    from hf_melody.data.corpora import load_melodies
-
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     monkeypatch.setenv("WANDB_SILENT", "true")
-    melodies_dir = tmp_path / "midi"
-    melodies_dir.mkdir()
-    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
-        m.to_score().dump_midi(str(melodies_dir / f"{m.id.split('/')[-1]}.mid"))
+    melodies_dir = _kinder_folder(tmp_path)
     hf_melody.train({**tiny_run(tmp_path / "run"), "dataset": str(melodies_dir), "validation_ratio": 0.2,
                      "max_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "report_to": "wandb",
                      "log_melodies": 2})
@@ -340,14 +342,10 @@ def test_trackio_gets_the_sampled_melodies(tmp_path, monkeypatch):
     """And to trackio (local SQLite and media folder): a piano roll and the audio of each sampled melody."""
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))  # read when trackio is first imported
     trackio = pytest.importorskip("trackio")
-    from hf_melody.data.corpora import load_melodies
 
     root = Path(trackio.TRACKIO_DIR) / "media"  # tmp_path unless another test imported trackio first
     before = set(root.rglob("*")) if root.exists() else set()
-    melodies_dir = tmp_path / "midi"
-    melodies_dir.mkdir()
-    for m in load_melodies("essen/kinder0", progress=False)[0][:40]:
-        m.to_score().dump_midi(str(melodies_dir / f"{m.id.split('/')[-1]}.mid"))
+    melodies_dir = _kinder_folder(tmp_path)
     hf_melody.train({**tiny_run(tmp_path / "run"), "dataset": str(melodies_dir), "validation_ratio": 0.2,
                      "max_steps": 2, "eval_strategy": "steps", "eval_steps": 2, "report_to": "trackio",
                      "log_melodies": 2})
