@@ -86,8 +86,9 @@ class ChordProcessor(LogitsProcessor):
         tokenizer: the melody tokenizer (plain REMI or BPE).
         chords: the progression's text (`chords.parse_progression`), laid out in each row's own meter.
         strictness: "hard", or a penalty >= 0 (0: no effect).
-        key_pitch_classes: the key's scale when a hard key is asked for: merged with the chords (a chord tone outside
-            the key is allowed on its bar), and the fallback when the chords leave no legal token.
+        key_pitch_classes: the key's scale when a hard key is asked for: merged with the chords (`bar_scale`: a chord
+            tone outside the key is allowed on its bar, also with a soft strictness), and the fallback when the
+            chords leave no legal token.
         chromatic_passing: with "hard", notes off the strong beats may be a chromatic step from the note before.
         first_chord: the bar of the progression the first generated bar is in (0: its first chord).
         refeed: rebuild each row's state from its tokens every call (beam search reorders rows).
@@ -115,7 +116,7 @@ class ChordProcessor(LogitsProcessor):
         self._prompt_length = 0
         self._progressions: dict[tuple[int, int], Progression] = {}
         self._notes: dict[tuple, list[tuple[int, tuple]]] = {}
-        self._masks: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._masks: dict[tuple, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
         key_bad = torch.zeros(self.vocab_size, dtype=torch.bool)
         if self.key is not None:
             for i, pitches in self.grammar.pitch_of.items():
@@ -173,47 +174,51 @@ class ChordProcessor(LogitsProcessor):
             self._notes[key] = found
         return key, found
 
-    def _judge(self, pitch: int, previous: int, chord: Chord, strong: bool) -> float:
-        """0 for a note the rules allow, else its penalty (1 for a hard rule broken)."""
+    def _judge(self, pitch: int, previous: int, chord: Chord, strong: bool) -> tuple[bool, float]:
+        """(whether a hard rule forbids the note, its soft penalty)."""
         pc = pitch % 12
         if pc in chord.pitch_classes:
-            return 0.0
+            return False, 0.0
         if not self.hard:
-            return self.penalty if strong else self.penalty / 2
+            out_of_key = self.key is not None and pc not in bar_scale(chord, self.key)
+            return out_of_key, self.penalty if strong else self.penalty / 2
         if strong:
-            return 1.0
+            return True, 0.0
         if pc in bar_scale(chord, self.key):
-            return 0.0
-        return 0.0 if self.chromatic_passing and previous >= 0 and abs(pitch - previous) <= 2 else 1.0
+            return False, 0.0
+        return not (self.chromatic_passing and previous >= 0 and abs(pitch - previous) <= 2), 0.0
 
-    def _mask(self, s: MelodyState, chord_bar: int) -> torch.Tensor:
+    def _mask(self, s: MelodyState, chord_bar: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(the tokens a hard rule forbids, the soft penalties) of a row; None where there are none."""
         key, candidates = self._candidate_notes(s)
         cache_key = (key, chord_bar % self.progression(s.ts).num_bars if s.ts else chord_bar)
         mask = self._masks.get(cache_key)
         if mask is None:
             g = self.grammar
-            out = torch.zeros(self.vocab_size, dtype=torch.bool if self.hard else torch.float32)
+            bad, penalty = torch.zeros(self.vocab_size, dtype=torch.bool), torch.zeros(self.vocab_size)
             for i, notes in candidates:
-                total = 0.0
                 for pitch, previous, bars, tick, ts in notes:
                     beat = g.ticks_per_beat(ts)
-                    progression = self.progression(ts)
-                    chord = progression.chord_at(chord_bar + bars, tick / beat)
+                    chord = self.progression(ts).chord_at(chord_bar + bars, tick / beat)
                     strong = any(tick == round(b * beat) for b in strong_beats(ts))
-                    total += self._judge(pitch, previous, chord, strong)
-                out[i] = total > 0 if self.hard else total
+                    forbidden, cost = self._judge(pitch, previous, chord, strong)
+                    bad[i] |= forbidden
+                    penalty[i] += cost
             if len(self._masks) > 100_000:
                 self._masks.clear()
-            self._masks[cache_key] = mask = out
+            self._masks[cache_key] = mask = (bad if self.hard or self.key is not None else None,
+                                             None if self.hard or not self.penalty else penalty)
         return mask
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         self._update(input_ids)
-        masks = torch.stack([self._mask(s, s.bar - first + self.first_chord)
-                             for s, first in zip(self.states, self.firsts, strict=True)]).to(scores.device)
-        if not self.hard:
-            return scores - masks.to(scores.dtype) if self.penalty else scores
-        masked = scores.masked_fill(masks, float("-inf"))
+        rows = [self._mask(s, s.bar - first + self.first_chord) for s, first in zip(self.states, self.firsts,
+                                                                                     strict=True)]
+        if rows[0][1] is not None:
+            scores = scores - torch.stack([penalty for _, penalty in rows]).to(scores.device, scores.dtype)
+        if rows[0][0] is None:
+            return scores
+        masked = scores.masked_fill(torch.stack([bad for bad, _ in rows]).to(scores.device), float("-inf"))
         dead = torch.isinf(masked).all(-1, keepdim=True)
         if self.key_bad is not None and bool(dead.any()):
             masked = torch.where(dead, scores.masked_fill(self.key_bad.to(scores.device), float("-inf")), masked)
