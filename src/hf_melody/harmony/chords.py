@@ -133,11 +133,11 @@ def parse_chord(symbol: str) -> Chord:
         [2, 5, 8, 10]
         >>> parse_chord("Cmin7b5")
         Traceback (most recent call last):
-        hf_melody.errors.ConfigError: unknown chord 'Cmin7b5': write a root A-G with # or b, then one of: major (C), Cm, C7, Cmaj7, Cm7, Cdim, Caug, Csus2, Csus4, C6, C9, and slash chords (C/E)
+        hf_melody.errors.ConfigError: unknown chord 'Cmin7b5'; write a root A-G with # or b, then one of: major (C), Cm, C7, Cmaj7, Cm7, Cdim, Caug, Csus2, Csus4, C6, C9, and slash chords (C/E)
     """  # noqa: E501 - a doctest's output is one line
     match = _SYMBOL.match(symbol.strip()) if isinstance(symbol, str) else None
     if match is None or match.group(3) not in QUALITIES:
-        raise ConfigError(f"unknown chord {symbol!r}: write a {_ACCEPTED}")
+        raise ConfigError(f"unknown chord {symbol!r}; write a {_ACCEPTED}")
     letter, accidental, quality, bass_letter, bass_accidental = match.groups()
     root = _pitch_class(letter, accidental)
     steps, scale_name = QUALITIES[quality]
@@ -193,8 +193,8 @@ def _beats(symbol: str, text: str) -> float:
     except ValueError:
         beats = math.nan
     if not (math.isfinite(beats) and beats > 0 and (2 * beats).is_integer()):
-        raise ConfigError(f"chord {symbol!r}: the duration {text!r} must be a positive number of beats in halves, "
-                          "e.g. C:2 or C:1.5")
+        raise ConfigError(f"chord {symbol!r}: the duration {text!r} is not a positive number of beats in halves; "
+                          "write e.g. C:2 or C:1.5")
     return beats
 
 
@@ -210,7 +210,7 @@ def parse_progression(text: str, time_signature: str | tuple[int, int] | None = 
         hf_melody.errors.ConfigError: chords 'C:3 | G': the '|' after 3 beats falls inside bar 1 of 4/4 (4 beats a bar); make the chords before it fill the bar
     """  # noqa: E501 - a doctest's output is one line
     if not isinstance(text, str) or not text.replace("|", " ").split():
-        raise ConfigError(f"chords={text!r}: give chord symbols separated by spaces or '|', e.g. 'C G Am F'")
+        raise ConfigError(f"chords={text!r} holds no chord; give symbols separated by spaces or '|', e.g. 'C G Am F'")
     ts = parse_time_signature(time_signature)
     bar = ts[0]
     spans, beat = [], 0.0
@@ -238,12 +238,12 @@ def check_chord_options(chords, strictness, chromatic_passing: bool = False, tim
         >>> check_chord_options("C G", 2.5)
         >>> check_chord_options(None, "hard")
         Traceback (most recent call last):
-        hf_melody.errors.ConfigError: chord_strictness applies to chords: add chords='C G Am F'
+        hf_melody.errors.ConfigError: chord_strictness applies to chords; add chords='C G Am F'
     """
     if chords is None:
         if strictness is not None or chromatic_passing:
             name = "chord_strictness" if strictness is not None else "chromatic_passing"
-            raise ConfigError(f"{name} applies to chords: add chords='C G Am F'")
+            raise ConfigError(f"{name} applies to chords; add chords='C G Am F'")
         return
     parse_progression(chords, time_signature)
     if not constrained:
@@ -252,6 +252,7 @@ def check_chord_options(chords, strictness, chromatic_passing: bool = False, tim
         return
     if isinstance(strictness, bool) or not isinstance(strictness, int | float) or not math.isfinite(strictness) \
             or strictness < 0:
-        raise ConfigError(f"chord_strictness={strictness!r}: use 'hard' or a penalty >= 0 such as 3.0")
+        raise ConfigError(f"chord_strictness={strictness!r} is neither 'hard' nor a penalty >= 0; use e.g. 3.0")
     if chromatic_passing:
-        raise ConfigError("chromatic_passing loosens hard chords; with a soft chord_strictness every note is allowed")
+        raise ConfigError("chromatic_passing loosens hard chords, and a soft chord_strictness forbids no note; drop "
+                          "one of them")
