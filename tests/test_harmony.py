@@ -240,3 +240,22 @@ def test_cli_chords(pipe, tmp_path, capsys):
     code, _, err = cli(["generate", "--model", "original", "--chords", "C Xm", "--out", str(tmp_path / "bad")],
                        capsys)
     assert_one_line_cli_error(code, err, "'Xm'")
+
+
+def test_music_statistics_reports_chord_tone_ratios_and_the_real_tune_reference(pipe, kinder_melodies):
+    import evaluate
+
+    from hf_melody.metrics import metric_path
+
+    generated = [pipe(chords=POP, seed=s, time_signature="4/4")[0] for s in range(4)]
+    predictions = [[list(n) for n in m.notes] for m in generated]
+    refs = kinder_melodies[:20]
+    metric = evaluate.load(metric_path("music_statistics"))
+    result = metric.compute(predictions=predictions, chords=POP, reference_notes=[[list(n) for n in m.notes]
+                                                                                  for m in refs],
+                            reference_time_signatures=[[list(t) for t in m.time_signatures] for m in refs])
+    assert result["chords"]["strong_beat_chord_tone_ratio"] == 1.0  # no pickup in these: bar 0 is the first chord
+    reference = result["reference_chords"]
+    assert 0.5 < reference["chord_tone_ratio"] < reference["strong_beat_chord_tone_ratio"] <= 1.0
+    free = metric.compute(predictions=predictions, chords="F#")["chords"]
+    assert free["chord_tone_ratio"] < result["chords"]["chord_tone_ratio"]
