@@ -32,6 +32,8 @@ from .errors import (
 )
 from .generation.configuration import MelodyGenerationConfig
 from .generation.streamers import StreamedNote
+from .harmony.chords import Chord, parse_chord, parse_progression
+from .harmony.inference import infer_chords
 from .hub import load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .modeling.presets import PRESETS, build_model
 from .pipelines.melody_generation import MelodyPipeline
@@ -60,6 +62,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "PRESETS",
+    "Chord",
     "ConfigError",
     "CorpusError",
     "DataArguments",
@@ -86,9 +89,12 @@ __all__ = [
     "build_model",
     "bundled_checkpoints",
     "evaluate",
+    "infer_chords",
     "load_melodies",
     "load_model",
     "load_tokenizer",
+    "parse_chord",
+    "parse_progression",
     "prepare_dataset",
     "push_bundle_to_hub",
     "read_midi",
