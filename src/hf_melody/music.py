@@ -270,10 +270,11 @@ def _correlation(xs: list[float], ys: tuple[float, ...]) -> float:
     return sxy / (sxx * syy) ** 0.5 if sxx and syy else 0.0
 
 
-def estimate_key(notes: Iterable[tuple[int, int, int]]) -> str | None:
+def estimate_key(notes: Iterable[tuple[int, int, int]], profiles: tuple[tuple[float, ...], ...] = KEY_PROFILES,
+                 final_note_weight: float = FINAL_NOTE_WEIGHT) -> str | None:
     """The major or minor key of a melody, from `(onset, duration, pitch)` notes: the duration-weighted pitch-class
-    histogram correlated with `KEY_PROFILES` in each of the 24 keys (Krumhansl-Schmuckler), the keys on the last
-    note's pitch class favoured by `FINAL_NOTE_WEIGHT`. None for no notes.
+    histogram correlated with the major and minor `profiles` in each of the 24 keys (Krumhansl-Schmuckler), the
+    keys on the last note's pitch class favoured by `final_note_weight`. None for no notes.
 
     Examples:
         >>> estimate_key([(0, 480, 62), (480, 480, 66), (960, 480, 69), (1440, 960, 62)])
@@ -290,10 +291,10 @@ def estimate_key(notes: Iterable[tuple[int, int, int]]) -> str | None:
     if last is None:
         return None
     best = None
-    for minor, profile in enumerate(KEY_PROFILES):
+    for minor, profile in enumerate(profiles):
         for tonic in range(12):
             rotated = tuple(profile[(pc - tonic) % 12] for pc in range(12))
-            r = _correlation(histogram, rotated) + (FINAL_NOTE_WEIGHT if tonic == last[1] else 0.0)
+            r = _correlation(histogram, rotated) + (final_note_weight if tonic == last[1] else 0.0)
             if best is None or r > best[0]:
                 best = (r, tonic, "minor" if minor else "major")
     _, tonic, mode = best
