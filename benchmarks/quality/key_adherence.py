@@ -112,7 +112,8 @@ def section_adherence(model: str, samples: int, num_bars: int | None, before: bo
             emit({"section": "adherence", "model": model, "key": key, "setting": name, "samples": samples,
                   "num_bars": num_bars, "estimate_key_share": round(ours / samples, 3),
                   "music21_share": round(m21 / samples, 3),
-                  "music21_krumhansl_share": round(krumhansl / samples, 3), "ends_on_tonic": round(tonic_end / samples, 3)})
+                  "music21_krumhansl_share": round(krumhansl / samples, 3),
+                  "ends_on_tonic": round(tonic_end / samples, 3)})
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Score -> sheet music: a music21 stream, MusicXML (MuseScore, Finale, Sibelius, Dorico) and ABC (folk musicians).
+"""Score -> sheet music: a music21 stream, MusicXML (MuseScore, Finale, Sibelius, Dorico), ABC (folk musicians) and
+an engraved score as SVG (verovio, from the MusicXML).
 
 music21 (the `corpus` extra) spells the notes in the key, makes bars, rests and ties; ABC text is written from that
 stream here, since music21 reads ABC but does not write it.
@@ -7,6 +8,7 @@ Examples:
     >>> from hf_melody.export.notation import save_musicxml, save_abc
     >>> save_musicxml(score, "tune.musicxml", key="D minor", title="My tune")    # doctest: +SKIP
     >>> print(abc_text(score, key="D minor", title="My tune"))                    # doctest: +SKIP
+    >>> save_svg(score, "tune.svg", title="My tune")                              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import MissingDependencyError
+from ..errors import HFMelodyError, MissingDependencyError
 from ..music import key_name_of_signature, spell_pitch
 from ..utils import atomic_write_bytes, atomic_write_text
 from .render import DEFAULT_TEMPO_QPM, with_metadata
@@ -223,3 +225,33 @@ def save_abc(score, path: str | os.PathLike, key: str | None = None, title: str 
              tempo_qpm: float | None = None, composer: str | None = None) -> Path:
     """Write the melody as an ABC tune (a `.abc` file that abcjs, EasyABC or music21 read)."""
     return atomic_write_text(path, abc_text(score, key, title, tempo_qpm, composer=composer))
+
+
+def svg_text(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+             composer: str | None = None, program: int | str | None = None, width: int = 2100) -> str:
+    """The melody engraved as one SVG page (title, composer, staves broken to `width`, in verovio's units of a
+    tenth of a millimetre at scale 40) by verovio from its MusicXML; needs verovio and music21 (the `score` extra).
+
+    Examples:
+        >>> svg_text(score, title="My tune")[:4]                                          # doctest: +SKIP
+        '<svg'
+    """
+    try:
+        import verovio
+    except ImportError as e:
+        raise MissingDependencyError("the engraved score (SVG) needs verovio: pip install 'hf_melody[score]'") from e
+    xml = musicxml_bytes(score, key, title, tempo_qpm, composer, program).decode()
+    verovio.enableLog(verovio.LOG_OFF)
+    toolkit = verovio.toolkit()
+    toolkit.setOptions({"pageWidth": width, "pageHeight": 60000, "adjustPageHeight": True, "scale": 40,
+                        "footer": "none", "breaks": "auto"})
+    if not toolkit.loadData(xml):
+        raise HFMelodyError("verovio could not read the MusicXML of this melody; save it as .musicxml instead")
+    return toolkit.renderToSVG(1)
+
+
+def save_svg(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+             tempo_qpm: float | None = None, composer: str | None = None,
+             program: int | str | None = None) -> Path:
+    """Write the engraved score as an SVG image (`svg_text`; browsers and notebooks show it)."""
+    return atomic_write_text(path, svg_text(score, key, title, tempo_qpm, composer, program))

@@ -1,6 +1,7 @@
-"""Score -> MIDI file (with key/time signature, tempo, title), audio (WAV, FLAC, OGG, MP3) and a piano-roll PNG.
+"""Score -> MIDI file (with key/time signature, tempo, title, instrument, composer), audio (WAV, FLAC, OGG, MP3) and a
+piano-roll PNG.
 
-All writes are atomic. Notation (MusicXML, ABC) lives in `hf_melody.export.notation`.
+All writes are atomic. Notation (MusicXML, ABC, the engraved SVG) lives in `hf_melody.export.notation`.
 
 Examples:
     >>> from hf_melody.export.render import save_midi, save_audio, save_piano_roll
@@ -38,7 +39,7 @@ SOUNDFONT_CANDIDATES = (
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
                  "mp3": ("MP3", "MPEG_LAYER_III")}
 """Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
-FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
+FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc", "svg")
 """Every file format `GeneratedMelody.save` and `hf-melody generate --formats` write."""
 DEFAULT_TEMPO_QPM = 120.0
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import HFMelodyError
 from ..export.display import melody_html
-from ..export.notation import save_abc, save_musicxml
+from ..export.notation import save_abc, save_musicxml, save_svg
 from ..export.render import (
     AUDIO_FORMATS,
     check_formats,
@@ -179,10 +179,19 @@ class GeneratedMelody:
         return save_abc(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
                         composer=self.composer)
 
+    def save_svg(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
+        """Write the engraved score as SVG (verovio from the MusicXML; the `score` extra).
+
+        Examples:
+            >>> melody.save_svg("out/tune.svg")                                               # doctest: +SKIP
+        """
+        return save_svg(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
+                        composer=self.composer, program=self.program)
+
     def save(self, stem: str | os.PathLike, formats: tuple[str, ...] = ("mid", "wav", "png"),
              soundfont: str | os.PathLike | None = None, tempo_qpm: float | None = None) -> list[Path]:
         """Write `stem.<ext>` for each format of `hf_melody.export.render.FORMATS` (mid, wav, flac, ogg, mp3, png,
-        musicxml, abc), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120).
+        musicxml, abc, svg), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120).
 
         Examples:
             >>> melody.save("out/tune", ("mid", "musicxml", "flac"), tempo_qpm=96)           # doctest: +SKIP
@@ -200,6 +209,8 @@ class GeneratedMelody:
                                                prompt_notes=self.num_prompt_notes))
             elif fmt == "musicxml":
                 written.append(self.save_musicxml(path, tempo_qpm=tempo_qpm))
+            elif fmt == "svg":
+                written.append(self.save_svg(path, tempo_qpm=tempo_qpm))
             else:
                 written.append(self.save_abc(path, tempo_qpm=tempo_qpm))
         return written
