@@ -324,8 +324,8 @@ def spell_pitch(pitch: int, key: str) -> tuple[str, int, int]:
 
 # ---- instruments ----------------------------------------------------------------------------------------------------
 
-GM_PROGRAMS = tuple("""acoustic grand piano|bright acoustic piano|electric grand piano|honky-tonk piano|electric piano 1|
-electric piano 2|harpsichord|clavinet|celesta|glockenspiel|music box|vibraphone|marimba|xylophone|
+GM_PROGRAMS = tuple("""acoustic grand piano|bright acoustic piano|electric grand piano|honky-tonk piano|
+electric piano 1|electric piano 2|harpsichord|clavinet|celesta|glockenspiel|music box|vibraphone|marimba|xylophone|
 tubular bells|dulcimer|drawbar organ|percussive organ|rock organ|church organ|reed organ|accordion|harmonica|
 tango accordion|acoustic guitar (nylon)|acoustic guitar (steel)|electric guitar (jazz)|
 electric guitar (clean)|electric guitar (muted)|overdriven guitar|distortion guitar|guitar harmonics|
