@@ -72,7 +72,7 @@ class MelodyConstraints:
         end_on_tonic: the last note is the tonic.
         tonic_weight: added to the logit of a token once per tonic it holds (half as much per third and fifth of
             the tonic triad), so the melody sounds in its key, not in another sharing its scale; `TONIC_WEIGHT` with
-            a `key` (not a `scale`), else 0.
+            a `key` (not a `scale`; none with `key_strictness=0`, which turns the key off), else 0.
 
     Examples:
         >>> c = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)
@@ -116,7 +116,7 @@ class MelodyConstraints:
             raise ConfigError(f"end_on_tonic: pitch_range={pitch_range} holds no {NOTE_NAMES[tonic]}; widen it")
         return cls(pitch_classes, tonic, key_name, key_strictness, pitch_range,
                    int(num_bars) if num_bars is not None else None, bool(end_on_tonic),
-                   TONIC_WEIGHT if key is not None else 0.0)
+                   TONIC_WEIGHT if key is not None and key_strictness != 0 else 0.0)
 
     @property
     def needs_grammar(self) -> bool:
