@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard,audio,demo,docs,live]"
+	$(BIN)/python -m pip install -q -e ".[corpus,dev,tensorboard,audio,score,demo,docs,live]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -288,3 +288,119 @@ def test_a_file_with_a_pickup_is_read_back_as_the_model_wrote_it(folk_melodies):
     for melody in folk_melodies:  # continuing a saved melody sees the same tokens as continuing the melody itself
         assert prompt_ids(pipe.melody_tokenizer, melody.to_midi_bytes()) == prompt_ids(pipe.melody_tokenizer,
                                                                                       melody.score)
+
+
+# ---- keys, instrument, composer, the engraved score (issue 23) -----------------------------------------------------
+@pytest.mark.parametrize("index, meter, pickup, completes", _CORPUS_TUNES)
+def test_the_key_heard_in_a_tune_is_written_in_every_format(corpus_tunes, index, meter, pickup, completes, tmp_path):
+    """No key asked: MIDI, MusicXML and ABC carry the key `estimate_key` hears, and MusicXML and ABC agree with it
+    on every note's spelling (no note spelled outside the key when its pitch class is in the key's scale)."""
+    music21 = pytest.importorskip("music21")
+    from hf_melody.export.notation import save_abc, save_musicxml
+    from hf_melody.export.render import save_midi
+    from hf_melody.music import estimate_key, parse_key, spell_pitch
+
+    tune = corpus_tunes[index]
+    score = tune.to_score()
+    heard = estimate_key(tune.notes)
+    sharps, minor = key_signature(heard)
+    mid = Score(str(save_midi(score, tmp_path / "t.mid")))
+    assert [(k.time, k.key, k.tonality) for k in mid.key_signatures] == [(0, sharps, minor)]
+    xml = music21.converter.parse(str(save_musicxml(score, tmp_path / "t.musicxml")))
+    abc = music21.converter.parse(save_abc(score, tmp_path / "t.abc").read_text(), format="abc")
+    scale = parse_key(heard).pitch_classes
+    for parsed in (xml, abc, music21.converter.parse(str(tmp_path / "t.mid"))):
+        [signature] = parsed.flatten().getElementsByClass("KeySignature")
+        assert signature.sharps == sharps
+    for parsed in (xml, abc):
+        notes = parsed.flatten().stripTies().notes
+        assert [n.pitch.midi for n in notes] == [p for _, _, p in tune.notes]
+        spelled = [(n.pitch.step, int(n.pitch.alter)) for n in notes]
+        assert spelled == [spell_pitch(p, heard)[:2] for _, _, p in tune.notes]
+        in_key = [s for s, (_, _, p) in zip(spelled, tune.notes, strict=True) if p % 12 in scale]
+        altered = {p.step: int(p.alter) for p in music21.key.KeySignature(sharps).alteredPitches}
+        assert all(alter == altered.get(step, 0) for step, alter in in_key)
+
+
+def test_estimate_key_and_spelling():
+    from hf_melody.music import estimate_key, spell_pitch
+
+    scale_d = [(i * 480, 480, p) for i, p in enumerate([62, 64, 66, 67, 69, 71, 73, 74])]
+    assert estimate_key(scale_d) == "D major" and estimate_key([]) is None
+    a_minor = [(i * 480, 480, p) for i, p in enumerate([69, 71, 72, 74, 76, 72, 71, 68, 69])]
+    assert estimate_key(a_minor) == "A minor"
+    assert estimate_key([(n[0], n[1], n[2] + 5) for n in a_minor]) == "D minor"  # transposed, heard transposed
+    assert spell_pitch(61, "D minor") == ("C", 1, 4) and spell_pitch(70, "F major") == ("B", -1, 4)
+    assert spell_pitch(59, "Gb major") == ("C", -1, 4) and spell_pitch(63, "A minor") == ("D", 1, 4)
+
+
+def test_a_generated_melody_without_a_key_is_written_in_the_key_it_is_heard_in(folk_melodies, tmp_path):
+    music21 = pytest.importorskip("music21")
+    from hf_melody.music import estimate_key
+
+    melody = folk_melodies[0]
+    assert melody.key is None and melody.written_key == estimate_key(melody.notes) == "Eb major"
+    back = Score.from_midi(melody.to_midi_bytes())
+    assert [(k.key, k.tonality) for k in back.key_signatures] == [(-3, 0)]
+    abc = melody.save_abc(tmp_path / "m.abc").read_text()
+    assert "\nK:Eb\n" in abc and "_" not in abc.split("K:Eb", 1)[1]  # Bb and Eb from the signature, no flats written
+    xml = music21.converter.parse(str(melody.save_musicxml(tmp_path / "m.musicxml")))
+    assert xml.flatten().getElementsByClass("KeySignature").first().sharps == -3
+    assert {n.pitch.name for n in xml.flatten().notes} <= {"E-", "F", "G", "A-", "B-", "C", "D"}
+
+
+def test_composer_and_title_are_in_the_midi(folk_melodies):
+    mido = pytest.importorskip("mido")
+    import io
+
+    melody = folk_melodies[1]
+    events = [m for track in mido.MidiFile(file=io.BytesIO(melody.to_midi_bytes())).tracks for m in track]
+    assert any(m.type == "text" and m.text == "Composer: hf_melody folk-base" for m in events)
+    assert [m.name for m in events if m.type == "track_name"] == [melody.title]
+    assert _notes(Score.from_midi(melody.to_midi_bytes())) == _notes(melody.score)  # the text event moves nothing
+
+
+def test_program_is_an_option_written_into_midi_musicxml_and_audio(tiny_bundle, tmp_path, capsys):
+    import numpy as np
+
+    from hf_melody.export.render import render_audio
+    from hf_melody.music import GM_PROGRAMS, program_number
+
+    pipe = MelodyPipeline.from_pretrained(tiny_bundle)
+    [piano] = pipe(seed=4, num_bars=4)
+    [flute] = pipe(seed=4, num_bars=4, program="Flute")
+    assert flute.token_ids == piano.token_ids and flute.settings["program"] == 73 == program_number("flute")
+    assert GM_PROGRAMS[flute.program] == "flute" and piano.program is None
+    assert Score.from_midi(flute.to_midi_bytes()).tracks[0].program == 73
+    assert Score.from_midi(piano.to_midi_bytes()).tracks[0].program == 0
+    if pytest.importorskip("music21"):
+        text = flute.save_musicxml(tmp_path / "f.musicxml").read_text()
+        assert "<midi-program>74</midi-program>" in text and "<instrument-name>Flute</instrument-name>" in text
+    a, b = (np.asarray(render_audio(m.score, sample_rate=8000)) for m in (piano, flute))
+    assert a.shape[1] > 8000 and not np.allclose(a[:, :8000], b[:, :8000])  # another instrument sounds
+    for bad in ("kazoo", 128, -1, True):
+        with pytest.raises(ConfigError, match="program"):
+            pipe(seed=4, num_bars=4, program=bad)
+    assert main(["generate", "--model", str(tiny_bundle), "--num", "1", "--seed", "4", "--num-bars", "4",
+                 "--program", "violin", "--formats", "mid", "--out", str(tmp_path / "cli")]) == 0
+    assert Score(str(tmp_path / "cli" / "melody_0.mid")).tracks[0].program == 40
+    assert main(["generate", "--model", str(tiny_bundle), "--program", "kazoo", "--out", str(tmp_path / "x")]) == 2
+    assert "kazoo" in capsys.readouterr().err
+
+
+def test_the_engraved_score_is_an_svg_of_the_tune(folk_melodies, tmp_path, monkeypatch):
+    pytest.importorskip("verovio")
+    pytest.importorskip("music21")
+    melody = folk_melodies[0]
+    [path] = melody.save(tmp_path / "m", ("svg",))
+    svg = path.read_text()
+    assert svg.startswith("<svg") and "Verovio" in svg
+    assert svg.count('class="note"') == melody.num_notes  # every note engraved once (ties aside: none here)
+    assert melody.title in svg  # the page head (verovio shows the title, not the composer)
+    assert svg.count('class="accid"') == svg.count('class="accid" />')  # Eb major: no accidental drawn on a note
+    html = melody._repr_html_()
+    assert html.index("<audio") < html.index("data:image/svg+xml;base64,") < html.index("data:image/png")
+    monkeypatch.setitem(sys.modules, "verovio", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'hf_melody\[score\]'"):
+        melody.save_svg(tmp_path / "x.svg")
+    assert "no score:" in melody._repr_html_() and not (tmp_path / "x.svg").exists()

@@ -158,6 +158,7 @@ _FLAG_KINDS: dict[str, dict] = {
     "str": {"type": str},
     "bool | None": {"type": _boolean, "metavar": "{true,false}"},
     "str | float | None": {"type": _strictness},
+    "int | str | None": {"type": str, "metavar": "PROGRAM"},
     "tuple[int, int] | None": {"type": int, "nargs": 2, "metavar": ("LO", "HI")},
     "list[int] | None": {"type": int, "nargs": "+", "metavar": "PC"},
 }

@@ -11,11 +11,13 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import ConfigError
 
 __all__ = [
+    "GM_PROGRAMS",
     "GRID",
     "MODES",
     "NOTE_NAMES",
@@ -26,11 +28,14 @@ __all__ = [
     "Key",
     "bar_start_ticks",
     "bar_ticks",
+    "estimate_key",
     "key_name_of_signature",
     "key_signature",
     "note_name",
     "parse_key",
     "pitch_range_text",
+    "program_number",
+    "spell_pitch",
     "tokenizer_pitch_range",
 ]
 
@@ -240,3 +245,133 @@ def key_name_of_signature(sharps: int, minor: bool = False) -> str:
         ('Dm', 'D')
     """
     return MINOR_BY_SHARPS[sharps] + "m" if minor else MAJOR_BY_SHARPS[sharps]
+
+
+KEY_PROFILES = ((0.748, 0.060, 0.488, 0.082, 0.670, 0.460, 0.096, 0.715, 0.104, 0.366, 0.057, 0.400),
+                (0.712, 0.084, 0.474, 0.618, 0.049, 0.460, 0.105, 0.747, 0.404, 0.067, 0.133, 0.330))
+"""Major and minor key profiles (Temperley's Kostka-Payne weights, tonic first) that `estimate_key` correlates
+with a melody: the best of four profiles on the corpora's annotated keys (`benchmarks/RESULTS.md` section 23)."""
+FINAL_NOTE_WEIGHT = 0.1
+"""What `estimate_key` adds to the correlation of the keys whose tonic is the melody's last note (folk tunes end on
+their tonic): Essen tonics 0.870 -> 0.872, O'Neill's major/minor keys 0.894 -> 0.926 (RESULTS.md section 23)."""
+_TONIC_NAMES = {"major": ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"),
+                "minor": ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")}
+"""How `estimate_key` names each tonic: the spelling with the fewer accidentals in its key signature."""
+_STEPS = "CDEFGAB"
+_CHROMATIC_DEGREE = (0, 0, 1, 2, 2, 3, 3, 4, 5, 5, 6, 6)
+"""Scale degree (0 = tonic) that spells each interval above the tonic outside the mode's scale: #1 (b2 in modes
+with a minor third), b3, #4, b6, b7 (and the major 3rd, 6th, 7th in minor)."""
+
+
+def _correlation(xs: list[float], ys: tuple[float, ...]) -> float:
+    mx, my = sum(xs) / 12, sum(ys) / 12
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    sxx, syy = sum((x - mx) ** 2 for x in xs), sum((y - my) ** 2 for y in ys)
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else 0.0
+
+
+def estimate_key(notes: Iterable[tuple[int, int, int]], profiles: tuple[tuple[float, ...], ...] = KEY_PROFILES,
+                 final_note_weight: float = FINAL_NOTE_WEIGHT) -> str | None:
+    """The major or minor key of a melody, from `(onset, duration, pitch)` notes: the duration-weighted pitch-class
+    histogram correlated with the major and minor `profiles` in each of the 24 keys (Krumhansl-Schmuckler), the
+    keys on the last note's pitch class favoured by `final_note_weight`. None for no notes.
+
+    Examples:
+        >>> estimate_key([(0, 480, 62), (480, 480, 66), (960, 480, 69), (1440, 960, 62)])
+        'D major'
+        >>> estimate_key([(0, 480, 69), (480, 480, 72), (960, 480, 76), (1440, 480, 71), (1920, 960, 69)])
+        'A minor'
+    """
+    histogram = [0.0] * 12
+    last = None
+    for onset, duration, pitch in notes:
+        histogram[pitch % 12] += duration
+        if last is None or onset >= last[0]:
+            last = (onset, pitch % 12)
+    if last is None:
+        return None
+    best = None
+    for minor, profile in enumerate(profiles):
+        for tonic in range(12):
+            rotated = tuple(profile[(pc - tonic) % 12] for pc in range(12))
+            r = _correlation(histogram, rotated) + (final_note_weight if tonic == last[1] else 0.0)
+            if best is None or r > best[0]:
+                best = (r, tonic, "minor" if minor else "major")
+    _, tonic, mode = best
+    return f"{_TONIC_NAMES[mode][tonic]} {mode}"
+
+
+def spell_pitch(pitch: int, key: str) -> tuple[str, int, int]:
+    """`(letter, alter, octave)` of a MIDI pitch written in `key`: the notes of the mode's scale by their degree,
+    the others as #1 (b2 in minor modes), b3, #4, b6, b7 above the tonic (so D minor's leading tone is C#, never
+    Db; F major's fourth is Bb).
+
+    Examples:
+        >>> spell_pitch(61, "D minor"), spell_pitch(70, "F major"), spell_pitch(63, "E major")
+        (('C', 1, 4), ('B', -1, 4), ('D', 1, 4))
+    """
+    parsed = parse_key(key)
+    steps = MODES[parsed.mode]
+    interval = (pitch - parsed.tonic) % 12
+    if len(steps) == 7 and interval in steps:
+        degree = steps.index(interval)
+    else:
+        degree = 1 if interval == 1 and 3 in steps else _CHROMATIC_DEGREE[interval]
+    letter = _STEPS[(_STEPS.index(parsed.name[0]) + degree) % 7]
+    alter = (pitch - _LETTERS[letter] + 6) % 12 - 6
+    return letter, alter, (pitch - alter) // 12 - 1
+
+
+# ---- instruments ----------------------------------------------------------------------------------------------------
+
+GM_PROGRAMS = tuple("""acoustic grand piano|bright acoustic piano|electric grand piano|honky-tonk piano|
+electric piano 1|electric piano 2|harpsichord|clavinet|celesta|glockenspiel|music box|vibraphone|marimba|xylophone|
+tubular bells|dulcimer|drawbar organ|percussive organ|rock organ|church organ|reed organ|accordion|harmonica|
+tango accordion|acoustic guitar (nylon)|acoustic guitar (steel)|electric guitar (jazz)|
+electric guitar (clean)|electric guitar (muted)|overdriven guitar|distortion guitar|guitar harmonics|
+acoustic bass|electric bass (finger)|electric bass (pick)|fretless bass|slap bass 1|slap bass 2|synth bass 1|
+synth bass 2|violin|viola|cello|contrabass|tremolo strings|pizzicato strings|orchestral harp|timpani|
+string ensemble 1|string ensemble 2|synth strings 1|synth strings 2|choir aahs|voice oohs|synth voice|
+orchestra hit|trumpet|trombone|tuba|muted trumpet|french horn|brass section|synth brass 1|synth brass 2|
+soprano sax|alto sax|tenor sax|baritone sax|oboe|english horn|bassoon|clarinet|piccolo|flute|recorder|
+pan flute|blown bottle|shakuhachi|whistle|ocarina|lead 1 (square)|lead 2 (sawtooth)|lead 3 (calliope)|
+lead 4 (chiff)|lead 5 (charang)|lead 6 (voice)|lead 7 (fifths)|lead 8 (bass + lead)|pad 1 (new age)|
+pad 2 (warm)|pad 3 (polysynth)|pad 4 (choir)|pad 5 (bowed)|pad 6 (metallic)|pad 7 (halo)|pad 8 (sweep)|
+fx 1 (rain)|fx 2 (soundtrack)|fx 3 (crystal)|fx 4 (atmosphere)|fx 5 (brightness)|fx 6 (goblins)|fx 7 (echoes)|
+fx 8 (sci-fi)|sitar|banjo|shamisen|koto|kalimba|bagpipe|fiddle|shanai|tinkle bell|agogo|steel drums|woodblock|
+taiko drum|melodic tom|synth drum|reverse cymbal|guitar fret noise|breath noise|seashore|bird tweet|
+telephone ring|helicopter|applause|gunshot"""
+                    .replace("\n", "").split("|"))
+"""The 128 General MIDI instruments by program number (0 = acoustic grand piano, 40 = violin, 73 = flute)."""
+_PROGRAM_ALIASES = {"piano": 0, "grand piano": 0, "guitar": 24, "nylon guitar": 24, "steel guitar": 25, "bass": 32,
+                    "strings": 48, "harp": 46, "organ": 19, "sax": 65, "saxophone": 65, "horn": 60, "voice": 52,
+                    "choir": 52, "whistle": 78, "tin whistle": 78, "uilleann pipes": 109, "pipes": 109}
+"""Short names `program_number` accepts besides `GM_PROGRAMS` (fiddle is 110, the folk fiddle patch)."""
+
+
+def program_number(program: int | str) -> int:
+    """The General MIDI program (0-127) of a number or an instrument name ("flute", "Violin", "acoustic grand
+    piano", "piano"); anything else is a `ConfigError` naming a few names.
+
+    Examples:
+        >>> program_number("flute"), program_number("Violin"), program_number(71), program_number("piano")
+        (73, 40, 71, 0)
+    """
+    if isinstance(program, bool) or not isinstance(program, int | str):
+        raise ConfigError(f"program={program!r}: give a General MIDI number 0-127 or a name like 'flute'")
+    if isinstance(program, str) and program.strip().isdigit():
+        program = int(program.strip())
+    if isinstance(program, int):
+        if not 0 <= program <= 127:
+            raise ConfigError(f"program={program!r} is outside General MIDI's 0-127 (0 = piano, 40 = violin, 73 = "
+                              "flute)")
+        return program
+    name = " ".join(program.lower().replace("_", " ").split())
+    if name in _PROGRAM_ALIASES:
+        return _PROGRAM_ALIASES[name]
+    if name in GM_PROGRAMS:
+        return GM_PROGRAMS.index(name)
+    close = [n for n in GM_PROGRAMS if name and name in n][:6]
+    raise ConfigError(f"program={program!r} is not a General MIDI instrument; try "
+                      f"{', '.join(repr(n) for n in close or ('piano', 'violin', 'flute', 'clarinet', 'fiddle'))}"
+                      " or a number 0-127")

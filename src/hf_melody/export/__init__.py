@@ -1,5 +1,5 @@
-"""Export: MIDI, audio and piano-roll rendering (`render`), notation (`notation`: MusicXML, ABC) and the
-notebook display (`display`).
+"""Export: MIDI, audio and piano-roll rendering (`render`), notation (`notation`: MusicXML, ABC, the engraved
+SVG score) and the notebook display (`display`).
 """
 
 from .display import (
@@ -10,6 +10,8 @@ from .notation import (
     musicxml_bytes,
     save_abc,
     save_musicxml,
+    save_svg,
+    svg_text,
     to_music21,
 )
 from .render import (
@@ -21,6 +23,7 @@ from .render import (
     audio_bytes,
     check_formats,
     find_soundfont,
+    midi_bytes,
     piano_roll_png,
     render_audio,
     save_audio,
@@ -41,6 +44,7 @@ __all__ = [
     "check_formats",
     "find_soundfont",
     "melody_html",
+    "midi_bytes",
     "musicxml_bytes",
     "piano_roll_png",
     "render_audio",
@@ -49,7 +53,9 @@ __all__ = [
     "save_midi",
     "save_musicxml",
     "save_piano_roll",
+    "save_svg",
     "save_wav",
+    "svg_text",
     "to_music21",
     "with_metadata",
 ]

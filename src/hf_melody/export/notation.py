@@ -1,4 +1,5 @@
-"""Score -> sheet music: a music21 stream, MusicXML (MuseScore, Finale, Sibelius, Dorico) and ABC (folk musicians).
+"""Score -> sheet music: a music21 stream, MusicXML (MuseScore, Finale, Sibelius, Dorico), ABC (folk musicians) and
+an engraved score as SVG (verovio, from the MusicXML).
 
 music21 (the `corpus` extra) spells the notes in the key, makes bars, rests and ties; ABC text is written from that
 stream here, since music21 reads ABC but does not write it.
@@ -7,6 +8,7 @@ Examples:
     >>> from hf_melody.export.notation import save_musicxml, save_abc
     >>> save_musicxml(score, "tune.musicxml", key="D minor", title="My tune")    # doctest: +SKIP
     >>> print(abc_text(score, key="D minor", title="My tune"))                    # doctest: +SKIP
+    >>> save_svg(score, "tune.svg", title="My tune")                              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import MissingDependencyError
-from ..music import key_name_of_signature
+from ..errors import HFMelodyError, MissingDependencyError
+from ..music import key_name_of_signature, spell_pitch
 from ..utils import atomic_write_bytes, atomic_write_text
 from .render import DEFAULT_TEMPO_QPM, with_metadata
 
@@ -35,9 +37,10 @@ def _music21():
 
 
 def to_music21(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
-               composer: str | None = None):
+               composer: str | None = None, program: int | str | None = None):
     """The melody as a `music21.stream.Score` with measures, key and time signatures, tempo, title, composer, part
-    name, rests and ties.
+    name, instrument (`program`, when given), rests and ties; the notes spelled in the key (`key`, else the score's
+    key signature, else the key heard in the notes: `hf_melody.music.estimate_key`, `spell_pitch`).
 
     A pickup (`hf_melody.export.render.pickup_ticks`) is measure 0, as short as the pickup (`paddingLeft`, written
     `implicit="yes"` in MusicXML, unnumbered). The final bar is filled with rests to a whole bar, unless the notes
@@ -50,7 +53,7 @@ def to_music21(score, key: str | None = None, title: str | None = None, tempo_qp
     from .render import pickup_ticks
 
     m21 = _music21()
-    score = with_metadata(score, key=key, title=title, tempo_qpm=tempo_qpm)  # as the files write it
+    score = with_metadata(score, key=key, title=title, tempo_qpm=tempo_qpm, program=program)  # as files write it
     tpq = score.ticks_per_quarter
     _, pickup = pickup_ticks(score)
     tss = sorted(score.time_signatures, key=lambda t: t.time)
@@ -67,17 +70,20 @@ def to_music21(score, key: str | None = None, title: str | None = None, tempo_qp
     part.partName = PART_NAME
     for i, ts in enumerate(tss):
         part.insert(at(ts.time) if i else 0, m21.meter.TimeSignature(f"{ts.numerator}/{ts.denominator}"))
-    sharps = 0
+    spelling = key
     for ks in score.key_signatures:
-        sharps = ks.key
         sig = m21.key.KeySignature(ks.key)
         part.insert(at(ks.time), sig.asKey("minor" if ks.tonality else "major"))
+        spelling = key if key is not None and ks.time == 0 else key_name_of_signature(ks.key, bool(ks.tonality))
+    if program is not None:
+        part.insert(0, m21.instrument.instrumentFromMidiProgram(score.tracks[0].program if score.tracks else 0))
     part.insert(0, m21.tempo.MetronomeMark(number=round(score.tempos[0].qpm, 2)))
     for track in score.tracks[:1]:
         for n in track.notes:
             note = m21.note.Note(n.pitch, quarterLength=Fraction(n.duration, tpq))
-            if sharps < 0 and note.pitch.accidental is not None and note.pitch.accidental.alter == 1:
-                note.pitch = note.pitch.getEnharmonic()  # Bb, not A#, in flat keys
+            if spelling is not None:  # C# (not Db) in D minor, Bb (not A#) in F major
+                letter, alter, octave = spell_pitch(n.pitch, spelling)
+                note.pitch = m21.pitch.Pitch(f"{letter}{'#' * alter if alter > 0 else '-' * -alter}{octave}")
             part.insert(Fraction(n.time + lead_in, tpq), note)
     part.makeRests(fillGaps=True, inPlace=True)
     part.makeMeasures(inPlace=True)
@@ -121,20 +127,21 @@ def _finish_bars(m21, measures, lead_in: Fraction, pickup: Fraction) -> None:
 
 
 def musicxml_bytes(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
-                   composer: str | None = None) -> bytes:
-    """The melody as an uncompressed MusicXML document."""
+                   composer: str | None = None, program: int | str | None = None) -> bytes:
+    """The melody as an uncompressed MusicXML document (`program`: its General MIDI instrument)."""
     import tempfile
 
-    stream = to_music21(score, key, title, tempo_qpm, composer)
+    stream = to_music21(score, key, title, tempo_qpm, composer, program)
     with tempfile.TemporaryDirectory(prefix="hf_melody-xml-") as tmp:
         path = stream.write("musicxml", fp=Path(tmp) / "melody.musicxml")
         return Path(path).read_bytes()
 
 
 def save_musicxml(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
-                  tempo_qpm: float | None = None, composer: str | None = None) -> Path:
+                  tempo_qpm: float | None = None, composer: str | None = None,
+                  program: int | str | None = None) -> Path:
     """Write the melody as MusicXML (opens in MuseScore and other notation programs)."""
-    return atomic_write_bytes(path, musicxml_bytes(score, key, title, tempo_qpm, composer))
+    return atomic_write_bytes(path, musicxml_bytes(score, key, title, tempo_qpm, composer, program))
 
 
 def _abc_unit(stream) -> Fraction:
@@ -218,3 +225,33 @@ def save_abc(score, path: str | os.PathLike, key: str | None = None, title: str 
              tempo_qpm: float | None = None, composer: str | None = None) -> Path:
     """Write the melody as an ABC tune (a `.abc` file that abcjs, EasyABC or music21 read)."""
     return atomic_write_text(path, abc_text(score, key, title, tempo_qpm, composer=composer))
+
+
+def svg_text(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+             composer: str | None = None, program: int | str | None = None, width: int = 2100) -> str:
+    """The melody engraved as one SVG page (title, composer, staves broken to `width`, in verovio's units of a
+    tenth of a millimetre at scale 40) by verovio from its MusicXML; needs verovio and music21 (the `score` extra).
+
+    Examples:
+        >>> svg_text(score, title="My tune")[:4]                                          # doctest: +SKIP
+        '<svg'
+    """
+    try:
+        import verovio
+    except ImportError as e:
+        raise MissingDependencyError("the engraved score (SVG) needs verovio: pip install 'hf_melody[score]'") from e
+    xml = musicxml_bytes(score, key, title, tempo_qpm, composer, program).decode()
+    verovio.enableLog(verovio.LOG_OFF)
+    toolkit = verovio.toolkit()
+    toolkit.setOptions({"pageWidth": width, "pageHeight": 60000, "adjustPageHeight": True, "scale": 40,
+                        "footer": "none", "breaks": "auto"})
+    if not toolkit.loadData(xml):
+        raise HFMelodyError("verovio could not read the MusicXML of this melody; save it as .musicxml instead")
+    return toolkit.renderToSVG(1)
+
+
+def save_svg(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+             tempo_qpm: float | None = None, composer: str | None = None,
+             program: int | str | None = None) -> Path:
+    """Write the engraved score as an SVG image (`svg_text`; browsers and notebooks show it)."""
+    return atomic_write_text(path, svg_text(score, key, title, tempo_qpm, composer, program))

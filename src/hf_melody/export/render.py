@@ -1,6 +1,7 @@
-"""Score -> MIDI file (with key/time signature, tempo, title), audio (WAV, FLAC, OGG, MP3) and a piano-roll PNG.
+"""Score -> MIDI file (with key/time signature, tempo, title, instrument, composer), audio (WAV, FLAC, OGG, MP3) and a
+piano-roll PNG.
 
-All writes are atomic. Notation (MusicXML, ABC) lives in `hf_melody.export.notation`.
+All writes are atomic. Notation (MusicXML, ABC, the engraved SVG) lives in `hf_melody.export.notation`.
 
 Examples:
     >>> from hf_melody.export.render import save_midi, save_audio, save_piano_roll
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
-from ..music import MODES, bar_start_ticks, key_signature, note_name
+from ..music import MODES, bar_start_ticks, estimate_key, key_signature, note_name, program_number
 from ..utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ SOUNDFONT_CANDIDATES = (
 AUDIO_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
                  "mp3": ("MP3", "MPEG_LAYER_III")}
 """Audio files by extension: soundfile (libsndfile) format and subtype. WAV needs no extra package."""
-FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc")
+FORMATS = ("mid", *AUDIO_FORMATS, "png", "musicxml", "abc", "svg")
 """Every file format `GeneratedMelody.save` and `hf-melody generate --formats` write."""
 DEFAULT_TEMPO_QPM = 120.0
 def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
@@ -134,10 +135,11 @@ def pickup_ticks(score) -> tuple[int, int]:
 
 
 def with_metadata(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
-                  pickup: bool = True):
-    """A copy of `score` with the meta events notation and DAW software read: key signature (from `key`, when
-    given), a time signature (4/4 if the score has none), a tempo (`tempo_qpm`, else the score's, else 120) and the
-    track name (`title`).
+                  pickup: bool = True, program: int | str | None = None):
+    """A copy of `score` with the meta events notation and DAW software read: key signature (`key`, else the
+    score's, else the key `hf_melody.music.estimate_key` hears in the notes), a time signature (4/4 if the score has
+    none), a tempo (`tempo_qpm`, else the score's, else 120), the track name (`title`) and the General MIDI
+    instrument (`program`, a number or a name like "flute"; default: the score's).
 
     With `pickup` (the files), a melody with a pickup (`pickup_ticks`) starts at time 0 on its first note, under a
     short time signature as long as the pickup (e.g. 1/8) followed by the tune's meter, so a DAW's bar lines and a
@@ -150,6 +152,8 @@ def with_metadata(score, key: str | None = None, title: str | None = None, tempo
     from symusic import KeySignature, Tempo, TimeSignature
 
     out = score.copy()
+    if key is None and not len(out.key_signatures):
+        key = estimate_key((n.time, n.duration, n.pitch) for t in out.tracks for n in t.notes)
     if key is not None:
         sharps, tonality = key_signature(key)
         out.key_signatures = [KeySignature(0, sharps, tonality)]
@@ -160,6 +164,9 @@ def with_metadata(score, key: str | None = None, title: str | None = None, tempo
     if title is not None:
         for track in out.tracks:
             track.name = title
+    if program is not None:
+        for track in out.tracks:
+            track.program = program_number(program)
     lead_in, length = pickup_ticks(out) if pickup else (0, 0)
     if lead_in:
         out = _start_at_pickup(out, lead_in, length)
@@ -183,21 +190,40 @@ def _start_at_pickup(score, lead_in: int, pickup: int):
     return out
 
 
-def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
-              tempo_qpm: float | None = None) -> Path:
-    """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo and track name (see
-    `with_metadata`).
+def midi_bytes(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
+               program: int | str | None = None, composer: str | None = None) -> bytes:
+    """The Standard MIDI File of `score` with the meta events of `with_metadata`, and `composer` as a text event
+    ("Composer: ...", FF 01) at the start of the first track, where DAWs and MIDI tools list a file's texts.
 
     Examples:
-        >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune")      # doctest: +SKIP
+        >>> midi_bytes(score, key="D minor", program="flute", composer="hf_melody folk-base")[:4]  # doctest: +SKIP
+        b'MThd'
     """
-    return atomic_write_bytes(path, with_metadata(score, key, title, tempo_qpm).dumps_midi())
+    data = with_metadata(score, key, title, tempo_qpm, program=program).dumps_midi()
+    if not composer:
+        return data
+    text = f"Composer: {composer}".encode()[:127]  # one-byte length (a variable-length quantity below 128)
+    start = data.index(b"MTrk") + 8  # the first track's events
+    length = int.from_bytes(data[start - 4:start], "big") + 4 + len(text)
+    return data[:start - 4] + length.to_bytes(4, "big") + b"\x00\xff\x01" + bytes([len(text)]) + text + data[start:]
+
+
+def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
+              tempo_qpm: float | None = None, program: int | str | None = None, composer: str | None = None) -> Path:
+    """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo, track name, instrument and
+    composer (see `midi_bytes`).
+
+    Examples:
+        >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune", program="violin")  # doctest: +SKIP
+    """
+    return atomic_write_bytes(path, midi_bytes(score, key, title, tempo_qpm, program, composer))
 
 
 def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate: int = 22050,
-                 tempo_qpm: float | None = None):
+                 tempo_qpm: float | None = None, program: int | str | None = None):
     """Synthesize a score to a float32 array of shape (2, samples) with symusic's SoundFont synthesizer, from its
-    first note (a pickup is not preceded by silence; see `with_metadata`) at `tempo_qpm` (default: the score's)."""
+    first note (a pickup is not preceded by silence; see `with_metadata`) at `tempo_qpm` (default: the score's),
+    played by General MIDI `program` (default: the score's, piano)."""
     from symusic import Synthesizer
 
     sf = find_soundfont(soundfont)
@@ -206,11 +232,11 @@ def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate:
     except Exception as e:  # symusic raises RuntimeError with the C++ message for a damaged file
         raise SoundfontNotFoundError(f"{sf}: the synthesizer cannot load it ({str(e).strip()[:120]}); give another "
                                      ".sf2/.sf3 file") from e
-    return synth.render(with_metadata(score, tempo_qpm=tempo_qpm), stereo=True)
+    return synth.render(with_metadata(score, tempo_qpm=tempo_qpm, program=program), stereo=True)
 
 
 def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = None,
-                sample_rate: int = 22050, tempo_qpm: float | None = None) -> bytes:
+                sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None) -> bytes:
     """The score rendered to an audio file's bytes: "wav" (16-bit PCM), "flac", "ogg" (Vorbis) or "mp3".
 
     WAV is written by symusic; FLAC, OGG and MP3 by soundfile (libsndfile), the `audio` extra.
@@ -219,7 +245,7 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"unknown audio format {fmt!r}; choose one of {', '.join(AUDIO_FORMATS)}")
-    audio = render_audio(score, soundfont, sample_rate, tempo_qpm)
+    audio = render_audio(score, soundfont, sample_rate, tempo_qpm, program)
     if fmt == "wav":
         import tempfile
 
@@ -242,7 +268,7 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
 
 def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-               sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
+               sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None) -> Path:
     """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
 
     Examples:
@@ -251,13 +277,13 @@ def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | No
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
-    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate, tempo_qpm))
+    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate, tempo_qpm, program))
 
 
 def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-             sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
+             sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None) -> Path:
     """Render a score to a 16-bit stereo WAV file (see `find_soundfont` for where the soundfont comes from)."""
-    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate, tempo_qpm))
+    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate, tempo_qpm, program))
 
 
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,

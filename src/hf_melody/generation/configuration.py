@@ -28,7 +28,7 @@ from transformers import GenerationConfig
 from ..errors import ConfigError
 from ..harmony.chords import check_chord_options, parse_progression
 from ..modeling.lean_gpt2 import lean_support
-from ..music import MODES, parse_key, pitch_range_text
+from ..music import MODES, parse_key, pitch_range_text, program_number
 from ..tokenizer import STYLES
 from .checks import LIMITS, MIN_TEMPERATURE, check_int, check_key, check_pitch_range
 
@@ -159,6 +159,8 @@ class MelodyGenerationConfig:
     tempo_qpm: float | None = _option("tempo of the files in quarter notes per minute, > 0 (default: 120): written "
                                       "into MIDI, MusicXML and ABC and played by the audio; changes no note",
                                       flag="tempo", infill=True)
+    program: int | str | None = _option('instrument of the files and audio: a General MIDI number 0-127 or a name '
+                                        'like "flute", "violin" (default: piano); changes no note', infill=True)
     decoder: str = _option(f'{" / ".join(DECODERS)}: "auto" takes the fast lean decoder unless a generate option '
                            "asks for model.generate; both give the same tokens for the same seed", "auto")
     num_beams: int | None = _option("beam search in model.generate (ignores the seed)")
@@ -234,6 +236,7 @@ class MelodyGenerationConfig:
                 raise ConfigError(f"tempo_qpm={tempo!r} must be a number of quarter notes per minute in (0, 1000], "
                                   "e.g. 96")
             self.tempo_qpm = float(tempo)
+        self.program = program_number(self.program) if self.program is not None else None
         if self.do_sample is not None and not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample={self.do_sample!r} must be True or False")
         self.constrained = bool(self.constrained)

@@ -15,10 +15,11 @@ from typing import Any
 
 from ..errors import HFMelodyError
 from ..export.display import melody_html
-from ..export.notation import save_abc, save_musicxml
+from ..export.notation import save_abc, save_musicxml, save_svg
 from ..export.render import (
     AUDIO_FORMATS,
     check_formats,
+    midi_bytes,
     save_audio,
     save_midi,
     save_piano_roll,
@@ -27,6 +28,7 @@ from ..export.render import (
 )
 from ..generation.configuration import SHOWN_SETTINGS
 from ..generation.infill import clip_to_bars
+from ..music import MAJOR_BY_SHARPS, MINOR_BY_SHARPS, program_number
 
 
 @dataclass
@@ -79,7 +81,7 @@ class GeneratedMelody:
             score = clip_to_bars(score, *clip_bars)
         melody = cls(score, ids, prompt_length, num_prompt_notes, dict(settings or {}))
         melody.score = with_metadata(score, key=melody.key, title=melody.title, tempo_qpm=melody.tempo_qpm,
-                                     pickup=False)  # the model's grid; the files start at a pickup
+                                     pickup=False, program=melody.program)  # the model's grid; files start at a pickup
         return melody
 
     @property
@@ -96,6 +98,22 @@ class GeneratedMelody:
         """The key asked for (e.g. "D minor"), written into the files as a key signature; None without one."""
         key = self.settings.get("key")
         return key if isinstance(key, str) and not key.startswith("scale") else None
+
+    @property
+    def written_key(self) -> str | None:
+        """The key the files are written in: the asked `key`, else the one `hf_melody.music.estimate_key` hears
+        (e.g. "Eb major"), None without notes."""
+        sigs = self.score.key_signatures
+        if self.key or not len(sigs):
+            return self.key
+        return f"{(MINOR_BY_SHARPS if sigs[0].tonality else MAJOR_BY_SHARPS)[sigs[0].key]} " \
+               f"{'minor' if sigs[0].tonality else 'major'}"
+
+    @property
+    def program(self) -> int | None:
+        """The General MIDI instrument asked for (`program=`, `--program`); None: the score's (piano)."""
+        program = self.settings.get("program")
+        return program_number(program) if program is not None else None
 
     @property
     def tempo_qpm(self) -> float | None:
@@ -130,13 +148,16 @@ class GeneratedMelody:
                 "settings": json.dumps(self.settings, default=str)}
 
     def to_midi_bytes(self, tempo_qpm: float | None = None) -> bytes:
-        """The Standard MIDI File (key/time signature, tempo and track name included, a pickup at time 0) as bytes."""
-        return with_metadata(self.score, key=self.key, title=self.title, tempo_qpm=tempo_qpm).dumps_midi()
+        """The Standard MIDI File (key/time signature, tempo, track name, instrument and composer included, a pickup
+        at time 0) as bytes."""
+        return midi_bytes(self.score, key=self.key, title=self.title, tempo_qpm=tempo_qpm, composer=self.composer)
 
     def save_midi(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
-        """Write a Standard MIDI File with key signature (when a key was asked), time signature, tempo and title;
-        a pickup starts at time 0 under a short first time signature (`hf_melody.export.render.with_metadata`)."""
-        return save_midi(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm)
+        """Write a Standard MIDI File with key signature (the asked key, else the one heard in the notes), time
+        signature, tempo, title as track name, instrument and composer; a pickup starts at time 0 under a short first
+        time signature (`hf_melody.export.render.with_metadata`)."""
+        return save_midi(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
+                         composer=self.composer)
 
     def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
                  sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
@@ -151,17 +172,26 @@ class GeneratedMelody:
     def save_musicxml(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
         """Write sheet music as MusicXML (MuseScore, Finale, Sibelius...; needs the `corpus` extra: music21)."""
         return save_musicxml(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
-                             composer=self.composer)
+                             composer=self.composer, program=self.program)
 
     def save_abc(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
         """Write the melody as an ABC tune (needs the `corpus` extra: music21)."""
         return save_abc(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
                         composer=self.composer)
 
+    def save_svg(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
+        """Write the engraved score as SVG (verovio from the MusicXML; the `score` extra).
+
+        Examples:
+            >>> melody.save_svg("out/tune.svg")                                               # doctest: +SKIP
+        """
+        return save_svg(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
+                        composer=self.composer, program=self.program)
+
     def save(self, stem: str | os.PathLike, formats: tuple[str, ...] = ("mid", "wav", "png"),
              soundfont: str | os.PathLike | None = None, tempo_qpm: float | None = None) -> list[Path]:
         """Write `stem.<ext>` for each format of `hf_melody.export.render.FORMATS` (mid, wav, flac, ogg, mp3, png,
-        musicxml, abc), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120).
+        musicxml, abc, svg), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120).
 
         Examples:
             >>> melody.save("out/tune", ("mid", "musicxml", "flac"), tempo_qpm=96)           # doctest: +SKIP
@@ -179,6 +209,8 @@ class GeneratedMelody:
                                                prompt_notes=self.num_prompt_notes))
             elif fmt == "musicxml":
                 written.append(self.save_musicxml(path, tempo_qpm=tempo_qpm))
+            elif fmt == "svg":
+                written.append(self.save_svg(path, tempo_qpm=tempo_qpm))
             else:
                 written.append(self.save_abc(path, tempo_qpm=tempo_qpm))
         return written
