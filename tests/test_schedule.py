@@ -16,7 +16,7 @@ import hf_melody
 from hf_melody import ConfigError, MelodyTrainingArguments
 from hf_melody.data.dataset import split_melodies
 from hf_melody.data.melody import Melody
-from hf_melody.training.schedule import MEASURE_STEPS, BudgetSchedule, budget_schedule
+from hf_melody.training.schedule import MEASURE_STEPS, BudgetSchedule, budget_schedule, interval
 
 ROOT = Path(__file__).parents[1]
 TINY = ROOT / "recipes" / "tiny-debug.yaml"
@@ -72,6 +72,8 @@ def test_the_schedule_factor_warms_up_decays_and_follows_its_horizon():
     s.horizon = 40  # the budget fits fewer steps: the warmup (a share) and the decay shrink with it
     assert s.warmup_steps == 4 and s(40) == 0 and 0 < s(20) < 1
     assert BudgetSchedule(horizon=40, warmup=8, shape="linear")(24) == 0.5  # a step count stays fixed
+    # evals_per_run's interval: never below MIN_INTERVAL steps (a 16-step run must not evaluate every step)
+    assert (interval(600, 12), interval(16, 12), interval(3, 12)) == (50, 5, 3)
 
 
 def test_the_budget_schedule_is_used_only_where_it_applies(tmp_path):
@@ -130,7 +132,7 @@ def test_twenty_melodies_train_with_a_validation_split_and_a_sized_interval(tmp_
     assert "split 19 train / 1 validation / 0 test melodies" in info["data_report"]
     evals = json.loads((out / "training_log.json").read_text())["eval"]
     planned = info["schedule"]["planned_steps"]
-    assert info["schedule"]["eval_steps"] == max(1, planned // 4) < 20  # not the recipe's fixed 20
+    assert info["schedule"]["eval_steps"] == interval(planned, 4) < 20  # not the recipe's fixed 20
     assert len(evals) >= 4 and all(e["eval_loss"] > 0 for e in evals)
     assert "1 validation" in (out / "README.md").read_text()
 

@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--folders", nargs="+", default=["long-simple", "bach-chorales", "essen/kinder0"])
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--base", default="folk-base")
+    parser.add_argument("--variants", nargs="+", default=["before", "after"])
     parser.add_argument("--out", default="out/budget_schedule")
     args = parser.parse_args()
 
@@ -92,6 +93,8 @@ def main() -> None:
             folder = Path(tmp) / name
             write_folder(train_mels, folder)
             for variant, recipe in (("before", before), ("after", "recipes/finetune_style.yaml")):
+                if variant not in args.variants:
+                    continue
                 bundle = out / f"{name}-{variant}"
                 seconds = train(["--config", str(recipe), "--dataset", str(folder),
                                  "--init_from", args.base, "--output_dir", str(bundle), "--disable_tqdm", "true",

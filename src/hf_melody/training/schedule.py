@@ -32,6 +32,9 @@ MEASURE_STEPS = 10
 """Steps timed before the horizon is first set (they run on the warmup ramp of the planned run)."""
 SAFETY = 0.95
 """Share of the remaining budget the horizon fills: the rest is for the final evaluation and save."""
+MIN_INTERVAL = 5
+"""The shortest evaluation/save interval `evals_per_run` sets: a run of a few dozen steps (a slow machine, a tiny
+folder) would otherwise evaluate and checkpoint after every step and spend its budget on that."""
 SHAPES = ("cosine", "linear")
 """`lr_scheduler_type`s the budget schedule reproduces; others keep the Trainer's own schedule."""
 
@@ -118,6 +121,17 @@ def budget_schedule(training_args) -> BudgetSchedule | None:
     return BudgetSchedule(horizon=1, shape=shape)
 
 
+def interval(steps: int, evals_per_run: int) -> int:
+    """The evaluation/save interval of a run of `steps` steps: `evals_per_run` evaluations, at least `MIN_INTERVAL`
+    steps apart (never more than the run).
+
+    Examples:
+        >>> interval(600, 12), interval(16, 12), interval(3, 12)
+        (50, 5, 3)
+    """
+    return max(1, min(steps, max(MIN_INTERVAL, steps // evals_per_run)))
+
+
 def _agree(value: int, device) -> int:
     """Rank 0's `value` on every rank (DDP), so that all ranks step the same learning rate."""
     import torch.distributed as dist
@@ -162,7 +176,7 @@ class BudgetScheduleCallback(TrainerCallback):
             logger.info("resumed: the learning-rate schedule keeps its horizon of %d steps", s.horizon)
             self._scale_intervals(state, s.eval_steps)
         elif s is None and self.evals_per_run:
-            self._scale_intervals(state, max(1, state.max_steps // self.evals_per_run))
+            self._scale_intervals(state, interval(state.max_steps, self.evals_per_run))
         self._record(state)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -204,7 +218,7 @@ class BudgetScheduleCallback(TrainerCallback):
                         "warmup %d steps, decay to step %d", rate, self.measure_steps, horizon, self.minutes,
                         s.planned or 0, s.warmup_steps, horizon)
             if self.evals_per_run:
-                s.eval_steps = max(1, horizon // self.evals_per_run)
+                s.eval_steps = interval(horizon, self.evals_per_run)
                 self._scale_intervals(state, s.eval_steps)
         self._record(state)
 
