@@ -177,8 +177,9 @@ class DataArguments:
     def fingerprint(self, melodies: Sequence[Melody], tokenizer) -> str:
         """A hash of the melodies, the tokenizer and the settings that shape the packed blocks (the cache key of
         `build_dataset`)."""
-        # "format": 2 since blocks list the melodies they hold (melody_ids, titles, styles, transpositions)
-        shaping = {"format": 2, "max_length": self.max_length, "augment_semitones": self.augment_semitones,
+        # "format": 2 since blocks list the melodies they hold (melody_ids, titles, styles, transpositions); 3 since
+        # a split asked for is never empty (split_melodies moves one melody into it)
+        shaping = {"format": 3, "max_length": self.max_length, "augment_semitones": self.augment_semitones,
                    "validation_ratio": self.validation_ratio, "test_ratio": self.test_ratio, "seed": self.seed,
                    "use_style_tokens": self.use_style_tokens, "infill_ratio": self.infill_ratio}
         h = hashlib.sha256()

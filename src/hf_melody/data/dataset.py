@@ -29,9 +29,14 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 
 
+def _position(melody_id: str, seed: int) -> float:
+    """Where a melody's id falls in [0, 1): the hash that `split_of` cuts."""
+    return int(hashlib.sha1(f"{seed}:{melody_id}".encode()).hexdigest()[:12], 16) / 16**12
+
+
 def split_of(melody_id: str, validation_ratio: float = 0.05, test_ratio: float = 0.05, seed: int = 0) -> str:
     """The split of a melody, from a hash of its id: stable across runs, machines and corpus changes."""
-    h = int(hashlib.sha1(f"{seed}:{melody_id}".encode()).hexdigest()[:12], 16) / 16**12
+    h = _position(melody_id, seed)
     if h < test_ratio:
         return "test"
     if h < test_ratio + validation_ratio:
@@ -41,11 +46,33 @@ def split_of(melody_id: str, validation_ratio: float = 0.05, test_ratio: float =
 
 def split_melodies(melodies: Iterable[Melody], validation_ratio: float = 0.05, test_ratio: float = 0.05,
                    seed: int = 0) -> dict[str, list[Melody]]:
-    """Group melodies into train/validation/test by `split_of` (never splitting a melody)."""
+    """Group melodies into train/validation/test by `split_of` (never splitting a melody).
+
+    A split asked for (ratio > 0) is never left empty while training keeps a melody: in a small folder where the
+    hash put no melody there, the training melody whose hash lies nearest to it moves over (validation first), so
+    the same folder always splits the same way.
+
+    Examples:
+        >>> melodies = [Melody(f"mine/{i}", "mine", [[0, 480, 60], [480, 480, 62]]) for i in range(20)]
+        >>> {k: len(v) for k, v in split_melodies(melodies, 0.05, 0.0).items()}
+        {'train': 19, 'validation': 1, 'test': 0}
+    """
     out: dict[str, list[Melody]] = {s: [] for s in SPLITS}
     for m in melodies:
         out[split_of(m.id, validation_ratio, test_ratio, seed)].append(m)
+    for split, ratio in (("validation", validation_ratio), ("test", test_ratio)):
+        if ratio > 0 and not out[split] and len(out["train"]) >= 2:
+            nearest = min(out["train"], key=lambda m: _position(m.id, seed))
+            out["train"].remove(nearest)
+            out[split].append(nearest)
+            logger.info("%s split: no melody of %d fell in it by hash; %s moved there from training", split,
+                        sum(map(len, out.values())), nearest.id)
     return out
+
+
+def split_summary(parts: dict[str, list[Melody]]) -> str:
+    """`"16 train / 3 validation / 1 test melodies"`: the sizes of a `split_melodies` result, for the run's card."""
+    return " / ".join(f"{len(parts[s])} {s}" for s in SPLITS) + " melodies"
 
 
 def semitone_shifts(augment_semitones: int | Sequence[int] | None) -> list[int]:
@@ -206,6 +233,7 @@ def build_dataset(melodies: Sequence[Melody], tokenizer: MelodyTokenizer, config
         logger.info("loading prepared dataset from cache %s", path)
         return load_from_disk(str(path))
     parts = split_melodies(melodies, config.validation_ratio, config.test_ratio, config.seed)
+    logger.info("split: %s", split_summary(parts))
     shifts = semitone_shifts(config.augment_semitones)
     out = {}
     for split in SPLITS:

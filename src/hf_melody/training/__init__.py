@@ -1,5 +1,5 @@
-"""Training: the `train()` entry point (`trainer`), its arguments and parser (`arguments`), run folders (`runs`) and
-Trainer callbacks (`callbacks`).
+"""Training: the `train()` entry point (`trainer`), its arguments and parser (`arguments`), run folders (`runs`),
+Trainer callbacks (`callbacks`) and the learning-rate schedule sized to the time budget (`schedule`).
 """
 
 # names hf_melody 0.1 users imported from the old `hf_melody.training` module
@@ -26,6 +26,7 @@ from .runs import (
     run_fingerprint,
     whole_run_train_loss,
 )
+from .schedule import BudgetSchedule, BudgetScheduleCallback, BudgetTrainer, budget_schedule
 from .trainer import (
     TrainingConfig,
     cpu_supports_bf16,
@@ -40,6 +41,9 @@ from .trainer import (
 __all__ = [
     "DataArguments",
     "load_yaml_config",
+    "BudgetSchedule",
+    "BudgetScheduleCallback",
+    "BudgetTrainer",
     "BundleCheckpointCallback",
     "JsonLogCallback",
     "MelodyTrainingArguments",
@@ -47,6 +51,7 @@ __all__ = [
     "TRAINING_ARGUMENTS",
     "TimeLimitCallback",
     "TrainingConfig",
+    "budget_schedule",
     "check_output_dir",
     "check_same_run",
     "clear_output_dir",

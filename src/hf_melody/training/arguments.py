@@ -64,7 +64,8 @@ class ModelArguments:
 @dataclass
 class MelodyTrainingArguments(TrainingArguments):
     """transformers `TrainingArguments` with defaults for small melody models (see its docs for every field), plus
-    `early_stopping_patience`, `max_train_minutes` and `log_melodies`.
+    `early_stopping_patience`, `max_train_minutes` (with `fit_schedule_to_budget`), `evals_per_run` and
+    `log_melodies`.
 
     Examples:
         >>> MelodyTrainingArguments(output_dir="out/x", max_steps=100).learning_rate
@@ -92,6 +93,13 @@ class MelodyTrainingArguments(TrainingArguments):
     max_train_minutes: float | None = field(default=None, metadata={
         "help": "Stop training after this many minutes of wall time (checked after each step; with "
                 "load_best_model_at_end the best checkpoint so far is kept). Unset: no time limit."})
+    fit_schedule_to_budget: bool = field(default=True, metadata={
+        "help": "With max_train_minutes: time the first steps, size warmup and cosine decay to the steps that fit the "
+                "budget, and stop (evaluated and saved) at that horizon, decayed (hf_melody.training.schedule)."})
+    evals_per_run: int | None = field(default=None, metadata={
+        "help": "Evaluate and save about this many times per run: the interval becomes the run's steps (the "
+                "budget's horizon, else the planned steps) divided by this, replacing eval_steps and save_steps. "
+                "Unset: eval_steps and save_steps as given."})
     log_melodies: int = field(default=0, metadata={
         "help": "At each evaluation, sample this many 4-bar melodies and log their piano roll and audio to the "
                 "trackers of report_to (tensorboard, wandb, trackio); 0: off. Bits per note are always logged."})
@@ -115,6 +123,8 @@ class MelodyTrainingArguments(TrainingArguments):
             raise ConfigError(f"log_melodies={self.log_melodies}; use 0 (off) to 16 melodies per evaluation")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ConfigError(f"max_train_minutes={self.max_train_minutes} must be positive (or unset)")
+        if self.evals_per_run is not None and self.evals_per_run < 1:
+            raise ConfigError(f"evals_per_run={self.evals_per_run} must be at least 1 (or unset to keep eval_steps)")
         patience = self.early_stopping_patience
         if patience is not None:
             if patience < 1:

@@ -25,7 +25,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data.arguments import DataArguments
 from ..data.corpora import iter_midi_folder, load_melodies
-from ..data.dataset import build_dataset, dataset_stats, split_melodies
+from ..data.dataset import build_dataset, dataset_stats, split_melodies, split_summary
 from ..data.hf_datasets import looks_like_hub_id
 from ..data.music21_corpora import MUSIC21_CORPORA
 from ..data.prepared import block_length, find_prepared, load_prepared
@@ -53,6 +53,7 @@ from .runs import (
     run_fingerprint,
     whole_run_train_loss,
 )
+from .schedule import BudgetScheduleCallback, BudgetTrainer, budget_schedule
 from .tracking import MelodyTrackingCallback, tokens_per_note
 
 logger = logging.getLogger(__name__)
@@ -311,12 +312,12 @@ def _load_data(model_args: ModelArguments, data_args: DataArguments, training_ar
         melodies, report = load_melodies(data_args.dataset, num_proc=data_args.num_proc, exclude=data_args.exclude,
                                          columns=data_args.column_map,
                                          progress=training_args.should_log)
+        parts = split_melodies(melodies, data_args.validation_ratio, data_args.test_ratio, data_args.seed)
         if data_args.bpe_vocab_size and not tokenizer.is_bpe:
-            parts = split_melodies(melodies, data_args.validation_ratio, data_args.test_ratio, data_args.seed)
             tokenizer.train_bpe(data_args.bpe_vocab_size, parts["train"])
         dsd = build_dataset(melodies, tokenizer, data_args, num_proc=data_args.num_proc)
         logger.info("data: %s; blocks/tokens %s", report.summary(), dataset_stats(dsd))
-        return dsd, tokenizer, report.summary()
+        return dsd, tokenizer, f"{report.summary()}; split {split_summary(parts)}"
 
 
 def _build_model(model_args: ModelArguments, data_args: DataArguments, training_args, tokenizer,
@@ -350,10 +351,14 @@ def _build_trainer(model, tokenizer, dsd, training_args, info: dict[str, Any]) -
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
     trainer_args = copy.copy(training_args)
     trainer_args.push_to_hub = False  # the finished bundle is pushed after the access check of step 2
-    trainer = Trainer(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
-                      data_collator=default_data_collator,
-                      callbacks=[JsonLogCallback(), BundleCheckpointCallback(tokenizer, info),
-                                 *stopping_callbacks(training_args)])
+    # the learning-rate schedule sized to max_train_minutes, the evaluation interval to the run (issue 29)
+    schedule = budget_schedule(training_args)
+    trainer_cls, extra = (BudgetTrainer, {"budget_schedule": schedule}) if schedule else (Trainer, {})
+    sizing = BudgetScheduleCallback(training_args.max_train_minutes, training_args.evals_per_run, info)
+    trainer = trainer_cls(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
+                          data_collator=default_data_collator, **extra,
+                          callbacks=[JsonLogCallback(), sizing, BundleCheckpointCallback(tokenizer, info),
+                                     *stopping_callbacks(training_args)])
     # first, so that the trackers' callbacks find eval_bits_per_note in the same log
     tracking = MelodyTrackingCallback(
         tokenizer, tokens_per_note(eval_ds, tokenizer),
