@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--finetune", default="folk-base", help="bundle fine-tuned on the plain folder with --train "
                         "('' skips it)")
     parser.add_argument("--train-minutes", type=float, default=4.0)
+    parser.add_argument("--train-on", nargs="+", choices=("plain", "rich"), default=["plain"],
+                        help="the folders' train splits to train and fine-tune on")
     parser.add_argument("--out", default="out/rhythm_cost")
     args = parser.parse_args()
 
@@ -152,21 +154,21 @@ def main() -> None:
               flush=True)
 
     bundles = [(b, "bundled") for b in args.models]
-    if args.train or args.finetune:
-        folder = out / "plain-train"
+    for name in args.train_on if (args.train or args.finetune) else ():
+        folder = out / f"{name}-train"
         folder.mkdir(exist_ok=True)
-        for i, m in enumerate(splits["plain"][0]):
+        for i, m in enumerate(splits[name][0]):
             m.to_score().dump_midi(str(folder / f"{i:04d}.mid"))
         for preset in args.train:
-            target = out / f"{preset}-scratch-plain"
+            target = out / f"{preset}-scratch-{name}"
             seconds = train("recipes/scratch_folder.yaml", folder, target, args.train_minutes,
-                            ["--preset", preset], out / f"{preset}-scratch-plain.log")
-            bundles.append((str(target), f"{preset} from scratch on plain, {seconds:.0f} s"))
+                            ["--preset", preset], out / f"{preset}-scratch-{name}.log")
+            bundles.append((str(target), f"{preset} from scratch on {name}, {seconds:.0f} s"))
         if args.finetune:
-            target = out / "finetune-plain"
+            target = out / f"finetune-{name}"
             seconds = train("recipes/finetune_style.yaml", folder, target, args.train_minutes,
-                            ["--init_from", args.finetune], out / "finetune-plain.log")
-            bundles.append((str(target), f"{args.finetune} fine-tuned on plain, {seconds:.0f} s"))
+                            ["--init_from", args.finetune], out / f"finetune-{name}.log")
+            bundles.append((str(target), f"{args.finetune} fine-tuned on {name}, {seconds:.0f} s"))
 
     for bundle, how in bundles:
         model, tok = load_model(bundle), load_tokenizer(bundle)
