@@ -22,12 +22,14 @@ from .data.melody import Melody, SkipReport
 from .errors import (
     ConfigError,
     CorpusError,
+    DiskFullError,
     HFMelodyError,
     MidiReadError,
     MidiUnavailableError,
     MissingDependencyError,
     ModelLoadError,
     NoMelodyError,
+    OutputError,
     SoundfontNotFoundError,
 )
 from .generation.configuration import MelodyGenerationConfig
@@ -64,6 +66,7 @@ __all__ = [
     "CorpusError",
     "DataArguments",
     "DataConfig",
+    "DiskFullError",
     "EvaluationArguments",
     "GeneratedMelody",
     "HFMelodyError",
@@ -79,6 +82,7 @@ __all__ = [
     "ModelArguments",
     "ModelLoadError",
     "NoMelodyError",
+    "OutputError",
     "SkipReport",
     "SoundfontNotFoundError",
     "StreamedNote",

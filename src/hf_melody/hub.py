@@ -27,7 +27,7 @@ from .bundle import (
 from .cards import render_model_card
 from .errors import HFMelodyError, ModelLoadError
 from .tokenizer import MelodyTokenizer
-from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_siblings, staging_folder
+from .utils import atomic_write_text, disk_full_error, link_tree, publish_folder, remove_stale_siblings, staging_folder
 
 logger = logging.getLogger(__name__)
 
@@ -228,10 +228,13 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
         elif (save_directory / "README.md").is_file():
             link_tree(save_directory, staging, only={"README.md"})
         publish_folder(staging, save_directory)
-    except BaseException:
+    except BaseException as e:
         import shutil
 
         shutil.rmtree(staging, ignore_errors=True)
+        told = disk_full_error(e, save_directory) if isinstance(e, Exception) else None
+        if told is not None:  # DiskFullError: the disk filled up; the old bundle (if any) is untouched
+            raise told from e
         raise
     return save_directory
 

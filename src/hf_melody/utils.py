@@ -1,27 +1,95 @@
-"""Small shared helpers: atomic file writes and atomic folder swaps."""
+"""Small shared helpers: atomic file writes and atomic folder swaps (both with the usual permissions), write
+failures on a full disk told plainly (`DiskFullError`), and folder locks (`lock_folder`)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-import tempfile
+import re
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from .errors import DiskFullError, OutputError
+
+DISK_FULL_ERRNOS = {errno.ENOSPC: "ENOSPC", errno.EDQUOT: "EDQUOT", errno.EFBIG: "EFBIG"}
+"""The errors of a write that ran out of room: the disk is full, a quota is reached, a file-size limit is hit.
+All three are told alike (`DiskFullError`): the fix is the same."""
+DISK_FULL_FIX = "free space there or write elsewhere (--output-dir / --output_dir)"
+_OS_ERROR = re.compile(r"os error (\d+)")  # how safetensors (Rust) reports the errno of a failed write
+_TORCH_WRITE = ("unexpected pos", "file write failed", "iostream error")  # torch.save's failed writes (no errno)
+
+
+def disk_full_error(error: BaseException, path: str | os.PathLike) -> DiskFullError | None:
+    """The `DiskFullError` to raise for `error`, a failed write of `path`, if it was one for lack of room, else None.
+
+    Reads the errno of an `OSError`, the `os error N` of safetensors' `SafetensorError`, and torch.save's
+    `unexpected pos` / `file write failed` (its writer keeps no errno: a write that stops part-way is taken as a full
+    disk).
+
+    Examples:
+        >>> disk_full_error(OSError(28, "No space left on device"), "out/tune.mid")           # doctest: +ELLIPSIS
+        DiskFullError('out/tune.mid: No space left on device (ENOSPC); free space there or write elsewhere ...')
+        >>> disk_full_error(ValueError("bad"), "out/tune.mid") is None
+        True
+    """
+    code = getattr(error, "errno", None) if isinstance(error, OSError) else None
+    if code is None and (found := _OS_ERROR.search(str(error))):
+        code = int(found.group(1))
+    if code in DISK_FULL_ERRNOS:
+        return DiskFullError(f"{os.fsdecode(path)}: {os.strerror(code)} ({DISK_FULL_ERRNOS[code]}); {DISK_FULL_FIX}")
+    if isinstance(error, RuntimeError) and any(s in str(error) for s in _TORCH_WRITE):
+        return DiskFullError(f"{os.fsdecode(path)}: the write stopped part-way (the disk is full, or a quota or "
+                             f"file-size limit was hit); {DISK_FULL_FIX}")
+    return None
+
+
+@contextlib.contextmanager
+def disk_full_told_plainly(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a write failure for lack of room inside the block into a one-line `DiskFullError` naming `path`.
+
+    Examples:
+        >>> with disk_full_told_plainly("out/checkpoint-10"):                                 # doctest: +SKIP
+        ...     torch.save(state, "out/checkpoint-10/optimizer.pt")
+        Traceback (most recent call last):
+        hf_melody.errors.DiskFullError: out/checkpoint-10: the write stopped part-way (the disk is full, ...); ...
+    """
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as e:  # OSError, torch's RuntimeError, safetensors' SafetensorError
+        told = disk_full_error(e, path)
+        if told is None:
+            raise
+        raise told from e
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file and a rename, so no partial file is ever left behind."""
+    """Write `data` to `path` through a temporary file and a rename, so no partial file is ever left behind.
+
+    The file gets the usual permissions (0666 less the umask). A disk that fills up raises `DiskFullError`.
+
+    Examples:
+        >>> atomic_write_bytes("out/notes.txt", b"C D E")                                     # doctest: +SKIP
+        PosixPath('out/notes.txt')
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
+        # 0o666 through the umask, as open() does (mkstemp would make it 0600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        told = disk_full_error(e, path) if isinstance(e, OSError) else None
+        if told is not None:
+            raise told from e
         raise
     return path
 
@@ -29,6 +97,48 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Text version of `atomic_write_bytes` (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+LOCK_FILE = ".hf_melody.lock"
+"""The file inside a folder that a writer (a training run, `hf-melody generate`) holds an exclusive `flock` on
+(`lock_folder`); it records the holder (pid, host, start). The lock goes with the process: a killed run leaves
+nothing to clean up."""
+
+
+def lock_folder(folder: str | os.PathLike, what: str, fix: str, error: type[Exception] = OutputError) -> IO | None:
+    """Take an exclusive lock on `folder` (created if missing) at once, or raise `error` naming the holder:
+    `"{what} ({holder}); {fix}"`. Close the returned file to release it (None where the
+    system has no `fcntl`, e.g. Windows: no lock).
+
+    Examples:
+        >>> what, fix = "--output-dir out/melodies is in use by another run", "wait for it to finish"
+        >>> lock = lock_folder("out/melodies", what, fix)                                      # doctest: +SKIP
+        >>> lock_folder("out/melodies", what, fix)                         # while it is held  # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.OutputError: --output-dir out/melodies is in use by another run (pid 4242 ...); wait ...
+    """
+    import socket
+    import time
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "holder unknown"
+        handle.close()
+        raise error(f"{what} ({holder}); {fix}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    handle.flush()
+    return handle
 
 
 # ---- atomic folders ------------------------------------------------------------------------------------------
@@ -113,10 +223,17 @@ def remove_stale_siblings(target: str | os.PathLike) -> None:
 
 
 def staging_folder(target: str | os.PathLike) -> Path:
-    """A new empty hidden sibling of `target` to write into before `publish_folder` (named after this process)."""
+    """A new empty hidden sibling of `target` to write into before `publish_folder` (named after this process),
+    with the usual permissions (0777 less the umask), so the published folder is readable as any other."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".partial"))
+    while True:
+        folder = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
+        try:
+            os.mkdir(folder, 0o777)  # the umask applies, as for any new folder (mkdtemp would make it 0700)
+            return folder
+        except FileExistsError:  # pragma: no cover - 32 random bits
+            continue
 
 
 def link_tree(src: str | os.PathLike, dst: str | os.PathLike, skip: set[str] = frozenset(),

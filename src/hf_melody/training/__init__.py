@@ -1,5 +1,5 @@
-"""Training: the `train()` entry point (`trainer`), its arguments and parser (`arguments`), run folders (`runs`) and
-Trainer callbacks (`callbacks`).
+"""Training: the `train()` entry point (`trainer`), its arguments and parser (`arguments`), run folders (`runs`),
+Trainer callbacks (`callbacks`) and atomic checkpoints (`checkpoints`).
 """
 
 # names hf_melody 0.1 users imported from the old `hf_melody.training` module
