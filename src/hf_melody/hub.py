@@ -27,7 +27,15 @@ from .bundle import (
 from .cards import render_model_card
 from .errors import HFMelodyError, ModelLoadError
 from .tokenizer import MelodyTokenizer
-from .utils import atomic_write_text, disk_full_error, link_tree, publish_folder, remove_stale_siblings, staging_folder
+from .utils import (
+    atomic_write_text,
+    disk_full_error,
+    give_usual_permissions,
+    link_tree,
+    publish_folder,
+    remove_stale_siblings,
+    staging_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +227,7 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
         tokenizer.save_pretrained(staging)
         if training_info is not None:
             atomic_write_text(staging / TRAINING_INFO, json.dumps(training_info, indent=2, default=str))
+        give_usual_permissions(staging.iterdir())  # safetensors writes its file 0600: readable as any other file
         if save_directory.is_dir():  # keep what the new bundle does not replace (checkpoints, logs, old info)
             link_tree(save_directory, staging, skip={p.name for p in staging.iterdir()} | {"README.md"})
         if card:

@@ -99,6 +99,39 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system tells it (`/proc/self/status` on Linux).
+
+    Examples:
+        >>> oct(current_umask())                                                             # doctest: +SKIP
+        '0o22'
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and put back (another thread creating a file meanwhile gets 022)
+    os.umask(mask)
+    return mask
+
+
+def give_usual_permissions(paths) -> None:
+    """Set files to 0666 and folders to 0777, less the umask, as `open()` and `mkdir` make them: for files that a
+    writer made private (safetensors writes 0600 files, `tempfile` 0600/0700) in a folder about to be published.
+
+    Examples:
+        >>> give_usual_permissions(Path("out/.bundle.123.partial").iterdir())                # doctest: +SKIP
+    """
+    mask = current_umask()
+    for p in paths:
+        p = Path(p)
+        if not p.is_symlink():
+            os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 LOCK_FILE = ".hf_melody.lock"
 """The file inside a folder that a writer (a training run, `hf-melody generate`) holds an exclusive `flock` on
 (`lock_folder`); it records the holder (pid, host, start). The lock goes with the process: a killed run leaves

@@ -19,7 +19,7 @@ from pathlib import Path
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from ..utils import disk_full_told_plainly, publish_folder
+from ..utils import disk_full_told_plainly, give_usual_permissions, publish_folder
 from .callbacks import BundleCheckpointCallback
 
 STAGING_SUFFIX = ".saving"
@@ -113,4 +113,5 @@ class AtomicCheckpointTrainer(Trainer):
         for callback in self.callback_handler.callbacks:
             if isinstance(callback, BundleCheckpointCallback):
                 callback.on_save(staged_args, self.state, self.control)
+        give_usual_permissions([written, *written.rglob("*")])  # safetensors writes 0600 files
         publish_folder(written, final)
