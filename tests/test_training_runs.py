@@ -534,3 +534,21 @@ def test_staging_folders_of_a_crashed_save_are_removed_before_the_next_run(tmp_p
     assert last_complete_checkpoint(tmp_path) is None
     assert remove_unfinished_checkpoints(tmp_path) == [staging_root(tmp_path, 20)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
+
+
+def test_a_non_utf8_output_dir_is_refused_before_training_and_again_at_once(tmp_path, capsys, fixtures_dir):
+    """Before: it trained, then failed writing the card (no bundle), and a rerun trained all over again."""
+    import hf_melody
+    from hf_melody import MelodyTokenizer, OutputError, build_model, save_bundle
+
+    out = Path(os.fsdecode(os.fsencode(tmp_path) + b"/run-\xff"))
+    for _ in range(2):  # a rerun is refused the same way: nothing was started, so nothing is repeated
+        code, _, err = cli(["train", *run_args(fixtures_dir, out)], capsys)
+        assert_one_line_cli_error(code, err, "output_dir=", "run-\\xff", "not valid UTF-8", "--output_dir")
+        assert sorted(tmp_path.iterdir()) == [], "refused before anything was written"
+    with pytest.raises(OutputError, match="byte 0xff"):
+        hf_melody.train({"dataset": str(fixtures_dir), "preset": "original", "output_dir": out, "max_steps": 2})
+    tok = MelodyTokenizer()
+    with pytest.raises(OutputError, match="save_directory="):  # saving a bundle there: refused before writing
+        save_bundle(build_model("original", tok, n_positions=32, seed=0), tok, out)
+    assert sorted(tmp_path.iterdir()) == []

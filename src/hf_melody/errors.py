@@ -118,7 +118,7 @@ class OutputError(HFMelodyError, OSError):
     Examples:
         >>> hf_melody.train({"output_dir": b"run-\\xff".decode("utf-8", "surrogateescape")})     # doctest: +SKIP
         Traceback (most recent call last):
-        hf_melody.errors.OutputError: output_dir='run-\\udcff' is not valid UTF-8 (...); rename it ...
+        hf_melody.errors.OutputError: output_dir='run-\\xff' is not valid UTF-8 (byte 0xff); ...
     """
 
 

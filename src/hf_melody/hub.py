@@ -29,6 +29,7 @@ from .errors import HFMelodyError, ModelLoadError
 from .tokenizer import MelodyTokenizer
 from .utils import (
     atomic_write_text,
+    check_utf8_path,
     disk_full_error,
     give_usual_permissions,
     link_tree,
@@ -205,6 +206,7 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
     Examples:
         >>> save_bundle(model, tokenizer, "out/my-model", training_info={"preset": "original"})  # doctest: +SKIP
     """
+    check_utf8_path(save_directory, "save_directory", "save into a folder whose name is UTF-8")
     save_directory = Path(save_directory)
     if save_directory.exists() and not save_directory.is_dir():
         raise HFMelodyError(f"{save_directory}: is a file, not a folder; give a folder path for the bundle")

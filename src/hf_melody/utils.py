@@ -22,6 +22,11 @@ _OS_ERROR = re.compile(r"os error (\d+)")  # how safetensors (Rust) reports the 
 _TORCH_WRITE = ("unexpected pos", "file write failed", "iostream error")  # torch.save's failed writes (no errno)
 
 
+def _shown(path: str | os.PathLike) -> str:
+    """`path` as printable text: bytes that are not UTF-8 shown as `\\xff` escapes (as `data.corpora.display_path`)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def disk_full_error(error: BaseException, path: str | os.PathLike) -> DiskFullError | None:
     """The `DiskFullError` to raise for `error`, a failed write of `path`, if it was one for lack of room, else None.
 
@@ -39,9 +44,9 @@ def disk_full_error(error: BaseException, path: str | os.PathLike) -> DiskFullEr
     if code is None and (found := _OS_ERROR.search(str(error))):
         code = int(found.group(1))
     if code in DISK_FULL_ERRNOS:
-        return DiskFullError(f"{os.fsdecode(path)}: {os.strerror(code)} ({DISK_FULL_ERRNOS[code]}); {DISK_FULL_FIX}")
+        return DiskFullError(f"{_shown(path)}: {os.strerror(code)} ({DISK_FULL_ERRNOS[code]}); {DISK_FULL_FIX}")
     if isinstance(error, RuntimeError) and any(s in str(error) for s in _TORCH_WRITE):
-        return DiskFullError(f"{os.fsdecode(path)}: the write stopped part-way (the disk is full, or a quota or "
+        return DiskFullError(f"{_shown(path)}: the write stopped part-way (the disk is full, or a quota or "
                              f"file-size limit was hit); {DISK_FULL_FIX}")
     return None
 
@@ -130,6 +135,28 @@ def give_usual_permissions(paths) -> None:
         p = Path(p)
         if not p.is_symlink():
             os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
+def check_utf8_path(path: str | os.PathLike, name: str, fix: str) -> None:
+    """`OutputError` (before any work) if `path` is not valid UTF-8, e.g. a folder name with the byte 0xff that
+    `os.fsdecode` turned into `'\\udcff'`: the model card, `training_info.json` and the Hub record paths as text.
+
+    Examples:
+        >>> check_utf8_path(os.fsdecode(b"run-\\xff"), "output_dir", "choose another --output_dir")
+        Traceback (most recent call last):
+        hf_melody.errors.OutputError: output_dir='run-\\xff' is not valid UTF-8 (byte 0xff); the model card \
+records it as text: choose another --output_dir
+    """
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = ord(text[e.start])
+        what = f"byte 0x{bad - 0xDC00:02x}" if 0xDC80 <= bad <= 0xDCFF else f"character U+{bad:04X}"
+        raise OutputError(f"{name}='{_shown(text)}' is not valid UTF-8 ({what}); the model card records it as text: "
+                          f"{fix}") from None
 
 
 LOCK_FILE = ".hf_melody.lock"

@@ -18,12 +18,14 @@ from ..data.arguments import DataArguments
 from ..errors import ConfigError
 from ..modeling.presets import PRESETS
 from ..utils import LOCK_FILE as LOCK_FILE  # where training's lock file is named, as before
-from ..utils import lock_folder
+from ..utils import check_utf8_path, lock_folder
 from .arguments import ModelArguments
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
-    """`ConfigError` if `output_dir` (or a parent of it) is an existing file rather than a folder."""
+    """`ConfigError` if `output_dir` (or a parent of it) is an existing file rather than a folder; `OutputError` if
+    its name is not UTF-8 (the card could not be written at the end: refused before training instead)."""
+    check_utf8_path(output_dir, "output_dir", "rename it or choose another --output_dir (a UTF-8 name)")
     path = Path(output_dir)
     for p in (path, *path.parents):
         if p.exists() and not p.is_dir():
