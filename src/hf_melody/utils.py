@@ -165,17 +165,56 @@ LOCK_FILE = ".hf_melody.lock"
 nothing to clean up."""
 
 
-def lock_folder(folder: str | os.PathLike, what: str, fix: str, error: type[Exception] = OutputError) -> IO | None:
+class FolderLock:
+    """An exclusive `flock` held on a folder itself (its directory descriptor): nothing is written into the folder.
+    `close()` releases it; so does the end of the process."""
+
+    def __init__(self, fd: int):
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _flock_holder(path: Path) -> str:
+    """`pid N` of the process holding a `flock` on `path`, read from Linux's `/proc/locks`; else "holder unknown"."""
+    try:
+        st = os.stat(path)
+        want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == want and fields[4].isdigit():
+                    return f"pid {fields[4]}"
+    except (OSError, ValueError):
+        pass
+    return "holder unknown"
+
+
+def lock_folder(folder: str | os.PathLike, what: str, fix: str, error: type[Exception] = OutputError,
+                record: bool = True) -> IO | FolderLock | None:
     """Take an exclusive lock on `folder` (created if missing) at once, or raise `error` naming the holder:
-    `"{what} ({holder}); {fix}"`. Close the returned file to release it (None where the
-    system has no `fcntl`, e.g. Windows: no lock).
+    `"{what} ({holder}); {fix}"`. Close the returned object to release it (None where the system has no `fcntl`,
+    e.g. Windows: no lock).
+
+    With `record` (training runs) the lock is on `LOCK_FILE` inside the folder, which records the holder's pid, host
+    and start; without it (`hf-melody generate`) the lock is on the folder itself and nothing is written into it
+    (the holder's pid is read from `/proc/locks` where there is one).
 
     Examples:
         >>> what, fix = "--output-dir out/melodies is in use by another run", "wait for it to finish"
-        >>> lock = lock_folder("out/melodies", what, fix)                                      # doctest: +SKIP
-        >>> lock_folder("out/melodies", what, fix)                         # while it is held  # doctest: +SKIP
+        >>> lock = lock_folder("out/melodies", what, fix, record=False)                        # doctest: +SKIP
+        >>> lock_folder("out/melodies", what, fix, record=False)           # while it is held  # doctest: +SKIP
         Traceback (most recent call last):
-        hf_melody.errors.OutputError: --output-dir out/melodies is in use by another run (pid 4242 ...); wait ...
+        hf_melody.errors.OutputError: --output-dir out/melodies is in use by another run (pid 4242); wait ...
     """
     import socket
     import time
@@ -186,6 +225,14 @@ def lock_folder(folder: str | os.PathLike, what: str, fix: str, error: type[Exce
         return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if not record:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise error(f"{what} ({_flock_holder(folder)}); {fix}") from None
+        return FolderLock(fd)
     handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
