@@ -48,7 +48,8 @@ def test_constraint_flags(tiny_bundle, tmp_path):
 
 def test_errors_are_one_line_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hf_melody.cli", "generate", "--model", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert not (tmp_path / "out").exists(), "a run that failed before writing leaves no empty output folder"
     assert proc.returncode == 2
     assert proc.stderr.startswith("hf-melody: error: ") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -80,6 +80,7 @@ def lock_out_folder(out: Path) -> Iterator[None]:
         >>> with lock_out_folder(Path("out/melodies")):                                    # doctest: +SKIP
         ...     melody.save("out/melodies/melody_0", ("mid",))
     """
+    created = not out.exists()
     lock = lock_folder(out, f"--output-dir {out} is in use by another hf-melody run",
                        "wait for it to finish or choose another --output-dir", record=False)
     try:
@@ -87,6 +88,8 @@ def lock_out_folder(out: Path) -> Iterator[None]:
     finally:
         if lock is not None:
             lock.close()
+        if created and out.is_dir() and not any(out.iterdir()):  # failed before writing (a bad --model): leave
+            out.rmdir()                                              # no empty folder behind
 
 
 def parse_formats(text: str) -> list[str]:
