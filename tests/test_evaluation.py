@@ -107,6 +107,8 @@ def test_evaluate_models_writes_results_and_plots(tiny_bundle, tmp_path):
     # trained: far better than the uniform distribution over the vocabulary
     assert m["token_perplexity"] < 0.5 * m["vocab_size"]
     assert 0 < m["pitch_bits_per_note"] < m["bits_per_note"]
+    # with the grammar's renormalisation a note costs less (the mass on impossible tokens comes back), never more
+    assert 0 < m["grammar_bits_per_note"] < m["bits_per_note"]
     # the gap by hand from the bundle's training log: the last validation loss minus the training loss at that
     # step (linearly between the logged training losses around it)
     log = json.loads((tiny_bundle / "training_log.json").read_text())
@@ -129,7 +131,7 @@ def test_evaluate_models_writes_results_and_plots(tiny_bundle, tmp_path):
     assert all(Path(p).stat().st_size > 1000 for p in r["plots"])
     table = results_table(r)
     assert "n-gram (order 2, 3-fold)" in table and "pitch bits/note (past only)" in table
-    assert f"{m['fair_pitch_bits_per_note']:.3f}" in table
+    assert f"{m['fair_pitch_bits_per_note']:.3f}" in table and f"{m['grammar_bits_per_note']:.3f}" in table
 
 
 def test_cli_evaluate(tiny_bundle, tmp_path, capsys):

@@ -15,6 +15,8 @@ MAX_LINES = 450
 ONE_CONCEPT = {
     "hf_melody.grammar.remi": "REMIGrammar: the state machine and its legal-token search are one class, no longer "
                               "split by a line count (two classes that called each other, issue 21)",
+    "hf_melody.generation.configuration": "MelodyGenerationConfig: one dataclass, one field and check per option "
+                                          "(the flags and docs are derived from it); each option adds lines",
     "hf_melody.cli": "the hf-melody command: one _add_<command> / cmd_<command> pair per sub-command, each short",
 }
 """Modules allowed past MAX_LINES, each with its reason."""
@@ -27,6 +29,7 @@ LAYERS = [
     {"cards"},
     {"hub"},
     {"data", "grammar", "modeling", "export"},
+    {"harmony"},
     {"generation"},
     {"pipelines"},
     {"training"},

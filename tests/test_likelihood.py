@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hf_melody import build_model
+from hf_melody.errors import ConfigError
 from hf_melody.evaluation.fair_pitch import fair_pitch_logprobs, onset_starts, onset_token_ids, pitch_marginal
 from hf_melody.evaluation.likelihood import DynamicEvaluation, score_melodies
 
@@ -198,3 +199,61 @@ def test_fair_pitch_with_and_without_the_kv_cache_agree(random_model, tokenizer,
     plain, plain_mass = _marginals(random_model, tokenizer, contexts, 1e-3, 4, 32, "cpu")
     cached, cached_mass = _marginals(random_model, tokenizer, contexts, 1e-3, 4, 32, "cpu", shared=ids)
     assert torch.allclose(plain, cached, atol=1e-4) and plain_mass == pytest.approx(cached_mass, abs=1e-4)
+
+
+def grammar_log_probs(model, tokenizer, ids: list[int]) -> list[float]:
+    """log P(ids[t] | ids[:t], t legal) for t = 2..len-1 by hand: one forward pass, the grammar stepped token by
+    token, each distribution renormalised over the legal tokens."""
+    from hf_melody.grammar.remi import REMIGrammar
+    from hf_melody.grammar.state import GrammarRules
+
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+    state, out = grammar.prompt_state(ids[:2]), []
+    for t in range(2, len(ids)):
+        legal = grammar.allowed_ids(state, GrammarRules(allow_style=False))
+        out.append(float(logp[t - 1, ids[t]] - torch.logsumexp(logp[t - 1, legal], -1)))
+        grammar.feed(state, [ids[t]])
+    return out
+
+
+def test_grammar_bits_renormalise_over_the_legal_tokens(random_model, tokenizer, kinder_melodies):
+    melodies = kinder_melodies[:3]
+    r = score_melodies(random_model, tokenizer, melodies, grammar_bits=True)
+    bits = -sum(sum(grammar_log_probs(random_model, tokenizer,
+                                      tokenizer.encode(m, bos=True, eos=True, style="german-folk")))
+                for m in melodies) / math.log(2)
+    assert r.grammar_bits_per_note == pytest.approx(bits / r.num_notes, rel=1e-5)
+    # an untrained model spreads mass over impossible tokens: the grammar takes a real share of it back
+    assert r.grammar_bits_per_note < 0.9 * r.bits_per_note
+    assert score_melodies(random_model, tokenizer, melodies).grammar_bits_per_note is None
+
+
+def test_grammar_bits_through_sliding_windows(tokenizer, kinder_melodies):
+    model = build_model("original", tokenizer, n_positions=32, dropout=0.0, seed=1).eval()
+    melody = max(kinder_melodies[:20], key=lambda m: len(m.notes))
+    ids = tokenizer.encode(melody, bos=True, eos=True, style="german-folk")
+    assert len(ids) > 4 * 32
+    r = score_melodies(model, tokenizer, [melody], grammar_bits=True, stride=8, batch_size=3)
+    # by hand: each target from its own window, renormalised over what the grammar allows after the whole past
+    from hf_melody.evaluation.likelihood import _windows
+    from hf_melody.grammar.remi import REMIGrammar
+    from hf_melody.grammar.state import GrammarRules
+
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    legal, state = {}, grammar.prompt_state(ids[:2])
+    for t in range(2, len(ids)):
+        legal[t] = grammar.allowed_ids(state, GrammarRules(allow_style=False))
+        grammar.feed(state, [ids[t]])
+    bits = 0.0
+    for begin, end, first in _windows(len(ids), 2, 32, 8):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids[begin:end]])).logits[0].double(), -1)
+        for t in range(first, end):
+            row = logp[t - begin - 1]
+            bits -= float(row[ids[t]] - torch.logsumexp(row[legal[t]], -1)) / math.log(2)
+    assert r.grammar_bits_per_note == pytest.approx(bits / len(melody.notes), rel=1e-5)
+    assert r.grammar_bits_per_note < r.bits_per_note
+    with pytest.raises(ConfigError, match="grammar_bits"):
+        score_melodies(model, tokenizer, [melody], grammar_bits=True, dynamic=DynamicEvaluation())

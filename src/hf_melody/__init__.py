@@ -34,6 +34,8 @@ from .errors import (
 )
 from .generation.configuration import MelodyGenerationConfig
 from .generation.streamers import StreamedNote
+from .harmony.chords import Chord, parse_chord, parse_progression
+from .harmony.inference import infer_chords
 from .hub import load_model, load_tokenizer, push_bundle_to_hub, save_bundle
 from .modeling.presets import PRESETS, build_model
 from .pipelines.melody_generation import MelodyPipeline
@@ -62,6 +64,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "PRESETS",
+    "Chord",
     "ConfigError",
     "CorpusError",
     "DataArguments",
@@ -90,9 +93,12 @@ __all__ = [
     "build_model",
     "bundled_checkpoints",
     "evaluate",
+    "infer_chords",
     "load_melodies",
     "load_model",
     "load_tokenizer",
+    "parse_chord",
+    "parse_progression",
     "prepare_dataset",
     "push_bundle_to_hub",
     "read_midi",

@@ -183,7 +183,7 @@ def _score_model(name: str, model, tok, melodies: Sequence[Melody], info: dict, 
     """One model's entry of `results["models"]`: likelihood scores, model facts and (with `num_samples`) sample
     metrics."""
     r = score_melodies(model, tok, melodies, pitch_bits=not tok.is_bpe, stride=stride, batch_size=batch_size,
-                       progress=progress, fair_pitch=fair_pitch and not tok.is_bpe).to_dict()
+                       progress=progress, fair_pitch=fair_pitch and not tok.is_bpe, grammar_bits=True).to_dict()
     r.update(_model_facts(model, tok, info, log, dataset))
     if split == "all" and r["trained_on_dataset"]:
         logger.warning("%s was trained on %s: its scores on split=all include its training melodies", name, dataset)
@@ -252,15 +252,15 @@ def results_table(results: dict[str, Any]) -> str:
     def fmt(x: Any) -> str:
         return f"{x:.3f}" if isinstance(x, int | float) and x == x else "-"
 
-    rows = ["| model | bits/note | pitch bits/note (onset known) | pitch bits/note (past only) | token perplexity "
-            "| token accuracy | parameters |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| model | bits/note | bits/note (grammar) | pitch bits/note (onset known) | pitch bits/note (past only) "
+            "| token perplexity | token accuracy | parameters |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in results["models"].items():
-        rows.append(f"| {name} | {fmt(r['bits_per_note'])} | {fmt(r['pitch_bits_per_note'])} | "
-                    f"{fmt(r.get('fair_pitch_bits_per_note'))} | {fmt(r['token_perplexity'])} | "
-                    f"{fmt(r['token_accuracy'])} | {r['num_parameters']:,} |")
+        rows.append(f"| {name} | {fmt(r['bits_per_note'])} | {fmt(r.get('grammar_bits_per_note'))} | "
+                    f"{fmt(r['pitch_bits_per_note'])} | {fmt(r.get('fair_pitch_bits_per_note'))} | "
+                    f"{fmt(r['token_perplexity'])} | {fmt(r['token_accuracy'])} | {r['num_parameters']:,} |")
     ng, maj = results["baselines"]["ngram"], results["baselines"]["majority"]
     rows.append(f"| n-gram (order {ng['order']}, {results['settings']['ngram_folds']}-fold) | "
-                f"{fmt(ng['bits_per_note'])} | - | {fmt(ng['pitch_bits_per_note'])} | - | - | - |")
-    rows.append(f"| unigram / majority token | {fmt(maj['bits_per_note'])} | - | - | {fmt(maj['perplexity'])} | "
+                f"{fmt(ng['bits_per_note'])} | - | - | {fmt(ng['pitch_bits_per_note'])} | - | - | - |")
+    rows.append(f"| unigram / majority token | {fmt(maj['bits_per_note'])} | - | - | - | {fmt(maj['perplexity'])} | "
                 f"{fmt(maj['accuracy'])} | - |")
     return "\n".join(rows)

@@ -47,6 +47,10 @@ class LikelihoodResult:
             `fair_pitch_notes` (one `FairPitchNote` per note; what `evaluation.analysis` reads).
         window: how melodies longer than the context were scored.
         dynamic: how the model was adapted while scoring (`DynamicEvaluation` as a string), None if not.
+        grammar_bits_per_note: bits per note with each step's distribution renormalised over the tokens the REMI
+            grammar allows there (what the model + grammar system predicts, as generation samples it; never more
+            than `bits_per_note`: the difference is the mass the model puts on impossible tokens). None unless
+            `grammar_bits=True`.
     """
 
     token_perplexity: float
@@ -62,6 +66,7 @@ class LikelihoodResult:
     fair_pitch_bits_per_note: float | None = None
     fair_pitch_explored_mass: float | None = None
     dynamic: str | None = None
+    grammar_bits_per_note: float | None = None
     per_melody: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, per_melody: bool = False) -> dict[str, Any]:
@@ -130,14 +135,15 @@ class DynamicEvaluation:
 def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_tokens: bool = True,
                    pitch_bits: bool = True, stride: int | None = None, batch_size: int = 16,
                    device: str | None = None, progress: bool = False, fair_pitch: bool = False,
-                   dynamic: DynamicEvaluation | None = None) -> LikelihoodResult:
+                   dynamic: DynamicEvaluation | None = None, grammar_bits: bool = False) -> LikelihoodResult:
     """Likelihood of real melodies under a causal LM bundle.
 
     Each melody is encoded as the model was trained (`BOS [style] ... EOS`); BOS and the style token are given,
     every later token is scored. Melodies longer than the model's context (`n_positions`) are scored with a
     sliding window moving by `stride` tokens (default: half the context); shorter ones in one pass. With
     `fair_pitch=True` the pitch of each note is also scored from the past only (`fair_pitch_bits_per_note`);
-    with `dynamic` a copy of the model learns each melody as it is scored (`DynamicEvaluation`).
+    with `dynamic` a copy of the model learns each melody as it is scored (`DynamicEvaluation`); with
+    `grammar_bits=True` each token is also scored against the grammar's legal tokens only (`grammar_bits_per_note`).
 
     Examples:
         >>> model, tok = load_model("folk-base"), load_tokenizer("folk-base")                  # doctest: +SKIP
@@ -153,6 +159,8 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
         raise ConfigError("no melodies to score")
     if fair_pitch and not pitch_bits:
         raise ConfigError("fair_pitch=True needs pitch_bits=True (and a plain REMI tokenizer)")
+    if grammar_bits and dynamic is not None:
+        raise ConfigError("grammar_bits=True scores a fixed model; drop it or dynamic=")
     pitch_ids = pitch_token_ids(tokenizer) if pitch_bits else set()
     n_pos = int(model.config.n_positions)
     stride = stride or max(1, n_pos // 2)
@@ -170,14 +178,15 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
     #    the model stays fixed; melody by melody when dynamic evaluation updates a copy of it as it goes (the past
     #    only, so each melody must be scored in order)
     if dynamic is None:
-        token_lp, hits, token_h = _score_windows(model, tokenizer, seqs, prefix, stride, batch_size, device,
-                                                 progress)
+        legal = [_legal_masks(tokenizer, ids, prefix) for ids in seqs] if grammar_bits else None
+        token_lp, hits, token_h, grammar_lp = _score_windows(model, tokenizer, seqs, prefix, stride, batch_size,
+                                                             device, progress, legal)
         fair = [[] for _ in seqs]
         if fair_pitch:
             for k in tqdm(range(len(seqs)), desc="fair pitch", disable=not progress, unit="melody"):
                 fair[k] = fair_pitch_notes(model, tokenizer, seqs[k], batch_size=batch_size * 4, device=device)
     else:
-        token_lp, hits, token_h, fair = [], [], [], []
+        token_lp, hits, token_h, fair, grammar_lp = [], [], [], [], None
         for ids in tqdm(seqs, desc="dynamic scoring", disable=not progress, unit="melody"):
             lp, hit, h, fp = _score_dynamic(model, tokenizer, ids, prefix, dynamic, fair_pitch, batch_size, device)
             token_lp.append(lp)
@@ -207,13 +216,30 @@ def score_melodies(model, tokenizer, melodies: Sequence[Melody], use_style_token
         window=f"sliding window of {n_pos} tokens, stride {stride}",
         fair_pitch_bits_per_note=sum(p["fair_pitch_bits"] for p in per) / num_notes if fair_pitch else None,
         fair_pitch_explored_mass=float(np.mean(explored)) if fair_pitch else None,
-        dynamic=str(dynamic) if dynamic else None, per_melody=per)
+        dynamic=str(dynamic) if dynamic else None, per_melody=per,
+        grammar_bits_per_note=(float(-sum(g.sum() for g in grammar_lp) / math.log(2) / num_notes)
+                               if grammar_lp is not None else None))
+
+
+def _legal_masks(tokenizer, ids: list[int], prefix: int) -> list:
+    """The grammar's legal-token mask before each target `prefix..len-1` of `ids` (shared cached tensors: a list of
+    references, no copy per token)."""
+    from ..grammar.state import GrammarRules
+
+    grammar = REMIGrammar.for_tokenizer(tokenizer)
+    rules = GrammarRules(allow_style=False)
+    state = grammar.prompt_state(ids[:prefix])
+    masks = []
+    for target in ids[prefix:]:
+        masks.append(grammar.allowed_mask(state, rules))
+        grammar.feed(state, [target])
+    return masks
 
 
 def _score_windows(model, tokenizer, seqs: list[list[int]], prefix: int, stride: int, batch_size: int, device: str,
-                   progress: bool):
-    """`(token log-probs, argmax hits, entropies in bits)` per melody, targets `prefix..len-1`, by batches of sliding
-    windows (longest first)."""
+                   progress: bool, legal: list[list] | None = None):
+    """`(token log-probs, argmax hits, entropies in bits, log-probs renormalised over `legal` or None)` per melody,
+    targets `prefix..len-1`, by batches of sliding windows (longest first)."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -225,16 +251,26 @@ def _score_windows(model, tokenizer, seqs: list[list[int]], prefix: int, stride:
     token_lp = [np.zeros(len(ids) - prefix) for ids in seqs]
     hits = [np.zeros(len(ids) - prefix) for ids in seqs]
     entropy = [np.zeros(len(ids) - prefix) for ids in seqs]
+    renorm = [np.zeros(len(ids) - prefix) for ids in seqs] if legal is not None else None
     with torch.no_grad():
         for s in tqdm(range(0, len(jobs), batch_size), desc="scoring", disable=not progress, unit="batch"):
             batch = jobs[s:s + batch_size]
-            lps, best, targets, ent = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch], device)
+            masks = None
+            if legal is not None:  # row r, column c predicts token begin + c + 1: its target index is that - prefix
+                width = max(e - b for _, b, e, _ in batch) - 1
+                masks = torch.ones((len(batch), width, tokenizer.vocab_size), dtype=torch.bool)
+                for r, (k, begin, end, first) in enumerate(batch):
+                    masks[r, first - begin - 1:end - begin - 1] = torch.stack(legal[k][first - prefix:end - prefix])
+            lps, best, targets, ent, legal_lps = _forward(model, tokenizer, [seqs[k][b:e] for k, b, e, _ in batch],
+                                                          device, masks)
             for r, (k, begin, end, first) in enumerate(batch):
                 sl = slice(first - begin - 1, end - begin - 1)
                 token_lp[k][first - prefix:end - prefix] = lps[r, sl].numpy()
                 hits[k][first - prefix:end - prefix] = (best[r, sl] == targets[r, sl]).numpy()
                 entropy[k][first - prefix:end - prefix] = ent[r, sl].numpy()
-    return token_lp, hits, entropy
+                if renorm is not None:
+                    renorm[k][first - prefix:end - prefix] = legal_lps[r, sl].numpy()
+    return token_lp, hits, entropy, renorm
 
 
 def _melody_scores(melody: Melody, ids: list[int], prefix: int, lp, hit, entropy, fair: list, pitch_ids: set[int],
@@ -253,9 +289,9 @@ def _melody_scores(melody: Melody, ids: list[int], prefix: int, lp, hit, entropy
             "fair_pitch_notes": list(fair) if fair_pitch else None}
 
 
-def _forward(model, tokenizer, rows: list[list[int]], device: str):
-    """`(log P(target), argmax, targets, entropy in bits)` for right-padded `rows`, each `[batch, width - 1]` on the
-    CPU."""
+def _forward(model, tokenizer, rows: list[list[int]], device: str, masks=None):
+    """`(log P(target), argmax, targets, entropy in bits, log P(target | legal) or None)` for right-padded `rows`,
+    each `[batch, width - 1]` on the CPU; `masks` (`[batch, width - 1, vocab]`, True = legal) renormalises."""
     import torch
 
     width = max(len(r) for r in rows)
@@ -268,7 +304,11 @@ def _forward(model, tokenizer, rows: list[list[int]], device: str):
     logp = torch.log_softmax(logits[:, :-1], dim=-1)
     targets = input_ids[:, 1:]
     entropy = -(logp.exp() * logp).nan_to_num().sum(-1) / math.log(2)
-    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), logp.argmax(-1), targets, entropy
+    target_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    legal_lp = None
+    if masks is not None:
+        legal_lp = target_lp - torch.logsumexp(logp.masked_fill(~masks, float("-inf")), -1)
+    return target_lp, logp.argmax(-1), targets, entropy, legal_lp
 
 
 def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: DynamicEvaluation, fair_pitch: bool,
@@ -295,7 +335,7 @@ def _score_dynamic(model, tokenizer, ids: list[int], prefix: int, dynamic: Dynam
         # score targets a..b-1 with what was learnt from targets before a (windows of at most n_pos tokens)
         w0 = max(0, b - n_pos)
         with torch.no_grad():
-            lps, best, targets, ent = _forward(local, tokenizer, [ids[w0:b]], device)
+            lps, best, targets, ent, _ = _forward(local, tokenizer, [ids[w0:b]], device)
         sl = slice(a - w0 - 1, b - w0 - 1)
         lp_all[a - prefix:b - prefix] = lps[0, sl].numpy()
         hit_all[a - prefix:b - prefix] = (best[0, sl] == targets[0, sl]).numpy()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..harmony.inference import chord_tone_ratios, infer_chords
 from ..music import GRID, MODES, NOTE_NAMES, TPQ, bar_ticks
 
 NoteList = Sequence[Sequence[int]]
@@ -40,6 +41,9 @@ NOTE_LENGTH_CLASSES: tuple[tuple[str, int], ...] = (
 
 SCALAR_FEATURES = ("pitch_class_entropy", "scale_consistency", "groove_consistency", "empty_beat_rate",
                    "pitch_range", "mean_abs_interval", "in_key_ratio")
+CHORD_FEATURES = ("strong_beat_chord_tone_ratio", "chord_tone_ratio")
+"""With `chords=` (a progression, or "infer" for the melody's own best-fit chords): the share of notes on a chord
+tone, of those on a strong beat and of all (`hf_melody.harmony.inference.chord_tone_ratios`)."""
 VECTOR_FEATURES = ("note_length_hist",)
 FEATURES = SCALAR_FEATURES + VECTOR_FEATURES
 
@@ -227,8 +231,26 @@ def note_length_histogram(notes: NoteList) -> np.ndarray:
     return hist / hist.sum() if hist.sum() else hist
 
 
-def melody_statistics(notes: NoteList, time_signatures: TimeSignatures | None = None) -> dict[str, Any]:
-    """All statistics of one melody, plus its estimated key, note count and bar count.
+def chord_statistics(notes: NoteList, time_signatures: TimeSignatures | None = None, chords: str = "infer"
+                     ) -> dict[str, Any]:
+    """`CHORD_FEATURES` of a melody over `chords` (the progression from bar 0, repeated), or over the chords inferred
+    from the melody itself (`chords="infer"`: per bar, `harmony.inference.infer_chords`), with the chords used.
+
+    Examples:
+        >>> chord_statistics([[0, 480, 60], [480, 480, 62], [960, 960, 64]], [[0, 4, 4]], chords="C")
+        {'strong_beat_chord_tone_ratio': 1.0, 'chord_tone_ratio': 0.6666666666666666, 'chords': 'C'}
+    """
+    tss = [list(t) for t in time_signatures] if time_signatures else None
+    used = infer_chords(notes, tss) if chords == "infer" else chords
+    if not used:
+        return {**dict.fromkeys(CHORD_FEATURES, float("nan")), "chords": used}
+    return {**chord_tone_ratios(notes, used, tss), "chords": used}
+
+
+def melody_statistics(notes: NoteList, time_signatures: TimeSignatures | None = None,
+                      chords: str | None = None) -> dict[str, Any]:
+    """All statistics of one melody, plus its estimated key, note count and bar count; with `chords` (a
+    progression or "infer") also `chord_statistics`.
 
     Examples:
         >>> s = melody_statistics([[0, 480, 60], [480, 480, 64], [960, 960, 67]], [[0, 4, 4]])
@@ -251,6 +273,7 @@ def melody_statistics(notes: NoteList, time_signatures: TimeSignatures | None = 
         "num_notes": len(notes),
         "num_bars": bars,
         "notes_per_bar": len(notes) / bars if bars else float("nan"),
+        **(chord_statistics(notes, time_signatures, chords) if chords is not None else {}),
     }
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from transformers import GenerationConfig
 
 from ..errors import ConfigError
+from ..harmony.chords import check_chord_options, parse_progression
 from ..modeling.lean_gpt2 import lean_support
 from ..music import MODES, parse_key, pitch_range_text
 from ..tokenizer import STYLES
@@ -135,6 +136,15 @@ class MelodyGenerationConfig:
     key_strictness: str | float | None = _option(
         '"hard" (default with a key: only in-key notes) or a penalty >= 0 per out-of-key note, e.g. 3.0',
         infill=True)
+    chords: str | None = _option(
+        'a progression to write over: "C G Am F" (one chord a bar), "C:2 G:2 | Am F" (:beats of the meter, laid out '
+        "in time_signature, 4/4 without one); it repeats, and sets num_bars when no length is asked (see "
+        "hf_melody.harmony)", shown=True, infill=True)
+    chord_strictness: str | float | None = _option(
+        '"hard" (default with chords: strong-beat notes are chord tones, the others in the chord\'s scale) or a '
+        "penalty >= 0 per non-chord tone, e.g. 3.0", infill=True)
+    chromatic_passing: bool = _option("with hard chords, notes off the strong beats may also be a chromatic step",
+                                      False, infill=True)
     pitch_range: tuple[int, int] | None = _option(
         f"keep pitches within LO..HI (MIDI numbers, inclusive, within {pitch_range_text()}, the tokenizer's range)",
         infill=True)
@@ -186,6 +196,8 @@ class MelodyGenerationConfig:
             raise ConfigError("exact_bars needs the grammar; drop constrained=False")
         if self.key_strictness is not None and self.key is None and self.scale is None:
             raise ConfigError("key_strictness applies to a key: add key='D minor' (or scale=[...])")
+        check_chord_options(self.chords, self.chord_strictness, self.chromatic_passing, self.time_signature,
+                            self.constrained)
         if self.output_type not in OUTPUT_TYPES:
             raise ConfigError(f"output_type={self.output_type!r}; choose one of {OUTPUT_TYPES}")
 
@@ -351,6 +363,9 @@ class MelodyGenerationConfig:
 
     def _default_lengths(self) -> dict[str, int]:
         if all(getattr(self, k) is None for k in _LENGTHS):
+            if self.chords is not None and self.min_new_notes is None:  # the progression's bars
+                bars = parse_progression(self.chords, self.time_signature).num_bars
+                return {"num_bars": bars * -(-(self.min_bars or bars) // bars)}  # repeated up to min_bars
             out = {}
             if self.min_new_notes is None:  # a complete tune: 8 to 32 bars (or min_bars), ending by itself
                 out["max_bars"] = max(DEFAULT_MAX_BARS, self.min_bars or 0)

@@ -371,7 +371,9 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
                  key_strictness: str | float = "hard", pitch_range: Sequence[int] | None = None,
                  constrained: bool = True, exact_bars: int | None = None, max_new_notes: int | None = None,
                  min_new_notes: int | None = None, end_on_tonic: bool = False,
-                 max_new_tokens: int | None = None) -> list[int]:
+                 max_new_tokens: int | None = None, chords: str | None = None,
+                 chord_strictness: str | float | None = None, chromatic_passing: bool = False,
+                 first_chord: int = 0) -> list[int]:
     """New token ids that continue raw `prompt_ids` (for callers that build their own prompts, e.g. infilling).
 
     The prompt is taken as is: no BOS is added, and every special token in it other than PAD/EOS (BOS, a style, or
@@ -379,7 +381,8 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
     with `Bar`. With `exact_bars=k`, EOS is masked until k new `Bar` tokens have been written (0: finish the bar the
     prompt opened) and a (k+1)-th is
     masked, so the model finishes the k-th bar and ends with EOS (the returned ids end with EOS unless a cap cut
-    them). Sampling, key, range and grammar work as in `MelodyPipeline.__call__`; `seed` makes it reproducible.
+    them). Sampling, key, range, chords and grammar work as in `MelodyPipeline.__call__` (`first_chord`: the bar of
+    the progression the first new bar gets, 0 its first chord); `seed` makes it reproducible.
     The options are parsed into a `MelodyGenerationConfig` as given (no bundle defaults, no default length: the
     defaults are those of this signature) and decoded through `decoding_plan`, as the pipeline's are.
 
@@ -391,12 +394,13 @@ def generate_ids(model, tokenizer: MelodyTokenizer, prompt_ids: Sequence[int], *
         seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample, key=key, scale=scale,
         key_strictness=None if key_strictness == "hard" else key_strictness, pitch_range=pitch_range,
         constrained=constrained, exact_bars=exact_bars, max_new_notes=max_new_notes, min_new_notes=min_new_notes,
-        end_on_tonic=end_on_tonic, max_new_tokens=max_new_tokens)
+        end_on_tonic=end_on_tonic, max_new_tokens=max_new_tokens, chords=chords, chord_strictness=chord_strictness,
+        chromatic_passing=chromatic_passing)
     config.resolve(model)  # the model's checks only: the options keep this function's defaults
     prompt = [int(i) for i in prompt_ids]
     if not prompt or any(not 0 <= i < tokenizer.vocab_size for i in prompt):
         raise ConfigError(f"prompt_ids must be a non-empty list of ids in 0..{tokenizer.vocab_size - 1}")
-    plan = decoding_plan(tokenizer, config.with_seed(), len(prompt), allow_style=False)
+    plan = decoding_plan(tokenizer, config.with_seed(), len(prompt), allow_style=False, first_chord=first_chord)
     result = MelodyDecoder.for_model(model, tokenizer).sample([prompt], plan.fast_processors(), plan.rules,
                                                               plan.limits, plan.token_cap)
     return result.sequences[0][len(prompt):]

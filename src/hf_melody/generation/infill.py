@@ -82,7 +82,8 @@ def infill_ids(model, tokenizer: MelodyTokenizer, ids: Sequence[int], bars, *, s
     # the suffix stays where it was (a meter change inside the gap is not kept)
     opening = bars_ids[start][:2]
     prompt = [*head, marks["Infill"], *prefix, marks["InfillSuffix"], *suffix, marks["InfillMiddle"], *opening]
-    new = generate_ids(model, tokenizer, prompt, seed=seed, exact_bars=stop - start - 1, **options)
+    # chords: the gap's bars get the chords they have in the whole melody (the progression starts at bar 1)
+    new = generate_ids(model, tokenizer, prompt, seed=seed, exact_bars=stop - start - 1, first_chord=start, **options)
     middle = opening + [t for t in new if t not in (tokenizer.eos_token_id, tokenizer.pad_token_id)]
     return [*head, *prefix, *middle, *suffix, tokenizer.eos_token_id], (start, stop)
 

@@ -33,6 +33,8 @@ from ..errors import ConfigError
 from ..grammar.logits_process import REMIGrammarProcessor
 from ..grammar.remi import REMIGrammar
 from ..grammar.state import GrammarRules, LengthLimits
+from ..harmony.chords import parse_progression
+from ..harmony.logits_process import ChordProcessor, check_chords_in_range
 from ..music import MODES, NOTE_NAMES, parse_key, tokenizer_pitch_range
 from ..tokenizer import MelodyTokenizer
 from .checks import check_int, check_key, check_pitch_range
@@ -65,6 +67,8 @@ class MelodyConstraints:
         pitch_range: lowest and highest allowed MIDI pitch (inclusive; always hard).
         num_bars: the generated part fills exactly this many bars and ends on a bar line.
         end_on_tonic: the last note is the tonic.
+        chords, chord_strictness, chromatic_passing: a progression to keep to (`hf_melody.harmony`), "hard" or a
+            penalty, and whether hard chords allow chromatic steps off the strong beats.
 
     Examples:
         >>> c = MelodyConstraints.build(tok, key="D minor", pitch_range=(60, 81), end_on_tonic=True)
@@ -79,11 +83,15 @@ class MelodyConstraints:
     pitch_range: tuple[int, int] | None = None
     num_bars: int | None = None
     end_on_tonic: bool = False
+    chords: str | None = None
+    chord_strictness: str | float = "hard"
+    chromatic_passing: bool = False
 
     @classmethod
     def build(cls, tokenizer: MelodyTokenizer, key: str | None = None, scale: Sequence[int] | None = None,
               key_strictness: str | float = "hard", pitch_range: Sequence[int] | None = None,
-              num_bars: int | None = None, end_on_tonic: bool = False) -> MelodyConstraints:
+              num_bars: int | None = None, end_on_tonic: bool = False, chords: str | None = None,
+              chord_strictness: str | float = "hard", chromatic_passing: bool = False) -> MelodyConstraints:
         """Validate user options against the tokenizer (the checks of `MelodyGenerationConfig` plus the
         vocabulary's pitch range); raises `ConfigError` naming the bad value and the fix.
 
@@ -105,8 +113,11 @@ class MelodyConstraints:
             raise ConfigError(f"no pitch of {key_name} lies in pitch_range={pitch_range}; widen the range")
         if end_on_tonic and not any(p % 12 == tonic for p in range(lo, hi + 1)):
             raise ConfigError(f"end_on_tonic: pitch_range={pitch_range} holds no {NOTE_NAMES[tonic]}; widen it")
+        if chords is not None:
+            check_chords_in_range(parse_progression(chords.replace("|", " ")), (lo, hi))
         return cls(pitch_classes, tonic, key_name, key_strictness, pitch_range,
-                   int(num_bars) if num_bars is not None else None, bool(end_on_tonic))
+                   int(num_bars) if num_bars is not None else None, bool(end_on_tonic), chords, chord_strictness,
+                   bool(chromatic_passing))
 
     @property
     def needs_grammar(self) -> bool:
@@ -181,14 +192,17 @@ def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyCons
                              top_p: float | None = None, seed: int | Sequence[int] | None = None,
                              allow_style: bool = True, max_length: int | None = None,
                              min_new_notes: int | None = None, min_bars: int | None = None,
-                             exact_bars: int | None = None, refeed: bool = False) -> LogitsProcessorList:
+                             exact_bars: int | None = None, refeed: bool = False,
+                             first_chord: int = 0) -> LogitsProcessorList:
     """The processors of one generation, in order: grammar (or, without it, a minimum length), pitch constraints,
-    temperature, top-k, top-p, sampler.
+    chords, temperature, top-k, top-p, sampler.
 
     Use them with `do_sample=False` when `seed` is given (the `SeededSampler` does the sampling); one seed per row.
     Without a seed the argmax of the scores is taken (greedy decoding). `max_length` (prompt + new tokens) lets the
     grammar close the melody in time (see `REMIGrammarProcessor`); `min_new_notes` / `min_bars` mask EOS until
-    the melody is that long; `refeed` is for beam search (rows change places between steps).
+    the melody is that long; `refeed` is for beam search (rows change places between steps). With chords a
+    hard key is merged into the `ChordProcessor` (a chord tone outside the key wins on its bar), so the pitch
+    processor keeps only the range; `first_chord`: the progression's bar of the first generated bar.
 
     Examples:
         >>> constraints = MelodyConstraints.build(tok, key="C major")               # doctest: +SKIP
@@ -207,9 +221,15 @@ def melody_logits_processors(tokenizer: MelodyTokenizer, constraints: MelodyCons
                                           exact_bars=exact_bars, refeed=refeed))
     elif min_new_notes or min_bars:
         procs.append(MinLengthProcessor(tokenizer, min_new_notes=min_new_notes, min_bars=min_bars))
-    if constraints.limits_pitches:
+    hard_key = constraints.pitch_classes if constraints.key_strictness == "hard" else None
+    merged = constraints.chords is not None and hard_key is not None
+    if constraints.limits_pitches and not (merged and constraints.pitch_range is None):
         soft = constraints.key_strictness if constraints.key_strictness != "hard" else None
-        procs.append(PitchConstraintProcessor(tokenizer, constraints.pitch_range, constraints.pitch_classes, soft))
+        procs.append(PitchConstraintProcessor(tokenizer, constraints.pitch_range,
+                                              None if merged else constraints.pitch_classes, soft))
+    if constraints.chords is not None:
+        procs.append(ChordProcessor(tokenizer, constraints.chords, constraints.chord_strictness,
+                                    hard_key if merged else None, constraints.chromatic_passing, first_chord, refeed))
     if temperature is not None and float(temperature) != 1.0:
         procs.append(TemperatureLogitsWarper(float(temperature)))
     if top_k:
@@ -231,7 +251,9 @@ def melody_constraints(tokenizer: MelodyTokenizer, config: MelodyGenerationConfi
     strictness = "hard" if config.key_strictness is None else config.key_strictness
     return MelodyConstraints.build(tokenizer, key=config.key, scale=config.scale, key_strictness=strictness,
                                    pitch_range=config.pitch_range, num_bars=config.num_bars,
-                                   end_on_tonic=config.end_on_tonic)
+                                   end_on_tonic=config.end_on_tonic, chords=config.chords,
+                                   chord_strictness=config.chord_strictness or "hard",
+                                   chromatic_passing=config.chromatic_passing)
 
 
 @dataclass
@@ -269,14 +291,15 @@ class DecodingPlan:
 
 def decoding_plan(tokenizer: MelodyTokenizer, config: MelodyGenerationConfig, prompt_length: int, index: int = 0,
                   *, n_positions: int | None = None, allow_style: bool = True,
-                  constraints: MelodyConstraints | None = None) -> DecodingPlan:
+                  constraints: MelodyConstraints | None = None, first_chord: int = 0) -> DecodingPlan:
     """The processors, grammar rules, length limits and token cap of melody `index` of a seeded `config` (the one
     function every caller turns a config into decoding with: pipeline, `generate_ids`, infilling, evaluation).
 
     Melody `index` is seeded with `config.seed + index` (greedy without `do_sample`, or with beams). The
     `generate` decoder (`config.decoder == "generate"`) cannot slide past the context, so its cap is the room left
     in `n_positions`; the lean decoder's is `max_new_tokens`. `allow_style`: a style token may open the melody (the
-    prompt chose none). `constraints`: `melody_constraints(tokenizer, config)`, when already built.
+    prompt chose none). `constraints`: `melody_constraints(tokenizer, config)`, when already built. `first_chord`:
+    the bar of `config.chords` the first generated bar gets (infilling: the gap's first bar).
 
     Examples:
         >>> config = MelodyGenerationConfig(key="G major", num_bars=4, seed=0, decoder="fast")
@@ -295,7 +318,8 @@ def decoding_plan(tokenizer: MelodyTokenizer, config: MelodyGenerationConfig, pr
         max_new_notes=config.max_new_notes, max_bars=config.max_bars, temperature=config.temperature,
         top_k=config.top_k, top_p=config.top_p, seed=config.seed + index if config.do_sample and not beams else None,
         allow_style=allow_style, max_length=None if token_cap is None else prompt_length + token_cap,
-        min_new_notes=config.min_new_notes, min_bars=config.min_bars, exact_bars=config.exact_bars, refeed=beams)
+        min_new_notes=config.min_new_notes, min_bars=config.min_bars, exact_bars=config.exact_bars, refeed=beams,
+        first_chord=first_chord)
     limits = LengthLimits(num_bars=config.num_bars, max_bars=config.max_bars, exact_bars=config.exact_bars,
                           max_new_notes=config.max_new_notes, min_bars=config.min_bars,
                           min_new_notes=config.min_new_notes)
