@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,87 @@ def _(request, tmp_path):
 @pytest.mark.parametrize("name", list(PROBES))
 def test_probe(name, request, tmp_path):
     PROBES[name](request, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# issue 27: a full disk told plainly, the usual permissions
+# --------------------------------------------------------------------------------------------------------------
+# /dev/full fails every write with a real ENOSPC; RLIMIT_FSIZE (SIGXFSZ ignored) fails writes past the limit with
+# EFBIG at the same write(2) calls a full disk would: the two stand-ins for a full disk that need no root.
+@pytest.mark.skipif(not (os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)),
+                    reason="no /dev/full device")
+def test_real_enospc_from_each_writer_is_told_as_a_full_disk():
+    import torch
+
+    from hf_melody import DiskFullError
+    from hf_melody.utils import disk_full_error
+
+    failures = []
+    with pytest.raises(OSError) as info:
+        with open("/dev/full", "wb") as f:
+            f.write(b"x" * 100_000)
+    failures.append(info.value)
+    with pytest.raises(RuntimeError) as info:  # torch.save keeps no errno: "unexpected pos ..."
+        torch.save({"w": torch.zeros(10_000)}, "/dev/full")
+    failures.append(info.value)
+    for error in failures:
+        told = disk_full_error(error, "out/checkpoint-4")
+        assert isinstance(told, DiskFullError) and isinstance(told, OSError), error
+        assert str(told).startswith("out/checkpoint-4: ") and "free space" in str(told) and "\n" not in str(told)
+    assert "(ENOSPC)" in str(disk_full_error(failures[0], "x"))
+    assert disk_full_error(OSError(13, "Permission denied"), "x") is None  # not a lack of room
+    assert disk_full_error(RuntimeError("shape mismatch"), "x") is None
+
+
+FULL_BUNDLE_RUNNER = r'''
+import json, resource, signal, sys
+from pathlib import Path
+
+from hf_melody import DiskFullError, MelodyTokenizer, build_model, save_bundle
+from hf_melody.utils import atomic_write_bytes
+
+bundle, limit = Path(sys.argv[1]), int(sys.argv[2])
+tok = MelodyTokenizer()
+model = build_model("original", tok, n_positions=32, seed=1)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+told = {}
+for what, write in [("bundle", lambda: save_bundle(model, tok, bundle)),
+                    ("file", lambda: atomic_write_bytes(bundle.parent / "tune.mid", b"x" * (2 * limit)))]:
+    try:
+        write()
+        told[what] = "written"
+    except DiskFullError as e:
+        told[what] = str(e)
+print(json.dumps(told))
+'''
+
+
+def test_saving_a_bundle_onto_a_full_disk_is_told_in_one_line_and_keeps_the_old_bundle(tmp_path):
+    bundle = gpt2_bundle(tmp_path)
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    # 20 kB: the config and tokenizer fit, the weights (~160 kB, written by safetensors in Rust) do not
+    proc = subprocess.run([sys.executable, "-c", FULL_BUNDLE_RUNNER, str(bundle), "20000"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    told = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert told["bundle"].startswith(f"{bundle}: File too large (EFBIG); free space"), told
+    assert told["file"].startswith(f"{tmp_path / 'tune.mid'}: File too large (EFBIG); free space"), told
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"], "nothing half-written beside it"
+
+
+@pytest.mark.parametrize("umask,dirs,files", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)], ids=["022", "027"])
+def test_bundles_are_saved_with_the_usual_permissions(tmp_path, umask, dirs, files):
+    from hf_melody import MelodyTokenizer, build_model, save_bundle
+
+    tok = MelodyTokenizer()
+    previous = os.umask(umask)
+    try:
+        bundle = save_bundle(build_model("original", tok, n_positions=32, seed=0), tok, tmp_path / "models" / "b")
+        save_bundle(build_model("original", tok, n_positions=32, seed=1), tok, bundle)  # the swap path too
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [bundle.parent, bundle, *bundle.rglob("*")]}
+    assert set(BUNDLE_FILES) - {"training_info.json"} < set(modes)
+    assert modes == {name: dirs if name in ("models", "b") else files for name in modes}

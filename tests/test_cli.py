@@ -48,7 +48,8 @@ def test_constraint_flags(tiny_bundle, tmp_path):
 
 def test_errors_are_one_line_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hf_melody.cli", "generate", "--model", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert not (tmp_path / "out").exists(), "a run that failed before writing leaves no empty output folder"
     assert proc.returncode == 2
     assert proc.stderr.startswith("hf-melody: error: ") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -129,3 +130,54 @@ def test_passing_same_seed_same_bytes(tmp_path, capsys):
         assert code == 0, err
     for i in range(2):
         assert (tmp_path / "a" / f"melody_{i}.mid").read_bytes() == (tmp_path / "b" / f"melody_{i}.mid").read_bytes()
+
+
+# ---- issue 27: one run at a time into an output folder; a full disk told in one line ----------------------------
+GENERATE = ["-m", "hf_melody.cli", "generate", "--model", "original", "--num", "2", "--seed", "0",
+            "--max-new-notes", "6", "--formats", "mid"]
+
+
+def test_generate_into_a_folder_another_run_is_writing_is_refused_at_once(tmp_path):
+    out = tmp_path / "gen"
+    holder = subprocess.Popen(  # a process holding the folder exactly as a running `generate` holds it
+        [sys.executable, "-c", "import sys; from pathlib import Path; from hf_melody.cli import lock_out_folder\n"
+         f"with lock_out_folder(Path({str(out)!r})):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, *GENERATE, "--output-dir", str(out)], capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
+        line = second.stderr.strip()
+        assert line == (f"hf-melody: error: --output-dir {out} is in use by another hf-melody run (pid {holder.pid}); "
+                        "wait for it to finish or choose another --output-dir"), line
+        assert list(out.iterdir()) == [], "the refused run wrote nothing"
+    finally:
+        holder.communicate("")  # the holder exits: the lock goes with it
+    again = subprocess.run([sys.executable, *GENERATE, "--output-dir", str(out)], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["melody_0.mid", "melody_1.mid"], "the lock leaves no file"
+
+
+FULL_DISK_GENERATE = r'''
+import resource, signal, sys
+
+from hf_melody.cli import main
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk ENOSPC
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_generate_onto_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path):
+    out = tmp_path / "gen"
+    # a MIDI file (~100 bytes) fits under 4 kB, the piano roll PNG (~20 kB) does not
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_GENERATE, *GENERATE[2:-1], "mid,png", "--output-dir",
+                           str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line == (f"hf-melody: error: {out / 'melody_0.png'}: File too large (EFBIG); free space there or write "
+                    "elsewhere (--output-dir / --output_dir)"), line
+    assert sorted(p.name for p in out.iterdir()) == ["melody_0.mid"], "complete files only, no temporary left"

@@ -114,8 +114,11 @@ def test_bad_prompts_fail_clearly(pipe, tmp_path, fixtures_dir):
         pipe(str(tmp_path / "missing.mid"))
     with pytest.raises(ConfigError, match="outside the vocabulary"):
         pipe([1, 99999])
-    with pytest.raises(ConfigError, match="use a shorter prompt"):
-        pipe(str(fixtures_dir / "kinder0_5.mid"))  # 126 tokens for a 128-token model
+    tok = pipe.melody_tokenizer  # one bar longer than half the 128-token context: no whole bar fits
+    one_long_bar = tok.encode_base_tokens(["Bar_None", "TimeSig_4/4", *["Position_0", "Pitch_60", "Duration_0.1.4"]
+                                           * 40])
+    with pytest.raises(ConfigError, match="the last bar of the prompt alone has 122 tokens.*shorter bars"):
+        pipe(one_long_bar)
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
@@ -213,3 +216,59 @@ def test_threads_sharing_a_pipeline_get_what_sequential_calls_give(original, dec
     assert not errors, errors
     differ = [s for s in expected if got[s] != expected[s]]
     assert not differ, f"{len(differ)}/{len(expected)} melodies differ from their sequential call: seeds {differ}"
+
+
+# ---- issue 27: prompts longer than the context are continued from their last bars --------------------------------
+@pytest.fixture(scope="module")
+def long_tune(tmp_path_factory, fixtures_dir):
+    """A real Kinderlied (essen kinder0, 10 bars of 2/4) played 12 times: 120 bars, 360 notes, 1,320 tokens, for
+    the 512-token `original` model."""
+    from hf_melody import read_midi
+
+    melody = read_midi(fixtures_dir / "kinder0_0.mid")
+    span = 10 * 2 * 480  # ten bars of 2/4
+    assert melody.time_signatures == [[0, 2, 4]] and max(t + d for t, d, _ in melody.notes) <= span
+    melody.notes = [[t + k * span, d, p] for k in range(12) for t, d, p in melody.notes]
+    path = tmp_path_factory.mktemp("long") / "long_tune.mid"
+    melody.to_score().dump_midi(str(path))
+    return path, sorted(tuple(n) for n in melody.notes)
+
+
+def test_a_prompt_longer_than_the_context_is_continued_from_its_last_bars(original, long_tune, caplog):
+    import logging
+
+    from hf_melody.generation.prompts import prompt_ids
+
+    path, prompt_notes = long_tune
+    tok = original.melody_tokenizer
+    caplog.set_level(logging.WARNING, logger="hf_melody.generation.prompts")
+    [melody] = original(str(path), seed=0, num_bars=4)
+    [line] = [r.getMessage() for r in caplog.records if "continuing from its last" in r.getMessage()]
+    assert line == ("the prompt has 1321 tokens, more than the model's 512-token context: continuing from its last "
+                    "23 bars (248 tokens); the 97 bars before them are kept in the returned melody")
+    # the melody returned holds the whole prompt, note for note, then the continuation: after the prompt's last note
+    # (in its last, unfinished bar 120), within 4 new bars
+    assert melody.num_prompt_notes == 360 and sorted(melody.notes)[:360] == prompt_notes
+    new, prompt_end = sorted(melody.notes)[360:], max(t + d for t, d, _ in prompt_notes)
+    assert new and min(t for t, _, _ in new) >= prompt_end and max(t + d for t, d, _ in new) <= 124 * 960
+    body = prompt_ids(tok, str(path))
+    assert melody.token_ids[:1321] == [tok.bos_token_id, *body], "the whole prompt, in front of the new tokens"
+    # the model saw BOS, then whole bars from a Bar token, the 2/4 time signature carried into the first of them
+    inputs = original.preprocess({"prompt": str(path)}, config=original._sanitize_parameters()[0]["config"])
+    seen = inputs["input_ids"][0].tolist()
+    assert len(seen) == 248 and seen[0] == tok.bos_token_id
+    assert tok.to_base_tokens(seen[1:3]) == ["Bar_None", "TimeSig_2/4"] and seen[3:] == body[-245:]
+
+
+def test_recent_bars_carries_the_time_signature_in_force(tokenizer):
+    from hf_melody.generation.prompts import recent_bars
+
+    def bar(*meter: str) -> list[str]:
+        return ["Bar_None", *meter, "Position_0", "Pitch_60", "Duration_1.0.4"]
+
+    base = [*bar("TimeSig_3/4"), *bar(), *bar("TimeSig_6/8"), *bar(), *bar()]
+    body = tokenizer.encode_base_tokens(base)
+    kept, dropped = recent_bars(tokenizer, body, room=9)  # the last two bars (8 tokens) + the carried 6/8
+    assert dropped == 3 and tokenizer.to_base_tokens(kept) == [*bar("TimeSig_6/8"), *bar()]
+    kept, dropped = recent_bars(tokenizer, body, room=100)  # it all fits: unchanged
+    assert dropped == 0 and kept == body

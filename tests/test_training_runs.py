@@ -465,3 +465,90 @@ def test_a_second_run_into_a_held_output_dir_fails_at_once_naming_the_holder(tmp
         lock_output_dir(out)
     lock.close()
     lock_output_dir(out).close()
+
+
+# ---- faults told plainly (issue 27): a checkpoint save onto a full disk --------------------------------------------
+# RLIMIT_FSIZE (set from a callback once step 30 is done, SIGXFSZ ignored) makes the writes of checkpoint-30 fail with
+# EFBIG part-way, exactly where ENOSPC would fail them on a full disk: the same write(2) calls, torch.save's "unexpected
+# pos" and all. A tmpfs of a fixed size would give ENOSPC itself but needs root.
+FULL_DISK_RUNNER = """
+import resource, signal, sys
+
+import transformers
+
+from hf_melody.cli import main
+
+
+class FullDiskAt(transformers.TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == {step}:  # the weights (~160 kB) fit, the optimizer state (~320 kB) does not
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+init = transformers.Trainer.__init__
+
+
+def init_with_full_disk(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    self.add_callback(FullDiskAt())
+
+
+transformers.Trainer.__init__ = init_with_full_disk
+sys.exit(main(["train", *sys.argv[1:]]))
+"""
+
+
+def test_a_checkpoint_save_onto_a_full_disk_is_told_in_one_line_and_leaves_no_half_checkpoint(reference_run, tmp_path):
+    data, reference = reference_run
+    out = tmp_path / "full"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_RUNNER.format(step=30, limit=200_000),
+                           *train_args(data, out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert last.startswith("hf-melody: error: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert str(out / "checkpoint-30") in last and "disk is full" in last and "free space" in last, last
+    # nothing half-written: checkpoint-30 does not exist at all (not even without trainer_state.json), no staging
+    assert sorted(p.name for p in out.iterdir() if "checkpoint" in p.name) == ["checkpoint-10", "checkpoint-20"]
+    assert not (out / "model.safetensors").exists()
+    from hf_melody.utils import current_umask  # and the finished checkpoints carry the usual permissions
+
+    assert {p.stat().st_mode & 0o777 for p in (out / "checkpoint-20").iterdir()} == {0o666 & ~current_umask()}
+    # room again: the same command resumes from checkpoint-20 and ends exactly where the uninterrupted run ends
+    again = subprocess.run([sys.executable, str(ROOT / "recipes" / "train.py"), *train_args(data, out)], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming from {out / 'checkpoint-20'}" in again.stderr
+    assert_same_end(reference, out)
+
+
+def test_staging_folders_of_a_crashed_save_are_removed_before_the_next_run(tmp_path):
+    from hf_melody.training.checkpoints import remove_unfinished_checkpoints, staging_root
+
+    (tmp_path / "checkpoint-10").mkdir()
+    stale = staging_root(tmp_path, 20) / "checkpoint-20"
+    stale.mkdir(parents=True)
+    (stale / "trainer_state.json").write_text("{}")  # even a complete-looking one: it was never renamed into place
+    assert last_complete_checkpoint(tmp_path) is None
+    assert remove_unfinished_checkpoints(tmp_path) == [staging_root(tmp_path, 20)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10"]
+
+
+def test_a_non_utf8_output_dir_is_refused_before_training_and_again_at_once(tmp_path, capsys, fixtures_dir):
+    """Before: it trained, then failed writing the card (no bundle), and a rerun trained all over again."""
+    import hf_melody
+    from hf_melody import MelodyTokenizer, OutputError, build_model, save_bundle
+
+    out = Path(os.fsdecode(os.fsencode(tmp_path) + b"/run-\xff"))
+    for _ in range(2):  # a rerun is refused the same way: nothing was started, so nothing is repeated
+        code, _, err = cli(["train", *run_args(fixtures_dir, out)], capsys)
+        assert_one_line_cli_error(code, err, "output_dir=", "run-\\xff", "not valid UTF-8", "--output_dir")
+        assert sorted(tmp_path.iterdir()) == [], "refused before anything was written"
+    with pytest.raises(OutputError, match="byte 0xff"):
+        hf_melody.train({"dataset": str(fixtures_dir), "preset": "original", "output_dir": out, "max_steps": 2})
+    tok = MelodyTokenizer()
+    with pytest.raises(OutputError, match="save_directory="):  # saving a bundle there: refused before writing
+        save_bundle(build_model("original", tok, n_positions=32, seed=0), tok, out)
+    assert sorted(tmp_path.iterdir()) == []

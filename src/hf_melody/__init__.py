@@ -22,12 +22,14 @@ from .data.melody import Melody, SkipReport
 from .errors import (
     ConfigError,
     CorpusError,
+    DiskFullError,
     HFMelodyError,
     MidiReadError,
     MidiUnavailableError,
     MissingDependencyError,
     ModelLoadError,
     NoMelodyError,
+    OutputError,
     SoundfontNotFoundError,
 )
 from .generation.configuration import MelodyGenerationConfig
@@ -67,6 +69,7 @@ __all__ = [
     "CorpusError",
     "DataArguments",
     "DataConfig",
+    "DiskFullError",
     "EvaluationArguments",
     "GeneratedMelody",
     "HFMelodyError",
@@ -82,6 +85,7 @@ __all__ = [
     "ModelArguments",
     "ModelLoadError",
     "NoMelodyError",
+    "OutputError",
     "SkipReport",
     "SoundfontNotFoundError",
     "StreamedNote",

@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import fields
 from importlib.metadata import version
 from pathlib import Path
@@ -41,6 +43,7 @@ from .parser import accelerate_configs, bundled_recipes
 from .pipelines.melody_generation import MelodyPipeline
 from .tokenizer import MelodyTokenizer
 from .training.arguments import training_parser
+from .utils import lock_folder
 
 logger = logging.getLogger("hf_melody")
 
@@ -65,6 +68,28 @@ def check_out_folder(flag: str, path: str) -> Path:
                 raise ConfigError(f"{flag} {path}: {p} is a file, not a folder; give a folder path")
             break
     return out
+
+
+@contextlib.contextmanager
+def lock_out_folder(out: Path) -> Iterator[None]:
+    """Hold a lock on the output folder while files are written into it (created if missing): another run into the
+    same folder fails at once with `OutputError` naming the holder, instead of mixing its files with ours. Nothing
+    is written into the folder for the lock (`hf_melody.utils.lock_folder(..., record=False)`).
+
+    Examples:
+        >>> with lock_out_folder(Path("out/melodies")):                                    # doctest: +SKIP
+        ...     melody.save("out/melodies/melody_0", ("mid",))
+    """
+    created = not out.exists()
+    lock = lock_folder(out, f"--output-dir {out} is in use by another hf-melody run",
+                       "wait for it to finish or choose another --output-dir", record=False)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+        if created and out.is_dir() and not any(out.iterdir()):  # failed before writing (a bad --model): leave
+            out.rmdir()                                              # no empty folder behind
 
 
 def parse_formats(text: str) -> list[str]:
@@ -225,15 +250,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     kwargs.pop("seed", None)  # melody i gets seed + i below
     _check_num(args)
     MelodyGenerationConfig.from_options(kwargs)  # a bad option fails before the model loads
-    pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
-    # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives the
-    # same files and lets one progress bar cover the whole job (generation and rendering)
-    seed = _seed(args)
-    written = []
-    for i in tqdm(range(args.num), desc="generating", unit="melody", disable=args.num < 2):
-        [m] = pipe(args.prompt, seed=seed + i, **kwargs)
-        written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont)
-        tqdm.write(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)", file=sys.stdout)
+    with lock_out_folder(out):  # a second run into the same folder would mix its files with ours: refused
+        pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
+        # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives
+        # the same files and lets one progress bar cover the whole job (generation and rendering)
+        seed = _seed(args)
+        written = []
+        for i in tqdm(range(args.num), desc="generating", unit="melody", disable=args.num < 2):
+            [m] = pipe(args.prompt, seed=seed + i, **kwargs)
+            written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont)
+            tqdm.write(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
         _echo(f"  {p}")
@@ -249,13 +275,14 @@ def cmd_infill(args: argparse.Namespace) -> int:
     options.pop("seed", None)  # candidate i gets seed + i below
     _check_num(args)
     MelodyGenerationConfig.from_options(options, infill=True)  # a bad option fails before the model loads
-    pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
-    seed = _seed(args)
-    written = []
-    for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
-        [m] = pipe.infill(args.prompt, bars=bars, seed=seed + i, **options)
-        written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont)
-        tqdm.write(f"melody {i}: bars {bars[0]}-{bars[1]} regenerated, {m.num_notes} notes", file=sys.stdout)
+    with lock_out_folder(out):
+        pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
+        seed = _seed(args)
+        written = []
+        for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
+            [m] = pipe.infill(args.prompt, bars=bars, seed=seed + i, **options)
+            written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont)
+            tqdm.write(f"melody {i}: bars {bars[0]}-{bars[1]} regenerated, {m.num_notes} notes", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
         _echo(f"  {p}")

@@ -109,3 +109,26 @@ class MidiUnavailableError(HFMelodyError, OSError):
         Traceback (most recent call last):
         hf_melody.errors.MidiUnavailableError: no MIDI system here (...); use OSC instead: --osc-in 127.0.0.1:9000 ...
     """
+
+
+class OutputError(HFMelodyError, OSError):
+    """A file or folder could not be written where it was asked for (a path that cannot be recorded, a folder
+    another run is writing); nothing is left half-written.
+
+    Examples:
+        >>> hf_melody.train({"output_dir": b"run-\\xff".decode("utf-8", "surrogateescape")})     # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.OutputError: output_dir='run-\\xff' is not valid UTF-8 (byte 0xff); ...
+    """
+
+
+class DiskFullError(OutputError):
+    """Writing a file failed because the disk is full, a quota was reached or a file-size limit was hit (ENOSPC,
+    EDQUOT, EFBIG); the write was undone, so nothing half-written is left.
+
+    Examples:
+        >>> melody.save_midi("/mnt/full/tune.mid")                                         # doctest: +SKIP
+        Traceback (most recent call last):
+        hf_melody.errors.DiskFullError: /mnt/full/tune.mid: No space left on device (ENOSPC); free space there or \
+write elsewhere (--output-dir / --output_dir)
+    """

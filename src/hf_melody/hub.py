@@ -27,7 +27,16 @@ from .bundle import (
 from .cards import render_model_card
 from .errors import HFMelodyError, ModelLoadError
 from .tokenizer import MelodyTokenizer
-from .utils import atomic_write_text, link_tree, publish_folder, remove_stale_siblings, staging_folder
+from .utils import (
+    atomic_write_text,
+    check_utf8_path,
+    disk_full_error,
+    give_usual_permissions,
+    link_tree,
+    publish_folder,
+    remove_stale_siblings,
+    staging_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +206,7 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
     Examples:
         >>> save_bundle(model, tokenizer, "out/my-model", training_info={"preset": "original"})  # doctest: +SKIP
     """
+    check_utf8_path(save_directory, "save_directory", "save into a folder whose name is UTF-8")
     save_directory = Path(save_directory)
     if save_directory.exists() and not save_directory.is_dir():
         raise HFMelodyError(f"{save_directory}: is a file, not a folder; give a folder path for the bundle")
@@ -219,6 +229,7 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
         tokenizer.save_pretrained(staging)
         if training_info is not None:
             atomic_write_text(staging / TRAINING_INFO, json.dumps(training_info, indent=2, default=str))
+        give_usual_permissions(staging.iterdir())  # safetensors writes its file 0600: readable as any other file
         if save_directory.is_dir():  # keep what the new bundle does not replace (checkpoints, logs, old info)
             link_tree(save_directory, staging, skip={p.name for p in staging.iterdir()} | {"README.md"})
         if card:
@@ -228,10 +239,13 @@ def save_bundle(model, tokenizer, save_directory: str | os.PathLike, training_in
         elif (save_directory / "README.md").is_file():
             link_tree(save_directory, staging, only={"README.md"})
         publish_folder(staging, save_directory)
-    except BaseException:
+    except BaseException as e:
         import shutil
 
         shutil.rmtree(staging, ignore_errors=True)
+        told = disk_full_error(e, save_directory) if isinstance(e, Exception) else None
+        if told is not None:  # DiskFullError: the disk filled up; the old bundle (if any) is untouched
+            raise told from e
         raise
     return save_directory
 

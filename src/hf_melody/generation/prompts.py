@@ -4,11 +4,12 @@ Examples:
     >>> from hf_melody.generation.prompts import prompt_ids, start_inputs
     >>> body = prompt_ids(tok, "theme.mid")                                             # doctest: +SKIP
     >>> start_inputs(tok, body, style="irish", time_signature=None, n_positions=256)   # doctest: +SKIP
-    {'input_ids': tensor([[1, 4, ...]]), 'num_prompt_notes': 12, 'time_signature': None, 'style': 'irish'}
+    {'input_ids': tensor([[1, 4, ...]]), 'num_prompt_notes': 12, 'time_signature': None, 'style': 'irish', ...}
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -18,7 +19,9 @@ from ..data.corpora import melody_from_score, read_midi
 from ..errors import ConfigError, MidiReadError
 from ..tokenizer import MelodyTokenizer
 
-__all__ = ["check_start", "is_token_ids", "prompt_ids", "start_inputs"]
+__all__ = ["PROMPT_SHARE", "check_start", "is_token_ids", "prompt_ids", "recent_bars", "start_inputs"]
+
+logger = logging.getLogger(__name__)
 
 
 def is_token_ids(x: Any) -> bool:
@@ -95,10 +98,50 @@ def check_start(tokenizer: MelodyTokenizer, style: str | None, time_signature: s
                           f"{', '.join(meters)}")
 
 
+PROMPT_SHARE = 0.5
+"""A prompt longer than the model's context is continued from its most recent whole bars that fill at most this
+share of the context (BOS and style token included), so half the window is left for the continuation before the
+lean decoder's window first slides (the `generate()` decoder cannot slide: it has that half)."""
+
+
+def recent_bars(tokenizer: MelodyTokenizer, body: list[int], room: int) -> tuple[list[int], int]:
+    """`(kept, dropped_bars)`: the most recent whole bars of the prompt `body` that fit in `room` tokens, with the
+    time signature in force carried into the first kept bar (REMI writes it only where it changes), and how many
+    bars were left out. `ConfigError` if even the last bar does not fit.
+
+    Examples:
+        >>> kept, dropped = recent_bars(tok, prompt_ids(tok, "long_tune.mid"), room=256)     # doctest: +SKIP
+        >>> tok.to_base_tokens(kept[:2]), dropped                                          # doctest: +SKIP
+        (['Bar_None', 'TimeSig_2/4'], 88)
+    """
+    tok = tokenizer
+    starts = [i for i, t in enumerate(body) if t == tok.bar_token_id]  # no BPE merge crosses a Bar token
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    bounds = [*starts, len(body)]
+    meters = []  # the TimeSig token of each bar, if it has one
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        meters.append(next((t for t in tok.to_base_tokens(body[a:b]) if t.startswith("TimeSig_")), None))
+    for k, start in enumerate(starts):
+        in_force = next((m for m in reversed(meters[:k + 1]) if m is not None), None)
+        carried = tok.encode_base_tokens([in_force]) if meters[k] is None and in_force is not None else []
+        if len(body) - start + len(carried) <= room:
+            kept = body[start:]
+            if carried:  # after the bar's own Bar token, where REMI writes a time signature
+                kept = kept[:1] + carried + kept[1:] if kept[:1] == [tok.bar_token_id] else carried + kept
+            return kept, k
+    raise ConfigError(f"the last bar of the prompt alone has {len(body) - starts[-1]} tokens, more than the "
+                      f"{room} a prompt may fill of the model's context; use a prompt with shorter bars")
+
+
 def start_inputs(tokenizer: MelodyTokenizer, body: list[int], style: str | None, time_signature: str | None,
                  n_positions: int) -> dict[str, Any]:
     """The model inputs of one prompt: BOS, the style token, then the prompt (or, without one, the opening bar in
-    `time_signature`); `ConfigError` if it leaves no room in the model's context.
+    `time_signature`).
+
+    A prompt too long for the model's context is continued from its most recent whole bars (`recent_bars`, at
+    most `PROMPT_SHARE` of the context; said in one log line); `full_prompt_ids` then holds the whole prompt, which
+    the pipeline puts back in front of the continuation, so the melody returned holds every note of the prompt.
 
     Examples:
         >>> start_inputs(tok, [], "irish", "6/8", n_positions=256)["input_ids"].shape         # doctest: +SKIP
@@ -111,10 +154,14 @@ def start_inputs(tokenizer: MelodyTokenizer, body: list[int], style: str | None,
     if not body and time_signature is not None:
         check_start(tok, None, time_signature)
         body = tok.encode_base_tokens(["Bar_None", f"TimeSig_{time_signature}"])
-    ids = head + body
+    ids, full = head + body, None
     if len(ids) >= n_positions - 8:
-        raise ConfigError(f"the prompt has {len(ids)} tokens but the model's context is {n_positions}; "
-                          "use a shorter prompt (a few bars)")
+        room = int(n_positions * PROMPT_SHARE) - len(head)
+        kept, dropped = recent_bars(tok, body, room)
+        full, ids = ids, head + kept
+        logger.warning("the prompt has %d tokens, more than the model's %d-token context: continuing from its last "
+                       "%d bars (%d tokens); the %d bars before them are kept in the returned melody", len(full),
+                       n_positions, sum(1 for t in kept if t == tok.bar_token_id), len(ids), dropped)
     num_prompt_notes = sum(len(t.notes) for t in tok.decode(body).tracks) if body else 0
     return {"input_ids": torch.tensor([ids]), "num_prompt_notes": num_prompt_notes,
-            "time_signature": time_signature, "style": style}
+            "time_signature": time_signature, "style": style, "full_prompt_ids": full}

@@ -305,7 +305,8 @@ class MelodyPipeline(Pipeline):
         settings = {"model": getattr(self, "model_name", self.model.name_or_path), **config.settings(),
                     "decoder": ran.pop() if len(ran) == 1 else config.decoder}  # the decoder that ran
         return {"sequences": sequences, "prompt_length": prompt_length, "settings": settings,
-                "melody_seeds": seeds, "num_prompt_notes": model_inputs["num_prompt_notes"]}
+                "melody_seeds": seeds, "num_prompt_notes": model_inputs["num_prompt_notes"],
+                "full_prompt_ids": model_inputs.get("full_prompt_ids")}
 
     def _sample_fast(self, i: int, input_ids: torch.Tensor, plan: DecodingPlan, criteria: StoppingCriteriaList,
                      config: MelodyGenerationConfig, streamer: NoteStreamer | None) -> tuple[list[int], bool, str]:
@@ -354,15 +355,19 @@ class MelodyPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict[str, Any], config: MelodyGenerationConfig):
         settings = model_outputs["settings"]
+        prompt_length, full = model_outputs["prompt_length"], model_outputs.get("full_prompt_ids")
         results = []
         for i, seq in enumerate(model_outputs["sequences"]):
             # the grammar enforces the limits itself; the unconstrained path stops one note or bar late
             limits = (None, None) if config.constrained else (config.max_new_notes, config.max_bars)
-            ids = self._trim(seq, model_outputs["prompt_length"], *limits)
+            ids = self._trim(seq, prompt_length, *limits)
+            length = prompt_length
+            if full is not None:  # a long prompt was continued from its last bars: the whole prompt goes back in front
+                ids, length = [*full, *ids[prompt_length:]], len(full)
             if config.output_type == "ids":
                 results.append(ids)
                 continue
-            melody = GeneratedMelody.from_ids(self.melody_tokenizer, ids, model_outputs["prompt_length"],
+            melody = GeneratedMelody.from_ids(self.melody_tokenizer, ids, length,
                                               model_outputs["num_prompt_notes"],
                                               {**settings, "melody_seed": model_outputs["melody_seeds"][i]})
             if config.output_type == "score":

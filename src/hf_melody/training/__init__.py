@@ -1,5 +1,6 @@
 """Training: the `train()` entry point (`trainer`), its arguments and parser (`arguments`), run folders (`runs`),
-Trainer callbacks (`callbacks`) and the learning-rate schedule sized to the time budget (`schedule`).
+Trainer callbacks (`callbacks`), atomic checkpoints (`checkpoints`) and the learning-rate schedule sized to the
+time budget (`schedule`).
 """
 
 # names hf_melody 0.1 users imported from the old `hf_melody.training` module

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import time
 from pathlib import Path
 from typing import IO
 
@@ -19,11 +17,15 @@ from ..bundle import TRAINING_INFO, TRAINING_LOG
 from ..data.arguments import DataArguments
 from ..errors import ConfigError
 from ..modeling.presets import PRESETS
+from ..utils import LOCK_FILE as LOCK_FILE  # where training's lock file is named, as before
+from ..utils import check_utf8_path, lock_folder
 from .arguments import ModelArguments
 
 
 def check_output_dir(output_dir: str | os.PathLike) -> None:
-    """`ConfigError` if `output_dir` (or a parent of it) is an existing file rather than a folder."""
+    """`ConfigError` if `output_dir` (or a parent of it) is an existing file rather than a folder; `OutputError` if
+    its name is not UTF-8 (the card could not be written at the end: refused before training instead)."""
+    check_utf8_path(output_dir, "output_dir", "rename it or choose another --output_dir (a UTF-8 name)")
     path = Path(output_dir)
     for p in (path, *path.parents):
         if p.exists() and not p.is_dir():
@@ -33,15 +35,10 @@ def check_output_dir(output_dir: str | os.PathLike) -> None:
             return
 
 
-LOCK_FILE = ".hf_melody.lock"
-"""The file inside an `output_dir` that a training run holds an exclusive `flock` on (`lock_output_dir`); it
-records the holder (pid, host, start). The lock goes with the process: a killed run leaves nothing to clean up."""
-
-
 def lock_output_dir(output_dir: str | os.PathLike) -> IO | None:
-    """Take the run's lock on `output_dir` (created if missing) at once, or raise `ConfigError` naming the run that
-    holds it: two runs writing one folder would mix their checkpoints. Close the returned file to release it
-    (None where the system has no `fcntl`, e.g. Windows: no lock).
+    """Take the run's lock on `output_dir` (created if missing; `hf_melody.utils.lock_folder`, file `LOCK_FILE`)
+    at once, or raise `ConfigError` naming the run that holds it: two runs writing one folder would mix their
+    checkpoints. Close the returned file to release it (None where the system has no `fcntl`: no lock).
 
     Examples:
         >>> lock = lock_output_dir("out/my-run")                                          # doctest: +SKIP
@@ -49,26 +46,8 @@ def lock_output_dir(output_dir: str | os.PathLike) -> IO | None:
         Traceback (most recent call last):
         hf_melody.errors.ConfigError: output_dir='out/my-run' is in use by another training run (pid 4242 ...); ...
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "holder unknown"
-        handle.close()
-        raise ConfigError(f"output_dir={str(output_dir)!r} is in use by another training run ({holder}); wait for "
-                          "it to finish or choose another --output_dir") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    handle.flush()
-    return handle
+    return lock_folder(output_dir, f"output_dir={str(output_dir)!r} is in use by another training run",
+                       "wait for it to finish or choose another --output_dir", error=ConfigError)
 
 
 def run_fingerprint(model_args: ModelArguments, data_args: DataArguments, training_args, tokenizer) -> dict:

@@ -24,7 +24,9 @@ import math
 import time
 from typing import Any
 
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
+
+from .checkpoints import AtomicCheckpointTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +80,9 @@ class BudgetSchedule:
         return 1.0 - progress if self.shape == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class BudgetTrainer(Trainer):
-    """A `Trainer` whose learning-rate scheduler is a `LambdaLR` over `budget_schedule` (sized by the callback).
+class BudgetTrainer(AtomicCheckpointTrainer):
+    """A `Trainer` whose learning-rate scheduler is a `LambdaLR` over `budget_schedule` (sized by the callback), with
+    the atomic checkpoints of `AtomicCheckpointTrainer`.
 
     Examples:
         >>> trainer = BudgetTrainer(model=model, args=args, train_dataset=ds, budget_schedule=BudgetSchedule(1),

@@ -43,6 +43,7 @@ from ..parser import ConfigSource
 from ..tokenizer import MelodyTokenizer
 from .arguments import MelodyTrainingArguments, ModelArguments, training_parser
 from .callbacks import BundleCheckpointCallback, JsonLogCallback, stopping_callbacks, write_training_log
+from .checkpoints import AtomicCheckpointTrainer, remove_unfinished_checkpoints
 from .runs import (
     LOCK_FILE,
     check_output_dir,
@@ -222,6 +223,8 @@ def train(*config, **overrides) -> dict[str, Any]:
                                     token=training_args.hub_token)
     created = not os.path.exists(training_args.output_dir)
     lock = lock_output_dir(training_args.output_dir) if training_args.should_save else None
+    if lock is not None:  # ours alone now: a checkpoint a crashed save left unfinished goes
+        remove_unfinished_checkpoints(training_args.output_dir)
     try:
         return _train(model_args, data_args, training_args, hub_repo)
     finally:
@@ -351,9 +354,10 @@ def _build_trainer(model, tokenizer, dsd, training_args, info: dict[str, Any]) -
         raise ConfigError("the validation split is empty; add melodies or raise validation_ratio")
     trainer_args = copy.copy(training_args)
     trainer_args.push_to_hub = False  # the finished bundle is pushed after the access check of step 2
-    # the learning-rate schedule sized to max_train_minutes, the evaluation interval to the run (issue 29)
+    # the learning-rate schedule sized to max_train_minutes, the evaluation interval to the run (issue 29); both
+    # trainers write checkpoint-N atomically (issue 27)
     schedule = budget_schedule(training_args)
-    trainer_cls, extra = (BudgetTrainer, {"budget_schedule": schedule}) if schedule else (Trainer, {})
+    trainer_cls, extra = (BudgetTrainer, {"budget_schedule": schedule}) if schedule else (AtomicCheckpointTrainer, {})
     sizing = BudgetScheduleCallback(training_args.max_train_minutes, training_args.evals_per_run, info)
     trainer = trainer_cls(model=model, args=trainer_args, train_dataset=dsd["train"], eval_dataset=eval_ds,
                           data_collator=default_data_collator, **extra,
