@@ -183,3 +183,48 @@ def test_analyze_ppm_with_viewpoints():
     assert len(df) == 36 and (df["cpitch.information.content"] > 0).all()
     with pytest.raises(ConfigError, match="model='ppm'"):
         analyze("original", _toy_melodies()[:1], ppm_viewpoints="cpint")
+
+
+# ---- IDyOM's own update-exclusion counts (ppm.EXCLUSION_RULES)
+
+
+def _abab(rule):
+    # learnt a b a b with update exclusion: root a (2, excluded 2), root b (2, excluded 1: found at order 1),
+    # a->b (2, 2), b->a (1, 1), ab->a (1, 1), ba->b, aba->b (1, 1)
+    m = PPM("abc", escape="c", update_exclusion=True, exclusion_rule=rule)
+    m.start()
+    for s in "abab":
+        m.learn(s)
+    assert (m.root.children["b"].count, m.root.children["b"].excluded) == (2, 1)
+    return m
+
+
+def test_exclusion_rules_below_a_selected_context_by_hand():
+    # after "abab" the matching contexts are "", "b", "ab"; "b" and "ab" are deterministic: "b" is selected
+    # textbook: full counts at "b" and below: b: a 1/2; root {a2 b2}, n = 2 (a excluded), w 1/2: a, b += 1/4;
+    #   order -1: 1/4 * 1/(3 + 1 - 2) = 1/8 each -> 7/8, 3/8, 1/8 over 11/8
+    assert _abab("textbook").predict() == pytest.approx({"a": 7 / 11, "b": 3 / 11, "c": 1 / 11})
+    # idyom: full counts at "b" only; the root's update-excluded {a2 b1}: n = 1, w = 1/3: a += 1/2 * 1/3 * 2,
+    #   b += 1/2 * 1/3; escape 1/3, order -1 1/3 * 1/2 each -> 1, 1/3, 1/6 over 3/2
+    assert _abab("idyom").predict() == pytest.approx({"a": 2 / 3, "b": 2 / 9, "c": 1 / 9})
+
+
+def test_idyom_rule_selects_nothing_when_the_longest_match_is_deterministic():
+    # history "a": contexts "", "a"; "a" (only b followed it) is the longest match itself
+    # textbook: full counts: a->b w 2/3; root {a2 b2} n = 2, w 1/2: +1/6 each; order -1 +1/12 -> 1/5 11/15 1/15
+    assert _abab("textbook").predict(["a"]) == pytest.approx({"a": 1 / 5, "b": 11 / 15, "c": 1 / 15})
+    # idyom: not a selection, so update-excluded counts everywhere: root {a2 b1}: a += 1/3 * 1/2 * 2/2,
+    #   b += 1/3 * 1/2 * 1/2; order -1 + 1/12 each -> 3/14 10/14 1/14
+    assert _abab("idyom").predict(["a"]) == pytest.approx({"a": 3 / 14, "b": 10 / 14, "c": 1 / 14})
+    with pytest.raises(ConfigError, match="exclusion_rule"):
+        PPM("ab", exclusion_rule="nope")
+
+
+def test_the_rule_leaves_a_model_without_update_exclusion_alone():
+    for history in (None, ["a"], ["b", "a"]):
+        plain, idyom = (PPM("abc", exclusion_rule=r).fit(["abab", "abc"]) for r in ("textbook", "idyom"))
+        if history is None:
+            for m in (plain, idyom):
+                m.start()
+                m.learn("a")
+        assert plain.predict(history) == idyom.predict(history)

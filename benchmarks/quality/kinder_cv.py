@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of the scratch model (default: 0.1)")
     p.add_argument("--order", type=int, default=2, help="n-gram baseline context length (default: 2)")
     p.add_argument("--max-test", type=int, default=None, help="score at most this many test melodies per fold")
+    p.add_argument("--stm-exclusion-rule", choices=("textbook", "idyom"), default="textbook", help="the ppm "
+                   "STM's update-excluded counts: textbook, or idyom (IDyOM's ppm-star.lisp; evaluation.ppm."
+                   "EXCLUSION_RULES; default: textbook)")
     p.add_argument("--viewpoints", default=None, help="the ppm setting through these viewpoints, e.g. "
                    "'cpitch,cpint,cpintfref,cpint*cpintfref' (default: cpitch alone, the single-viewpoint PPM)")
     p.add_argument("--dynamic-steps", type=int, default=0, help="also score with dynamic evaluation: SGD steps "
@@ -139,30 +142,32 @@ def ngram_scores(train_notes, test, order: int) -> dict[str, float]:
             "bits_per_note": r["bits_per_note"], "num_notes": r["num_notes"]}
 
 
-def ppm_scores(train, test, alphabet: list[int], viewpoints: str | None = None) -> dict[str, float]:
+def ppm_scores(train, test, alphabet: list[int], viewpoints: str | None = None,
+               exclusion_rule: str = "textbook") -> dict[str, float]:
     """IDyOM's PPM on the fold: LTM (trained on `train`), STM, both (the pitch columns) and both+."""
     from hf_melody.evaluation.ppm import IDYOM_LTM, PPM, cpitch_predictions
 
+    stm_options = {"exclusion_rule": exclusion_rule}
     if viewpoints:
-        return viewpoint_scores(train, test, alphabet, viewpoints)
+        return viewpoint_scores(train, test, alphabet, viewpoints, stm_options)
     out, notes = {}, sum(len(m.notes) for m in test)
     for name, stm, learns in (("ltm", False, False), ("stm", True, False), ("both", True, False),
                               ("both_plus", True, True)):
         ltm = None if name == "stm" else PPM(alphabet, **IDYOM_LTM).fit([p for _, _, p in sorted(m.notes)]
                                                                          for m in train)
         bits = sum(sum(cpitch_predictions([p for _, _, p in sorted(m.notes)], ltm=ltm, stm=stm, alphabet=alphabet,
-                                          ltm_learns=learns)[0]) for m in test)
+                                          ltm_learns=learns, stm_options=stm_options)[0]) for m in test)
         out[f"ppm_{name}_pitch_bits_per_note"] = bits / notes
     both = out.pop("ppm_both_pitch_bits_per_note")
     return {"pitch_bits_per_note": both, "fair_pitch_bits_per_note": both, "num_notes": notes, **out}
 
 
-def viewpoint_scores(train, test, alphabet: list[int], viewpoints: str) -> dict[str, float]:
+def viewpoint_scores(train, test, alphabet: list[int], viewpoints: str, stm_options: dict) -> dict[str, float]:
     """`ppm_scores` through a multiple-viewpoint system: one fit, then a pass with the LTM fixed (ltm, stm, both)
     and one where it learns the test melodies as it goes (both+; the fixed pass left its counts unchanged)."""
     from hf_melody.evaluation.viewpoints import ViewpointSystem, melody_pitches
 
-    system = ViewpointSystem(viewpoints, alphabet).fit(melody_pitches(m) for m in train)
+    system = ViewpointSystem(viewpoints, alphabet, stm_options=stm_options).fit(melody_pitches(m) for m in train)
     notes, bits = sum(len(m.notes) for m in test), {"ltm": 0.0, "stm": 0.0, "both": 0.0, "both+": 0.0}
     for models in (("ltm", "stm", "both"), ("both+",)):
         for m in test:
@@ -264,7 +269,8 @@ def run_fold(k: int, train, test, settings: list[str], pretrain_notes: list, res
     if "ppm" in settings:
         from hf_melody.evaluation.ppm import ppm_alphabet
 
-        results["ppm"].append(ppm_scores(train, test, ppm_alphabet(list(train) + list(test)), args.viewpoints))
+        results["ppm"].append(ppm_scores(train, test, ppm_alphabet(list(train) + list(test)), args.viewpoints,
+                                         args.stm_exclusion_rule))
     if "ngram-pretrain" in settings:
         results["ngram-pretrain"].append(ngram_scores(pretrain_notes + [m.notes for m in train], test,
                                                       args.order))
@@ -293,6 +299,7 @@ def setting_summaries(settings: list[str], results: dict[str, list[dict]], pretr
         "ppm": {"ltm": "PPM* escape C, blended", "stm": "PPM* escape X, update exclusion, blended",
                 "combination": "geometric, entropy-weighted, bias 7", "alphabet": "every pitch of the corpus"},
     }
+    extras["ppm"]["stm_exclusion_rule"] = args.stm_exclusion_rule
     if args.viewpoints:
         extras["ppm"].update({"viewpoints": args.viewpoints,
                               "viewpoint_combination": "geometric, entropy-weighted, bias 2 (within LTM and STM)"})
