@@ -9,7 +9,9 @@ For each fold:
             (its `training_info.json` datasets minus `exclude`, the recipe's train split) plus the fold's;
   ppm       IDyOM's cpitch model (`evaluation.ppm`): PPM* long-term model trained on the fold's melodies, short-term
             model learning each test melody as it goes, their entropy-weighted combination (the setting's pitch
-            columns; `ppm_ltm_*`, `ppm_stm_*`, `ppm_both_plus_*` give each model alone and IDyOM's `both+`).
+            columns; `ppm_ltm_*`, `ppm_stm_*`, `ppm_both_plus_*` give each model alone and IDyOM's `both+`);
+            with `--viewpoints cpint,cpintfref,...` through those derived viewpoints instead of `cpitch` alone
+            (`evaluation.viewpoints`: one LTM and STM per viewpoint, combined IDyOM's way).
 Each is scored on the fold's held-out melodies:
   pitch_bits_per_note       -log2 P(Pitch token | everything before): for the GPT-2 models this includes the
                             note's own Position/Rest/Bar tokens, i.e. the model knows *when* the note starts;
@@ -75,6 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.1, help="dropout of the scratch model (default: 0.1)")
     p.add_argument("--order", type=int, default=2, help="n-gram baseline context length (default: 2)")
     p.add_argument("--max-test", type=int, default=None, help="score at most this many test melodies per fold")
+    p.add_argument("--stm-exclusion-rule", choices=("textbook", "idyom"), default="textbook", help="the ppm "
+                   "STM's update-excluded counts: textbook, or idyom (IDyOM's ppm-star.lisp; evaluation.ppm."
+                   "EXCLUSION_RULES; default: textbook)")
+    p.add_argument("--viewpoints", default=None, help="the ppm setting through these viewpoints, e.g. "
+                   "'cpitch,cpint,cpintfref,cpint*cpintfref' (default: cpitch alone, the single-viewpoint PPM)")
     p.add_argument("--dynamic-steps", type=int, default=0, help="also score with dynamic evaluation: SGD steps "
                    "after each bar (default: 0, off)")
     p.add_argument("--dynamic-lr", type=float, default=1e-3, help="learning rate of dynamic evaluation "
@@ -135,20 +142,41 @@ def ngram_scores(train_notes, test, order: int) -> dict[str, float]:
             "bits_per_note": r["bits_per_note"], "num_notes": r["num_notes"]}
 
 
-def ppm_scores(train, test, alphabet: list[int]) -> dict[str, float]:
+def ppm_scores(train, test, alphabet: list[int], viewpoints: str | None = None,
+               exclusion_rule: str = "textbook") -> dict[str, float]:
     """IDyOM's PPM on the fold: LTM (trained on `train`), STM, both (the pitch columns) and both+."""
     from hf_melody.evaluation.ppm import IDYOM_LTM, PPM, cpitch_predictions
 
+    stm_options = {"exclusion_rule": exclusion_rule}
+    if viewpoints:
+        return viewpoint_scores(train, test, alphabet, viewpoints, stm_options)
     out, notes = {}, sum(len(m.notes) for m in test)
     for name, stm, learns in (("ltm", False, False), ("stm", True, False), ("both", True, False),
                               ("both_plus", True, True)):
         ltm = None if name == "stm" else PPM(alphabet, **IDYOM_LTM).fit([p for _, _, p in sorted(m.notes)]
                                                                          for m in train)
         bits = sum(sum(cpitch_predictions([p for _, _, p in sorted(m.notes)], ltm=ltm, stm=stm, alphabet=alphabet,
-                                          ltm_learns=learns)[0]) for m in test)
+                                          ltm_learns=learns, stm_options=stm_options)[0]) for m in test)
         out[f"ppm_{name}_pitch_bits_per_note"] = bits / notes
     both = out.pop("ppm_both_pitch_bits_per_note")
     return {"pitch_bits_per_note": both, "fair_pitch_bits_per_note": both, "num_notes": notes, **out}
+
+
+def viewpoint_scores(train, test, alphabet: list[int], viewpoints: str, stm_options: dict) -> dict[str, float]:
+    """`ppm_scores` through a multiple-viewpoint system: one fit, then a pass with the LTM fixed (ltm, stm, both)
+    and one where it learns the test melodies as it goes (both+; the fixed pass left its counts unchanged)."""
+    from hf_melody.evaluation.viewpoints import ViewpointSystem, melody_pitches
+
+    system = ViewpointSystem(viewpoints, alphabet, stm_options=stm_options).fit(melody_pitches(m) for m in train)
+    notes, bits = sum(len(m.notes) for m in test), {"ltm": 0.0, "stm": 0.0, "both": 0.0, "both+": 0.0}
+    for models in (("ltm", "stm", "both"), ("both+",)):
+        for m in test:
+            for name, (ic, _) in system.predict(*melody_pitches(m), models=models).items():
+                bits[name] += sum(ic)
+    return {"pitch_bits_per_note": bits["both"] / notes, "fair_pitch_bits_per_note": bits["both"] / notes,
+            "num_notes": notes, "ppm_ltm_pitch_bits_per_note": bits["ltm"] / notes,
+            "ppm_stm_pitch_bits_per_note": bits["stm"] / notes,
+            "ppm_both_plus_pitch_bits_per_note": bits["both+"] / notes}
 
 
 def pretraining_melodies(pretrained: str, num_proc: int | None) -> tuple[list, dict]:
@@ -204,6 +232,14 @@ def check_settings(args: argparse.Namespace) -> list[str] | None:
     if unknown:
         print(f"error: unknown settings {sorted(unknown)}; choose from {', '.join(SETTINGS)}", file=sys.stderr)
         return None
+    if args.viewpoints:
+        from hf_melody.evaluation.viewpoints import parse_viewpoints
+
+        try:
+            parse_viewpoints(args.viewpoints)
+        except HFMelodyError as e:
+            print(f"error: --viewpoints: {e}", file=sys.stderr)
+            return None
     return settings
 
 
@@ -233,7 +269,8 @@ def run_fold(k: int, train, test, settings: list[str], pretrain_notes: list, res
     if "ppm" in settings:
         from hf_melody.evaluation.ppm import ppm_alphabet
 
-        results["ppm"].append(ppm_scores(train, test, ppm_alphabet(list(train) + list(test))))
+        results["ppm"].append(ppm_scores(train, test, ppm_alphabet(list(train) + list(test)), args.viewpoints,
+                                         args.stm_exclusion_rule))
     if "ngram-pretrain" in settings:
         results["ngram-pretrain"].append(ngram_scores(pretrain_notes + [m.notes for m in train], test,
                                                       args.order))
@@ -262,6 +299,10 @@ def setting_summaries(settings: list[str], results: dict[str, list[dict]], pretr
         "ppm": {"ltm": "PPM* escape C, blended", "stm": "PPM* escape X, update exclusion, blended",
                 "combination": "geometric, entropy-weighted, bias 7", "alphabet": "every pitch of the corpus"},
     }
+    extras["ppm"]["stm_exclusion_rule"] = args.stm_exclusion_rule
+    if args.viewpoints:
+        extras["ppm"].update({"viewpoints": args.viewpoints,
+                              "viewpoint_combination": "geometric, entropy-weighted, bias 2 (within LTM and STM)"})
     dynamic = {"dynamic": f"{args.dynamic_steps} SGD step(s) at lr {args.dynamic_lr:g} after each bar"
                } if args.dynamic_steps else {}
     return [summary(s, results[s], {**extras[s], **(dynamic if s in ("scratch", "finetune") else {})})

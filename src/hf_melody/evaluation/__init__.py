@@ -5,6 +5,7 @@ several models in one `results.json` with plots.
     fair_pitch       pitch bits from the past only (the note's onset tokens marginalised; IDyOM-comparable)
     analysis         expectation analysis: information content and entropy of every note (IDyOM's columns)
     ppm              IDyOM's PPM* pitch model: long-term, short-term and their entropy-weighted combination
+    viewpoints       derived pitch viewpoints (cpint, cpintfref, linked): IDyOM's multiple-viewpoint PPM
     baselines        cross-validated n-gram and majority-token baselines, literature reference values
     similarity       BLEU, self-BLEU and novelty (longest note sequences shared with a corpus)
     statistics       music statistics of melody sets (pitch-class entropy, groove, scale consistency, ...)

@@ -94,12 +94,14 @@ def _remi_columns(tokenizer, ids: list[int], prefix: int, per: dict[str, Any]) -
 
 def analyze(model, dataset, style: str | None = None, dynamic=None, window: int | None = None,
             ppm_model: str = "both", ppm_train=None, tempo_qpm: float = 120.0, device: str | None = None,
-            progress: bool = False, combine_stm: bool = False, dataset_id: str | None = None):
+            progress: bool = False, combine_stm: bool = False, dataset_id: str | None = None,
+            ppm_viewpoints: str | Sequence[str] | None = None):
     """One row per note of `dataset` with its information content and entropy under `model`.
 
     `model`: a bundle name / folder / Hub id, a loaded `(model, tokenizer)` pair, or `"ppm"` (IDyOM's PPM:
     `ppm_model` in `evaluation.ppm.PPM_MODELS`, the LTM trained on `ppm_train` melodies or spec; default: each
-    melody is predicted by an LTM trained on all the other melodies of `dataset`, leave-one-out).
+    melody is predicted by an LTM trained on all the other melodies of `dataset`, leave-one-out;
+    `ppm_viewpoints`, e.g. `"cpint,cpintfref"`: through those derived viewpoints, `evaluation.viewpoints`).
     `dataset`: a corpus spec or folder (`load_melodies`) or a list of `Melody`. `style`: the style token to
     condition on (default: each melody's own). `dynamic`: a `DynamicEvaluation` (the model adapts to each melody
     as it goes). `window`: the sliding-window stride for melodies longer than the context. `combine_stm`: combine
@@ -125,9 +127,13 @@ def analyze(model, dataset, style: str | None = None, dynamic=None, window: int 
         raise ConfigError("no melodies with notes to analyze")
     if style is not None:
         melodies = [replace(m, style=style) for m in melodies]
+    is_ppm = isinstance(model, str) and model == "ppm"
+    if ppm_viewpoints is not None and not is_ppm:
+        raise ConfigError(f"ppm_viewpoints={ppm_viewpoints!r} needs model='ppm' (--model ppm); the neural model "
+                          "predicts pitch by itself")
     rows = _id_rows(melodies, dataset_id, tempo_qpm)
-    if isinstance(model, str) and model == "ppm":
-        _ppm_columns(rows, melodies, ppm_model, ppm_train)
+    if is_ppm:
+        _ppm_columns(rows, melodies, ppm_model, ppm_train, ppm_viewpoints)
     else:
         _neural_columns(rows, melodies, model, dynamic, window, device, progress, combine_stm)
     return pd.DataFrame([r for melody_rows in rows for r in melody_rows])
@@ -177,9 +183,10 @@ def _combine_with_stm(rows, melodies, model, tokenizer, device) -> None:
             row.update({"cpitch.combined.information.content": x, "cpitch.combined.entropy": e})
 
 
-def _ppm_columns(rows, melodies, ppm_model: str, ppm_train) -> None:
+def _ppm_columns(rows, melodies, ppm_model: str, ppm_train, viewpoints=None) -> None:
     from ..data.corpora import load_melodies
     from .ppm import IDYOM_LTM, PPM, PPM_MODELS, cpitch_predictions, ppm_alphabet
+    from .viewpoints import ViewpointSystem, melody_pitches
 
     if ppm_model not in PPM_MODELS:
         raise ConfigError(f"ppm_model={ppm_model!r}; choose from {', '.join(PPM_MODELS)}")
@@ -189,6 +196,19 @@ def _ppm_columns(rows, melodies, ppm_model: str, ppm_train) -> None:
     alphabet = ppm_alphabet(melodies + (train or []))
     seqs = {m.id: [p for _, _, p in sorted(m.notes)] for m in melodies + (train or [])}
     uses_ltm = ppm_model != "stm"
+    if viewpoints is not None:  # a multiple-viewpoint system: one LTM and STM per viewpoint
+        shared = ViewpointSystem(viewpoints, alphabet)
+        if uses_ltm and train is not None:
+            shared.fit(melody_pitches(m) for m in train)
+        for k, (m, melody_rows) in enumerate(zip(melodies, rows, strict=True)):
+            system = shared
+            if uses_ltm and train is None:  # leave-one-out, as below
+                system = ViewpointSystem(viewpoints, alphabet).fit(
+                    melody_pitches(o) for i, o in enumerate(melodies) if i != k)
+            ic, h = system.predict(*melody_pitches(m), models=(ppm_model,))[ppm_model]
+            for row, x, e in zip(melody_rows, ic, h, strict=True):
+                row.update({"cpitch.information.content": x, "cpitch.entropy": e, "cpitch.probability": 2.0 ** -x})
+        return
     shared = PPM(alphabet, **IDYOM_LTM).fit(seqs[m.id] for m in train) if uses_ltm and train is not None else None
     for k, (m, melody_rows) in enumerate(zip(melodies, rows, strict=True)):
         ltm = shared
@@ -270,6 +290,8 @@ def add_analyze_arguments(parser) -> None:
                         "(default: both)")
     parser.add_argument("--ppm-train", default=None, help="with --model ppm: corpus for the LTM (default: "
                         "leave-one-out on --dataset)")
+    parser.add_argument("--viewpoints", default=None, help="with --model ppm: predict through these viewpoints, "
+                        "e.g. cpitch,cpint,cpintfref,cpint*cpintfref (default: cpitch alone)")
     parser.add_argument("--combine-stm", action="store_true", help="also combine the model's pitch with a PPM "
                         "short-term model (cpitch.combined.* columns)")
     parser.add_argument("--tempo", type=float, default=120.0, help="qpm for onset.seconds (default: 120)")
@@ -284,7 +306,7 @@ def run_analyze(args) -> str:
     dynamic = DynamicEvaluation(args.dynamic_steps, args.dynamic_lr) if args.dynamic_steps else None
     df = analyze(args.model, args.dataset, style=args.style, dynamic=dynamic, window=args.window,
                  ppm_model=args.ppm_model, ppm_train=args.ppm_train, tempo_qpm=args.tempo, device=args.device,
-                 progress=True, combine_stm=args.combine_stm)
+                 progress=True, combine_stm=args.combine_stm, ppm_viewpoints=args.viewpoints)
     paths = write_analysis(df, args.output_dir, plots=not args.no_plots)
     return (f"{len(df)} notes: mean pitch IC {df['cpitch.information.content'].mean():.3f} bits/note; wrote "
             + ", ".join(map(str, paths)))

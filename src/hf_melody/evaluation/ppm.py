@@ -20,7 +20,8 @@ one, else the longest matching context. Update exclusion (IDyOM's STM default): 
 the contexts of the order it was found at and above (everywhere when it is new); predictions from a deterministic
 context use the full counts. IDyOM's defaults: LTM escape C without update exclusion, STM escape X with update
 exclusion, both order-unbounded and blended. Sequences end with a sentinel symbol, as in IDyOM's suffix trees (it
-makes a context that ended a melody non-deterministic; it is never predicted).
+makes a context that ended a melody non-deterministic; it is never predicted). Derived viewpoints (intervals, scale
+degree, linked viewpoints) predict `cpitch` through one such model each: `evaluation.viewpoints`.
 
 Examples:
     >>> m = PPM("abcdr").fit(["abracadabra"])
@@ -49,6 +50,13 @@ IDYOM_BIAS = 7.0
 """IDyOM's `*ltm-stm-bias*` (geometric combination)."""
 PPM_MODELS = ("ltm", "ltm+", "stm", "both", "both+")
 """IDyOM's `:models`: `both` = LTM + STM; `+`: the LTM also learns from the melodies it predicts."""
+EXCLUSION_RULES = ("textbook", "idyom")
+"""Which counts a PPM* with update exclusion reads. `textbook`: full counts at a selected deterministic context and
+every order below it. `idyom`: IDyOM's `ppm-star.lisp` (`get-distribution` / `compute-mixture`): full counts at the
+selected deterministic context only, and only when it is shorter than the longest match; update-excluded counts at
+every other order, order -1 included. The two differ only for models with update exclusion (IDyOM's STM)."""
+IDYOM_STM_CODE = {**IDYOM_STM, "exclusion_rule": "idyom"}
+"""IDyOM's STM as its code computes it (`exclusion_rule="idyom"`)."""
 
 
 class _Node:
@@ -74,7 +82,7 @@ class PPM:
     """
 
     def __init__(self, alphabet: Iterable[Hashable], escape: str = "c", update_exclusion: bool = False,
-                 order_bound: int | None = None):
+                 order_bound: int | None = None, exclusion_rule: str = "textbook"):
         self.alphabet = tuple(dict.fromkeys(alphabet))
         if not self.alphabet:
             raise ConfigError("the PPM alphabet is empty")
@@ -82,7 +90,10 @@ class PPM:
             raise ConfigError(f"escape={escape!r}; IDyOM's escapes here are 'c' and 'x'")
         if order_bound is not None and order_bound < 0:
             raise ConfigError(f"order_bound={order_bound}; use None (PPM*) or an order >= 0")
+        if exclusion_rule not in EXCLUSION_RULES:
+            raise ConfigError(f"exclusion_rule={exclusion_rule!r}; use one of {', '.join(EXCLUSION_RULES)}")
         self.escape, self.update_exclusion, self.order_bound = escape, update_exclusion, order_bound
+        self.exclusion_rule = exclusion_rule
         self._index = {s: i for i, s in enumerate(self.alphabet)}
         self.root = _Node()
         self._active: list[_Node] = [self.root]  # nodes of the current sequence's suffixes, shortest first
@@ -148,39 +159,54 @@ class PPM:
 
     distribution = predict
 
-    def probabilities(self, history: Sequence[Hashable] | None = None) -> np.ndarray:
-        """`predict` as an array in alphabet order."""
+    def probabilities(self, history: Sequence[Hashable] | None = None,
+                      alphabet: Sequence[Hashable] | None = None) -> np.ndarray:
+        """`predict` as an array in alphabet order. `alphabet`: predict over these symbols only (a subset of the
+        model's, in this order), as IDyOM sets a derived viewpoint's alphabet from the context before each note:
+        counts of other symbols are ignored and the order -1 model is uniform over the subset."""
+        index = self._index if alphabet is None else self._subset(alphabet)
         nodes = self._matching(history)
         if self.order_bound is not None:
             nodes = nodes[:self.order_bound + 1]
         # PPM*: the shortest deterministic context above order 0, else the longest one
         selected = len(nodes) - 1
         deterministic = [k for k in range(1, len(nodes)) if self._types(nodes[k], False, sentinel=True) == 1]
-        use_excluded = self.update_exclusion
-        if self.order_bound is None and deterministic:
+        use_excluded = below = self.update_exclusion
+        if self.exclusion_rule == "idyom":  # ppm-star.lisp: full counts at the selected state only, and only
+            if self.order_bound is None and deterministic and deterministic[0] < selected:  # below the top
+                selected, use_excluded = deterministic[0], False
+        elif self.order_bound is None and deterministic:
             selected, use_excluded = deterministic[0], False
-        a = len(self.alphabet)
+            below = False
+        a = len(index)
         dist = np.zeros(a)
         escape, excluded = 1.0, set()
         for k in range(selected, -1, -1):
-            counts = self._counts(nodes[k], use_excluded)
+            counts = self._counts(nodes[k], use_excluded if k == selected else below, index)
             if counts:
                 n = sum(c for s, c in counts.items() if s not in excluded)
                 types = len(counts) if self.escape == "c" else sum(c == 1 for c in counts.values()) + 1
                 w = n / (n + types) if n + types > 0 else 0.0
                 if n > 0:
                     for s, c in counts.items():
-                        dist[self._index[s]] += escape * w * c / n
+                        dist[index[s]] += escape * w * c / n
                 escape *= 1.0 - w
                 excluded = set(counts)
-        root_types = len(self._counts(self.root, use_excluded))
+        root_types = len(self._counts(self.root, use_excluded if selected == 0 else below, index))
         dist += escape / (a + 1 - root_types)
         return dist / dist.sum()
 
-    def _counts(self, node: _Node, use_excluded: bool) -> dict[Hashable, int]:
+    def _subset(self, alphabet: Sequence[Hashable]) -> dict[Hashable, int]:
+        unknown = [s for s in alphabet if s not in self._index]
+        if unknown:
+            raise ConfigError(f"symbols {unknown[:5]} are not in the PPM alphabet; build the PPM over a superset")
+        return {s: i for i, s in enumerate(alphabet)}
+
+    def _counts(self, node: _Node, use_excluded: bool, index: dict[Hashable, int] | None = None) -> dict[Hashable, int]:
+        index = self._index if index is None else index
         out = {}
         for s, child in node.children.items():
-            if s in self._index:
+            if s in index:
                 c = child.excluded if use_excluded else child.count
                 if c > 0:
                     out[s] = c
@@ -276,35 +302,52 @@ def ppm_alphabet(melodies) -> list[int]:
 
 
 def cross_validate_ppm(melodies, folds: int = 10, seed: int = 0, models: Sequence[str] = ("ltm", "stm", "both"),
-                       bias: float = IDYOM_BIAS, method: str = "geometric") -> dict[str, Any]:
+                       bias: float = IDYOM_BIAS, method: str = "geometric",
+                       viewpoints: str | Sequence[str] | None = None,
+                       stm_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """k-fold cross-validated PPM cpitch models on IDyOM's protocol (the folds of `baselines.kfold`; the LTM is
     trained on the other folds; the alphabet is every pitch of the corpus). Returns, per model, the pooled
     `pitch_bits_per_note` and the per-fold values, and `per_note` (melody id, IC) for each model.
+    `viewpoints` (e.g. `"cpint,cpintfref"`): predict through those viewpoints (`evaluation.viewpoints`, a
+    multiple-viewpoint system, the tonic from each melody's key) instead of the single `cpitch` PPM.
+    `stm_options`: override IDyOM's STM settings, e.g. `{"exclusion_rule": "idyom"}` (`EXCLUSION_RULES`).
 
     Examples:
         >>> cv = cross_validate_ppm(kinder, models=("ltm", "stm", "both"))          # doctest: +SKIP
         >>> round(cv["both"]["pitch_bits_per_note"], 2)                            # doctest: +SKIP
+        >>> cross_validate_ppm(kinder, models=("both+",), viewpoints="cpint,cpintfref")   # doctest: +SKIP
     """
     from .baselines import kfold
+    from .viewpoints import ViewpointSystem, melody_pitches
 
     unknown = set(models) - set(PPM_MODELS)
     if unknown:
         raise ConfigError(f"unknown PPM models {sorted(unknown)}; choose from {', '.join(PPM_MODELS)}")
     alphabet = ppm_alphabet(melodies)
     out: dict[str, Any] = {"alphabet_size": len(alphabet), "folds": folds, "seed": seed, "bias": bias,
-                           "combination": method}
+                           "combination": method, "stm": {**IDYOM_STM, **(stm_options or {})}}
+    if viewpoints is not None:
+        out["viewpoints"] = [v.name for v in ViewpointSystem(viewpoints, alphabet).viewpoints]
     for name in models:
         fold_bits, total, notes, per_note = [], 0.0, 0, []
         for train, test in kfold(list(melodies), folds, seed):
-            ltm = None
-            if name != "stm":
+            ltm = system = None
+            if viewpoints is not None:
+                system = ViewpointSystem(viewpoints, alphabet, bias=bias, method=method, stm_options=stm_options)
+                if name != "stm":
+                    system.fit(melody_pitches(m) for m in train)
+            elif name != "stm":
                 ltm = PPM(alphabet, **IDYOM_LTM).fit([[p for _, _, p in m.notes] for m in train])
             bits = 0.0
             n = 0
             for m in test:
                 pitches = [p for _, _, p in sorted(m.notes)]
-                ic, _ = cpitch_predictions(pitches, ltm=ltm, stm=name in ("stm", "both", "both+"), alphabet=alphabet,
-                                           ltm_learns=name.endswith("+"), bias=bias, method=method)
+                if system is not None:
+                    ic = system.predict(pitches, melody_pitches(m)[1], models=(name,))[name][0]
+                else:
+                    ic, _ = cpitch_predictions(pitches, ltm=ltm, stm=name in ("stm", "both", "both+"),
+                                               alphabet=alphabet, ltm_learns=name.endswith("+"), bias=bias,
+                                               method=method, stm_options=stm_options)
                 bits += sum(ic)
                 n += len(ic)
                 per_note += [(m.id, k, x) for k, x in enumerate(ic)]
