@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,22 @@ def test_two_gloo_processes_agree_on_the_horizon(tmp_path):
     assert logged[-1][1] < 0.1 * max(lr for _, lr in logged)
     # a rank whose horizon differed would have stopped at another step: the collective calls would then hang
     assert "end of the schedule" in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_stop_together_at_the_time_cap(tmp_path):
+    """With the schedule not fitted, `max_train_minutes` alone stops the run: the ranks agree on the step (the
+    decision is all-reduced), so neither waits forever in a collective call of a step the other never takes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp-cap"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes/accelerate_configs/cpu-2proc.yaml"), "--num_cpu_threads_per_process", "1",
+           str(ROOT / "recipes/train.py"), "--config", str(TINY), "--output_dir", str(out), "--max_steps", "-1",
+           "--num_train_epochs", "1000", "--max_train_minutes", "0.1", "--fit_schedule_to_budget", "false",
+           "--save_strategy", "no", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # rank 0 logs the stop (the other rank logs warnings only); the exit within the timeout is the agreement
+    assert len(re.findall(r"max_train_minutes=0\.1 reached at step \d+", proc.stderr)) == 1
+    info = json.loads((out / "training_info.json").read_text())
+    assert info["world_size"] == 2 and not info["schedule"].get("fitted")

@@ -47,9 +47,28 @@ class TimeLimitCallback(TrainerCallback):
         self.end = time.monotonic() + 60 * self.minutes
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.end is not None and time.monotonic() > self.end and not control.should_training_stop:
+        if self.end is None or control.should_training_stop:
+            return
+        over = time.monotonic() > self.end
+        if _world_size() > 1:  # every rank stops at the same step (a rank left alone would wait forever)
+            import torch
+            import torch.distributed as dist
+
+            flag = torch.tensor([int(over)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            over = bool(flag.item())
+        if over:
             logger.info("max_train_minutes=%g reached at step %d: stopping", self.minutes, state.global_step)
             control.should_training_stop = True
+
+
+def _world_size() -> int:
+    """Processes of the running distributed job (1 without one)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # a torch build without distributed support
+        return 1
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class JsonLogCallback(TrainerCallback):
