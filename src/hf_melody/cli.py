@@ -217,6 +217,13 @@ def _seed(args: argparse.Namespace) -> int:
     return MelodyGenerationConfig(seed=args.seed, num_return_sequences=args.num).with_seed().seed
 
 
+def _check_chord_track(args: argparse.Namespace, options: dict) -> None:
+    """`--chord-track` needs `--chords` (`ConfigError` before the model loads)."""
+    if args.chord_track and not options.get("chords"):
+        raise ConfigError("--chord-track writes the chords as a second MIDI track and into the audio; add "
+                          "--chords 'C G Am F'")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """`hf-melody generate`: sample `--num` melodies (melody i with seed `--seed + i`) and write their files."""
     formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
@@ -224,6 +231,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     kwargs = generation_options(args)
     kwargs.pop("seed", None)  # melody i gets seed + i below
     _check_num(args)
+    _check_chord_track(args, kwargs)
     MelodyGenerationConfig.from_options(kwargs)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     # melody i of a call with seed s is exactly the single call with seed s + i, so one melody at a time gives the
@@ -232,7 +240,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     written = []
     for i in tqdm(range(args.num), desc="generating", unit="melody", disable=args.num < 2):
         [m] = pipe(args.prompt, seed=seed + i, **kwargs)
-        written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont)
+        written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont, chord_track=args.chord_track)
         tqdm.write(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
@@ -248,13 +256,15 @@ def cmd_infill(args: argparse.Namespace) -> int:
     options = generation_options(args)
     options.pop("seed", None)  # candidate i gets seed + i below
     _check_num(args)
+    _check_chord_track(args, options)
     MelodyGenerationConfig.from_options(options, infill=True)  # a bad option fails before the model loads
     pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
     seed = _seed(args)
     written = []
     for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
         [m] = pipe.infill(args.prompt, bars=bars, seed=seed + i, **options)
-        written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont)
+        written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont,
+                          chord_track=args.chord_track)
         tqdm.write(f"melody {i}: bars {bars[0]}-{bars[1]} regenerated, {m.num_notes} notes", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
@@ -345,6 +355,9 @@ def _add_generate(sub) -> None:
     g.add_argument("--formats", default="mid,wav,png",
                    help="comma-separated subset of mid, wav, flac, ogg, mp3, png, musicxml, abc (default: mid,wav,png)")
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
+    g.add_argument("--chord-track", action="store_true",
+                   help="with --chords: add the block chords as a second MIDI track, heard in the audio too (the "
+                        "chord symbols are in every file whenever --chords is given)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     add_generation_flags(g.add_argument_group("generation options (MelodyGenerationConfig)"))
 
@@ -362,6 +375,8 @@ def _add_infill(sub) -> None:
                    help="folder for the files (default: out; --out is the older spelling)")
     f.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of " + ", ".join(FORMATS))
     f.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
+    f.add_argument("--chord-track", action="store_true",
+                   help="with --chords: add the block chords as a second MIDI track, heard in the audio too")
     f.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     add_generation_flags(f.add_argument_group("generation options (MelodyGenerationConfig, those infill takes)"),
                          infill=True)

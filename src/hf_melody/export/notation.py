@@ -202,7 +202,9 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
     """The melody as an ABC tune (one voice, L:1/8 unless most notes are shorter, then L:1/16; a pickup as a short
     first bar, the bars as `to_music21` makes them), accidentals written on every note that leaves the key
     signature (and on its return within the bar), so strict and lenient ABC readers agree. `chords`: each symbol
-    in quotes (`"Am"`) before the note or rest that starts at or spans the chord change.
+    in quotes (`"Am"`) before the note or rest that starts at the chord change; a note or rest across a change is
+    split there (a note into two tied ones), since ABC puts a symbol only before a note (`"C""G"c8` would stack both
+    at its start).
 
     Examples:
         >>> abc_text(score, key="D minor").splitlines()[:3]                              # doctest: +SKIP
@@ -233,23 +235,29 @@ def abc_text(score, key: str | None = None, title: str | None = None, tempo_qpm:
                          for cs in measure.getElementsByClass(m21.harmony.ChordSymbol))
         elements = [el for el in measure.notesAndRests if "ChordSymbol" not in el.classes]
         for j, el in enumerate(elements):
-            stop = Fraction(el.offset) + Fraction(el.quarterLength)  # the chords starting at or inside this note
-            here = [(t, s) for t, s in symbols if t < stop or j == len(elements) - 1]
-            symbols = symbols[len(here):]
-            quoted = "".join(f'"{s}"' for _, s in here)
-            length = _abc_length(el.quarterLength, unit)
-            if el.isRest:
-                tokens.append(quoted + "z" + length)
-                continue
-            p = el.pitch
-            alter = int(p.accidental.alter) if p.accidental is not None else 0
-            slot = f"{p.step}{p.octave}"
-            in_key = altered.get(p.step, 0)
-            # explicit on every altered note (readers differ on whether accidentals last the bar) and on the return
-            mark = alter if alter != in_key or alter != state.get(slot, in_key) else None
-            state[slot] = alter
-            tie = "-" if el.tie is not None and el.tie.type in ("start", "continue") else ""
-            tokens.append(quoted + _abc_pitch(p, mark) + length + tie)
+            start, stop = Fraction(el.offset), Fraction(el.offset) + Fraction(el.quarterLength)
+            last = j == len(elements) - 1
+            # a chord changing inside a note or rest splits it there (tied: the same sound), so each symbol stands
+            # before the note that starts with its chord; one before the first note goes on the first one
+            cuts = sorted({start, *(t for t, _ in symbols if start < t < stop), stop})
+            for k, (lo, hi) in enumerate(zip(cuts, cuts[1:], strict=False)):
+                here = [(t, s) for t, s in symbols if t < hi or (last and k == len(cuts) - 2)]
+                symbols = symbols[len(here):]
+                quoted = "".join(f'"{s}"' for _, s in here)
+                length = _abc_length(hi - lo, unit)
+                if el.isRest:
+                    tokens.append(quoted + "z" + length)
+                    continue
+                p = el.pitch
+                alter = int(p.accidental.alter) if p.accidental is not None else 0
+                slot = f"{p.step}{p.octave}"
+                in_key = altered.get(p.step, 0)
+                # explicit on every altered note (readers differ on whether accidentals last the bar) and on the
+                # return
+                mark = alter if alter != in_key or alter != state.get(slot, in_key) else None
+                state[slot] = alter
+                tied = hi < stop or (el.tie is not None and el.tie.type in ("start", "continue"))
+                tokens.append(quoted + _abc_pitch(p, mark) + length + ("-" if tied else ""))
         line.append(" ".join(tokens))
         if (i + 1) % bars_per_line == 0 or i == len(measures) - 1:
             body.append(" | ".join(line) + (" |]" if i == len(measures) - 1 else " |"))

@@ -353,7 +353,7 @@ def piano_roll_figure(score, title: str = "", settings: dict[str, Any] | None = 
     from matplotlib.patches import Rectangle
 
     score = with_metadata(score, pickup=not chords)  # bars as the files count them: a pickup is bar 0, before bar 1
-    _, pickup = pickup_ticks(score)
+    _, pickup = pickup_ticks(score) if not chords else (0, 0)  # with chords: a late entry in a full bar 1
     notes = [n for t in score.tracks for n in t.notes]
     bars = bar_start_ticks(score)
     # bar number as a function of tick (piecewise linear between bar lines); a pickup spans its share of a bar

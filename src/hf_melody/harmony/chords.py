@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
