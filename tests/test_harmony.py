@@ -356,7 +356,7 @@ def test_with_chords_a_late_first_note_enters_over_the_first_chord(pipe, tmp_pat
     from symusic import Score
 
     from hf_melody import GeneratedMelody
-    from hf_melody.export.render import pickup_ticks, piano_roll_figure
+    from hf_melody.export.render import piano_roll_figure, pickup_ticks
 
     m = pipe(seed=LATE["4/4"], chords=POP, time_signature="4/4")[0]
     assert m.notes[0][0] == 1440  # the model's grid: the first note on beat 4 of bar 0
@@ -438,3 +438,48 @@ def test_cli_chord_track(pipe, tmp_path, capsys):
     assert '"Am"' in (tmp_path / "melody_0.abc").read_text()
     code, _, err = cli(["generate", "--model", "original", "--chord-track", "--out", str(tmp_path / "bad")], capsys)
     assert_one_line_cli_error(code, err, "--chords")
+
+
+@pytest.mark.parametrize("task", ["continue", "infill"])
+def test_the_files_put_the_chords_where_the_generation_had_them(pipe, fixtures_dir, task):
+    """The export's chords and the `ChordProcessor`'s agree: every generated note on a strong beat is a tone of the
+    chord the files write over it (a continuation's chords start on its first generated bar, an infill's bar b has
+    chord b)."""
+    from hf_melody.music import bar_start_ticks
+
+    prompt = fixtures_dir / "kinder0_0.mid"
+    checked = 0
+    for seed in range(4):
+        if task == "continue":
+            m = pipe(prompt, chords=POP, seed=seed, max_new_notes=12)[0]
+            new = sorted(m.notes)[m.num_prompt_notes:]
+        else:
+            [m] = pipe.infill(prompt, bars=(2, 3), chords="C G F G", seed=seed)
+            starts = bar_start_ticks(m.score)
+            new = [n for n in m.notes if starts[1] <= n[0] < starts[3]]
+        events = m.chord_events
+        ts = m.score.time_signatures[0]
+        beat = 480 * 4 // ts.denominator
+        starts = bar_start_ticks(m.score)
+        if task == "continue":
+            assert events[0].time in starts and events[0].time > 0  # not over the prompt's first bar
+        for onset, _, pitch in new:
+            bar = max(i for i, s in enumerate(starts) if s <= onset)
+            if any(onset - starts[bar] == round(b * beat) for b in strong_beats((ts.numerator, ts.denominator))):
+                [event] = [e for e in events if e.time <= onset < e.time + e.duration]
+                assert pitch % 12 in event.chord.pitch_classes, (task, seed, onset, pitch, event.symbol)
+                checked += 1
+    assert checked >= 4
+
+
+def test_verovio_engraves_the_chord_symbols(pipe):
+    """verovio reads the MusicXML `<harmony>` as MEI `<harm>` and prints each symbol above the staff."""
+    import re
+
+    from hf_melody.export.notation import svg_text
+
+    m = pipe(seed=1, chords="Dm7 G7 Cmaj7 C/E", time_signature="4/4")[0]
+    svg = svg_text(m.score, chords=m.chord_events)
+    shown = [re.sub(r"<[^>]+>|\s", "", g) for g in re.findall(r'class="harm">(.*?)</g>', svg, re.S)]
+    assert shown == ["Dm7", "G7", "Cmaj7", "C/E"]
+    assert 'class="harm"' not in svg_text(m.score)
