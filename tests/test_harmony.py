@@ -258,3 +258,228 @@ def test_music_statistics_reports_chord_tone_ratios_and_the_real_tune_reference(
     assert 0.5 < reference["chord_tone_ratio"] < reference["strong_beat_chord_tone_ratio"] <= 1.0
     free = metric.compute(predictions=predictions, chords="F#")["chords"]
     assert free["chord_tone_ratio"] < result["chords"]["chord_tone_ratio"]
+
+
+# ---- the chords in every file (issue 25, point 4) -------------------------------------------------------------------
+
+FILE_CASES = {
+    # progression: [(bar, beat, symbol, root, bass, chord tones, MusicXML kind)], written out by hand
+    "C G Am F": [(0, 0, "C", "C", "C", {0, 4, 7}, "major"), (1, 0, "G", "G", "G", {7, 11, 2}, "major"),
+                 (2, 0, "Am", "A", "A", {9, 0, 4}, "minor"), (3, 0, "F", "F", "F", {5, 9, 0}, "major")],
+    "Dm7 G7 Cmaj7 C/E": [(0, 0, "Dm7", "D", "D", {2, 5, 9, 0}, "minor-seventh"),
+                         (1, 0, "G7", "G", "G", {7, 11, 2, 5}, "dominant-seventh"),
+                         (2, 0, "Cmaj7", "C", "C", {0, 4, 7, 11}, "major-seventh"),
+                         (3, 0, "C/E", "C", "E", {0, 4, 7}, "major")],
+    "C:2 G:2 | Am F": [(0, 0, "C", "C", "C", {0, 4, 7}, "major"), (0, 2, "G", "G", "G", {7, 11, 2}, "major"),
+                       (1, 0, "Am", "A", "A", {9, 0, 4}, "minor"), (2, 0, "F", "F", "F", {5, 9, 0}, "major")],
+}
+LATE = {"4/4": 0, "3/4": 9}
+"""A seed of `original` whose melody over the chords starts late in bar 0 (1440 ticks in 4/4, 960 in 3/4)."""
+
+
+def _chord_symbols(path):
+    """(offset in quarters from the start, figure's root, bass, kind, pitch classes) of each ChordSymbol in a file
+    read back by music21."""
+    from music21 import converter, harmony
+
+    flat = converter.parse(str(path)).flatten()
+    return [(float(cs.offset), cs.root().name, cs.bass().name, cs.chordKind, {p.pitchClass for p in cs.pitches})
+            for cs in flat.getElementsByClass(harmony.ChordSymbol)]
+
+
+@pytest.mark.parametrize("chords, meter", [("C G Am F", "4/4"), ("C G Am F", "3/4"), ("Dm7 G7 Cmaj7 C/E", "4/4"),
+                                           ("Dm7 G7 Cmaj7 C/E", "3/4"), ("C:2 G:2 | Am F", "4/4")],
+                         ids=["pop-4/4", "pop-3/4", "jazz-4/4", "jazz-3/4", "durations-4/4"])
+@pytest.mark.parametrize("seed", ["on-the-bar", "late"])
+def test_the_chords_are_in_every_file(pipe, tmp_path, chords, meter, seed):
+    import mido
+    from symusic import Score
+
+    from hf_melody.export.render import piano_roll_figure
+
+    seed = LATE[meter] if seed == "late" else 1
+    m = pipe(seed=seed, chords=chords, time_signature=meter)[0]
+    expected = FILE_CASES[chords]
+    bar, tpq = int(meter[0]) * 480, 480
+    ticks = [b * bar + beat * tpq for b, beat, *_ in expected]
+    paths = m.save(tmp_path / "song", ("mid", "musicxml", "abc", "png"), chord_track=True)
+    assert [p.suffix for p in paths] == [".mid", ".musicxml", ".abc", ".png"]
+
+    # MIDI: a marker at each chord change, a second track of block chords with the chord tones of each bar
+    score = Score(str(paths[0]))
+    assert [(int(t.time), t.text) for t in score.markers] == [(t, e[2]) for t, e in zip(ticks, expected, strict=True)]
+    assert [msg.text for msg in mido.MidiFile(paths[0]).tracks[0] if msg.type == "marker"] == [e[2] for e in expected]
+    melody, chord_track = score.tracks
+    assert chord_track.name == "Chords" and chord_track.program == 48 and melody.program == 0
+    starts = sorted({int(n.time) for n in chord_track.notes})
+    assert starts == ticks
+    for t, end, (*_, bass, tones, _) in zip(ticks, [*ticks[1:], len(FILE_CASES[chords]) and None], expected,
+                                            strict=True):
+        block = [n for n in chord_track.notes if n.time == t]
+        assert {n.pitch % 12 for n in block} == tones
+        assert min(block, key=lambda n: n.pitch).pitch % 12 == {"C": 0, "E": 4, "D": 2, "G": 7, "A": 9, "F": 5}[bass]
+        assert all(36 <= n.pitch < 60 and n.velocity < 100 for n in block)
+        if end is not None:
+            assert {n.time + n.duration for n in block} == {end}  # it sounds until the next chord
+    assert [(n.time, n.duration, n.pitch) for n in melody.notes] == [
+        (n.time, n.duration, n.pitch) for n in Score.from_midi(m.to_midi_bytes()).tracks[0].notes]
+    assert len(Score.from_midi(m.to_midi_bytes()).tracks) == 1  # without the chord track: markers only
+    assert len(Score.from_midi(m.to_midi_bytes()).markers) == len(expected)
+
+    # MusicXML: <harmony> with root, kind and bass, at each chord's offset; ABC: "Am" where the chord changes
+    xml = paths[1].read_text()
+    assert xml.count("<harmony") == len(expected)
+    if "C/E" in chords:
+        assert "<bass-step>E</bass-step>" in xml and '<kind text="maj7">major-seventh</kind>' in xml
+    want = [(t / tpq, root, bass, kind, tones) for t, (_, _, _, root, bass, tones, kind) in zip(ticks, expected,
+                                                                                                strict=True)]
+    assert _chord_symbols(paths[1]) == want
+    abc = paths[2].read_text()
+    assert [w.split('"')[0] for w in abc.split('"')[1::2]] == [e[2] for e in expected]
+    assert _chord_symbols(paths[2]) == want
+
+    # the piano roll: each symbol at the top, where its chord starts (in bars)
+    fig = piano_roll_figure(m.score, chords=m.chord_events)
+    shown = [(t.get_text(), round(t.get_position()[0] - 0.03, 3)) for t in fig.axes[0].texts
+             if t.get_gid() == "chord"]
+    assert shown == [(e[2], round(t / bar, 3)) for t, e in zip(ticks, expected, strict=True)]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_with_chords_a_late_first_note_enters_over_the_first_chord(pipe, tmp_path):
+    """The pickup rule: without chords, a melody whose first note starts late in bar 0 is a pickup (the files start
+    on it, under a short first time signature); with chords the chord sounds from time 0, so the files keep the full
+    first bar and put the first chord on it, and "C G Am F" is bar 1, 2, 3, 4 as the songwriter wrote it."""
+    from music21 import converter, stream
+    from symusic import Score
+
+    from hf_melody import GeneratedMelody
+    from hf_melody.export.render import piano_roll_figure, pickup_ticks
+
+    m = pipe(seed=LATE["4/4"], chords=POP, time_signature="4/4")[0]
+    assert m.notes[0][0] == 1440  # the model's grid: the first note on beat 4 of bar 0
+    plain = GeneratedMelody(m.score, m.token_ids, settings={k: v for k, v in m.settings.items() if k != "chords"})
+    assert pickup_ticks(m.score) == (1440, 480)  # what the files make of it without chords
+
+    without = Score.from_midi(plain.to_midi_bytes())
+    assert (without.time_signatures[0].numerator, without.time_signatures[0].denominator) == (1, 4)
+    assert without.tracks[0].notes[0].time == 0
+    with_chords = Score.from_midi(m.to_midi_bytes(chord_track=True))
+    assert [(t.time, t.numerator, t.denominator) for t in with_chords.time_signatures] == [(0, 4, 4)]
+    assert with_chords.tracks[0].notes[0].time == 1440 and with_chords.markers[0].time == 0
+    assert with_chords.tracks[1].notes[0].time == 0
+
+    m.save(tmp_path / "late", ("musicxml", "abc"))
+    for path in (tmp_path / "late.musicxml", tmp_path / "late.abc"):
+        part = converter.parse(str(path)).parts[0]
+        first = part.getElementsByClass(stream.Measure).first()
+        assert first.duration.quarterLength == 4 and first.paddingLeft == 0, path
+        notes = [el for el in first.notesAndRests if "ChordSymbol" not in el.classes]
+        assert notes[0].isRest and notes[-1].offset == 3, path  # the late entry: rests, then the note on beat 4
+        assert [cs.figure for cs in first.getElementsByClass("ChordSymbol")] == ["C"], path
+    assert (tmp_path / "late.abc").read_text().splitlines()[-1].startswith('"C"z')
+    fig = piano_roll_figure(m.score, chords=m.chord_events)
+    assert fig.axes[0].get_xlim()[0] == 0  # no pickup sliver before bar 1
+    assert [t.get_text() for t in fig.axes[0].texts] == POP.split()
+
+
+def test_the_audio_plays_the_chord_track(pipe, tmp_path):
+    import numpy as np
+    import soundfile
+
+    from hf_melody.export.render import find_soundfont
+
+    try:
+        find_soundfont()
+    except Exception:
+        pytest.skip("no system soundfont (make soundfont installs one)")
+    m = pipe(seed=1, chords="Dm7 G7 Cmaj7 C/E", time_signature="3/4")[0]
+    m.save(tmp_path / "solo", ("wav",))
+    m.save(tmp_path / "band", ("wav",), chord_track=True)
+    solo, rate = soundfile.read(tmp_path / "solo.wav")
+    band, _ = soundfile.read(tmp_path / "band.wav")
+    assert rate == 22050 and np.abs(band).max() > 0.01
+    n = min(len(solo), len(band))
+    assert np.abs(band[:n] - solo[:n]).mean() > 1e-3  # the chords are heard
+    # the chords sound in a lower register: more energy below 250 Hz with them than without
+    low = [np.abs(np.fft.rfft(x[:n].mean(axis=1)))[: int(250 * n / rate)].sum() for x in (solo, band)]
+    assert low[1] > 1.5 * low[0]
+    with pytest.raises(ConfigError, match="chord_track"):
+        pipe(seed=1)[0].save(tmp_path / "none", ("wav",), chord_track=True)
+
+
+def test_chord_events_layout():
+    from symusic import Note, Score, TimeSignature, Track
+
+    from hf_melody.harmony import chord_events
+
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    score.tracks.append(Track())
+    score.tracks[0].notes.append(Note(0, 4 * 1920 - 1, 60, 100))  # four bars
+    assert [(e.time, e.duration, e.symbol) for e in chord_events(score, "C:2 G:2 | Am")] == [
+        (0, 960, "C"), (960, 960, "G"), (1920, 1920, "Am"), (3840, 960, "C"), (4800, 960, "G"), (5760, 1920, "Am")]
+    assert [(e.time, e.duration, e.symbol) for e in chord_events(score, "C:8 G")] == [
+        (0, 3840, "C"), (3840, 1920, "G"), (5760, 1920, "C")]  # one event over bar lines, again on the repeat
+    assert [(e.time, e.symbol) for e in chord_events(score, POP, first_bar=2)] == [(3840, "C"), (5760, "G")]
+
+
+def test_cli_chord_track(pipe, tmp_path, capsys):
+    from symusic import Score
+
+    code, _, err = cli(["generate", "--model", "original", "--chords", POP, "--chord-track", "--seed", "3",
+                        "--num", "1", "--formats", "mid,abc", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    data = (tmp_path / "melody_0.mid").read_bytes()
+    assert data == pipe(chords=POP, seed=3)[0].to_midi_bytes(chord_track=True)
+    assert [t.name for t in Score.from_midi(data).tracks][1] == "Chords"
+    assert '"Am"' in (tmp_path / "melody_0.abc").read_text()
+    code, _, err = cli(["generate", "--model", "original", "--chord-track", "--out", str(tmp_path / "bad")], capsys)
+    assert_one_line_cli_error(code, err, "--chords")
+
+
+@pytest.mark.parametrize("task", ["continue", "infill"])
+def test_the_files_put_the_chords_where_the_generation_had_them(pipe, fixtures_dir, task):
+    """The export's chords and the `ChordProcessor`'s agree: every generated note on a strong beat is a tone of the
+    chord the files write over it (a continuation's chords start on its first generated bar, an infill's bar b has
+    chord b)."""
+    from hf_melody.music import bar_start_ticks
+
+    prompt = fixtures_dir / "kinder0_0.mid"
+    checked = 0
+    for seed in range(4):
+        if task == "continue":
+            m = pipe(prompt, chords=POP, seed=seed, max_new_notes=12)[0]
+            new = sorted(m.notes)[m.num_prompt_notes:]
+        else:
+            [m] = pipe.infill(prompt, bars=(2, 3), chords="C G F G", seed=seed)
+            starts = bar_start_ticks(m.score)
+            new = [n for n in m.notes if starts[1] <= n[0] < starts[3]]
+        events = m.chord_events
+        ts = m.score.time_signatures[0]
+        beat = 480 * 4 // ts.denominator
+        starts = bar_start_ticks(m.score)
+        if task == "continue":
+            assert events[0].time in starts and events[0].time > 0  # not over the prompt's first bar
+        for onset, _, pitch in new:
+            bar = max(i for i, s in enumerate(starts) if s <= onset)
+            if any(onset - starts[bar] == round(b * beat) for b in strong_beats((ts.numerator, ts.denominator))):
+                [event] = [e for e in events if e.time <= onset < e.time + e.duration]
+                assert pitch % 12 in event.chord.pitch_classes, (task, seed, onset, pitch, event.symbol)
+                checked += 1
+    assert checked >= 4
+
+
+def test_verovio_engraves_the_chord_symbols(pipe):
+    """verovio reads the MusicXML `<harmony>` as MEI `<harm>` and prints each symbol above the staff."""
+    import re
+
+    from hf_melody.export.notation import svg_text
+
+    m = pipe(seed=1, chords="Dm7 G7 Cmaj7 C/E", time_signature="4/4")[0]
+    svg = svg_text(m.score, chords=m.chord_events)
+    shown = [re.sub(r"<[^>]+>|\s", "", g) for g in re.findall(r'class="harm">(.*?)</g>', svg, re.S)]
+    assert shown == ["Dm7", "G7", "Cmaj7", "C/E"]
+    assert 'class="harm"' not in svg_text(m.score)

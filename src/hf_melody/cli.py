@@ -242,6 +242,13 @@ def _seed(args: argparse.Namespace) -> int:
     return MelodyGenerationConfig(seed=args.seed, num_return_sequences=args.num).with_seed().seed
 
 
+def _check_chord_track(args: argparse.Namespace, options: dict) -> None:
+    """`--chord-track` needs `--chords` (`ConfigError` before the model loads)."""
+    if args.chord_track and not options.get("chords"):
+        raise ConfigError("--chord-track writes the chords as a second MIDI track and into the audio; add "
+                          "--chords 'C G Am F'")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """`hf-melody generate`: sample `--num` melodies (melody i with seed `--seed + i`) and write their files."""
     formats = check_formats(parse_formats(args.formats))  # before loading anything: a typo fails at once
@@ -249,6 +256,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     kwargs = generation_options(args)
     kwargs.pop("seed", None)  # melody i gets seed + i below
     _check_num(args)
+    _check_chord_track(args, kwargs)
     MelodyGenerationConfig.from_options(kwargs)  # a bad option fails before the model loads
     with lock_out_folder(out):  # a second run into the same folder would mix its files with ours: refused
         pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
@@ -258,7 +266,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         written = []
         for i in tqdm(range(args.num), desc="generating", unit="melody", disable=args.num < 2):
             [m] = pipe(args.prompt, seed=seed + i, **kwargs)
-            written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont)
+            written += m.save(out / f"melody_{i}", tuple(formats), soundfont=args.soundfont,
+                              chord_track=args.chord_track)
             tqdm.write(f"melody {i}: {m.num_notes} notes ({m.num_prompt_notes} from the prompt)", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
@@ -274,6 +283,7 @@ def cmd_infill(args: argparse.Namespace) -> int:
     options = generation_options(args)
     options.pop("seed", None)  # candidate i gets seed + i below
     _check_num(args)
+    _check_chord_track(args, options)
     MelodyGenerationConfig.from_options(options, infill=True)  # a bad option fails before the model loads
     with lock_out_folder(out):
         pipe = MelodyPipeline.from_pretrained(args.model, device=args.device)
@@ -281,7 +291,8 @@ def cmd_infill(args: argparse.Namespace) -> int:
         written = []
         for i in tqdm(range(args.num), desc="infilling", unit="melody", disable=args.num < 2):
             [m] = pipe.infill(args.prompt, bars=bars, seed=seed + i, **options)
-            written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont)
+            written += m.save(Path(out) / f"infill_{i}", tuple(formats), soundfont=args.soundfont,
+                              chord_track=args.chord_track)
             tqdm.write(f"melody {i}: bars {bars[0]}-{bars[1]} regenerated, {m.num_notes} notes", file=sys.stdout)
     _echo(f"wrote {len(written)} files to {out}/:")
     for p in written:
@@ -372,6 +383,9 @@ def _add_generate(sub) -> None:
     g.add_argument("--formats", default="mid,wav,png",
                    help="comma-separated subset of mid, wav, flac, ogg, mp3, png, musicxml, abc (default: mid,wav,png)")
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
+    g.add_argument("--chord-track", action="store_true",
+                   help="with --chords: add the block chords as a second MIDI track, heard in the audio too (the "
+                        "chord symbols are in every file whenever --chords is given)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     add_generation_flags(g.add_argument_group("generation options (MelodyGenerationConfig)"))
 
@@ -389,6 +403,8 @@ def _add_infill(sub) -> None:
                    help="folder for the files (default: out; --out is the older spelling)")
     f.add_argument("--formats", default="mid,wav,png", help="comma-separated subset of " + ", ".join(FORMATS))
     f.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
+    f.add_argument("--chord-track", action="store_true",
+                   help="with --chords: add the block chords as a second MIDI track, heard in the audio too")
     f.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     add_generation_flags(f.add_argument_group("generation options (MelodyGenerationConfig, those infill takes)"),
                          infill=True)

@@ -1,7 +1,14 @@
 """Export: MIDI, audio and piano-roll rendering (`render`), notation (`notation`: MusicXML, ABC, the engraved
-SVG score) and the notebook display (`display`).
+SVG score), the chords in those files (`chords`: markers, chord track, chord symbols) and the notebook display
+(`display`).
 """
 
+from .chords import (
+    CHORD_PROGRAM,
+    ChordEvent,
+    voicing,
+    with_chords,
+)
 from .display import (
     melody_html,
 )
@@ -24,6 +31,7 @@ from .render import (
     check_formats,
     find_soundfont,
     midi_bytes,
+    piano_roll_figure,
     piano_roll_png,
     render_audio,
     save_audio,
@@ -35,10 +43,12 @@ from .render import (
 
 __all__ = [
     "AUDIO_FORMATS",
+    "CHORD_PROGRAM",
     "DEFAULT_TEMPO_QPM",
     "FORMATS",
     "SOUNDFONT_CANDIDATES",
     "SOUNDFONT_ENV",
+    "ChordEvent",
     "abc_text",
     "audio_bytes",
     "check_formats",
@@ -46,6 +56,7 @@ __all__ = [
     "melody_html",
     "midi_bytes",
     "musicxml_bytes",
+    "piano_roll_figure",
     "piano_roll_png",
     "render_audio",
     "save_abc",
@@ -57,5 +68,7 @@ __all__ = [
     "save_wav",
     "svg_text",
     "to_music21",
+    "voicing",
+    "with_chords",
     "with_metadata",
 ]

@@ -3,10 +3,15 @@ piano-roll PNG.
 
 All writes are atomic. Notation (MusicXML, ABC, the engraved SVG) lives in `hf_melody.export.notation`.
 
+With `chords=` (events of `hf_melody.harmony.chord_events`) the MIDI names each chord in a marker, `chord_track=True`
+adds the block chords as a second track (heard in the audio too), the piano roll writes the chords over the bars,
+and a late first note is a late entry over the first chord, not a pickup (`hf_melody.export.chords`).
+
 Examples:
     >>> from hf_melody.export.render import save_midi, save_audio, save_piano_roll
     >>> save_midi(score, "melody.mid", key="D minor", title="My tune")    # doctest: +SKIP
     >>> save_audio(score, "melody.flac")                                  # doctest: +SKIP
+    >>> save_midi(score, "chords.mid", chords=chord_events(score, "C G Am F"), chord_track=True)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from ..errors import ConfigError, MissingDependencyError, SoundfontNotFoundError
 from ..music import MODES, bar_start_ticks, estimate_key, key_signature, note_name, program_number
 from ..utils import atomic_write_bytes
+from .chords import ChordEvent, with_chords
 
 logger = logging.getLogger(__name__)
 
@@ -191,15 +197,22 @@ def _start_at_pickup(score, lead_in: int, pickup: int):
 
 
 def midi_bytes(score, key: str | None = None, title: str | None = None, tempo_qpm: float | None = None,
-               program: int | str | None = None, composer: str | None = None) -> bytes:
+               program: int | str | None = None, composer: str | None = None,
+               chords: Sequence[ChordEvent] | None = None, chord_track: bool = False) -> bytes:
     """The Standard MIDI File of `score` with the meta events of `with_metadata`, and `composer` as a text event
     ("Composer: ...", FF 01) at the start of the first track, where DAWs and MIDI tools list a file's texts.
+
+    `chords` (`hf_melody.harmony.chord_events`): a marker (FF 06) with the symbol at each chord change, and with
+    `chord_track` a second track "Chords" of block chords (`hf_melody.export.chords.with_chords`); the melody keeps
+    a full first bar (no pickup).
 
     Examples:
         >>> midi_bytes(score, key="D minor", program="flute", composer="hf_melody folk-base")[:4]  # doctest: +SKIP
         b'MThd'
+        >>> midi_bytes(score, chords=chord_events(score, "Dm7 G7 Cmaj7"), chord_track=True)   # doctest: +SKIP
     """
-    data = with_metadata(score, key, title, tempo_qpm, program=program).dumps_midi()
+    out = with_metadata(score, key, title, tempo_qpm, program=program, pickup=not chords)
+    data = (with_chords(out, chords, chord_track) if chords else out).dumps_midi()
     if not composer:
         return data
     text = f"Composer: {composer}".encode()[:127]  # one-byte length (a variable-length quantity below 128)
@@ -209,21 +222,29 @@ def midi_bytes(score, key: str | None = None, title: str | None = None, tempo_qp
 
 
 def save_midi(score, path: str | os.PathLike, key: str | None = None, title: str | None = None,
-              tempo_qpm: float | None = None, program: int | str | None = None, composer: str | None = None) -> Path:
+              tempo_qpm: float | None = None, program: int | str | None = None, composer: str | None = None,
+              chords: Sequence[ChordEvent] | None = None, chord_track: bool = False) -> Path:
     """Write a `symusic.Score` as a Standard MIDI File with key/time signature, tempo, track name, instrument and
-    composer (see `midi_bytes`).
+    composer, and the chord markers and chord track (see `midi_bytes`).
 
     Examples:
         >>> save_midi(melody.score, "out/tune.mid", key="D minor", title="My tune", program="violin")  # doctest: +SKIP
     """
-    return atomic_write_bytes(path, midi_bytes(score, key, title, tempo_qpm, program, composer))
+    return atomic_write_bytes(path, midi_bytes(score, key, title, tempo_qpm, program, composer, chords, chord_track))
 
 
 def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate: int = 22050,
-                 tempo_qpm: float | None = None, program: int | str | None = None):
+                 tempo_qpm: float | None = None, program: int | str | None = None,
+                 chords: Sequence[ChordEvent] | None = None, chord_track: bool = False):
     """Synthesize a score to a float32 array of shape (2, samples) with symusic's SoundFont synthesizer, from its
     first note (a pickup is not preceded by silence; see `with_metadata`) at `tempo_qpm` (default: the score's),
-    played by General MIDI `program` (default: the score's, piano)."""
+    played by General MIDI `program` (default: the score's, piano). With `chords` and `chord_track` the block chords
+    sound under it (`hf_melody.export.chords.with_chords`: strings, softer, C2-B3), from time 0.
+
+    Examples:
+        >>> render_audio(score, chords=chord_events(score, "C G Am F"), chord_track=True).shape  # doctest: +SKIP
+        (2, 176400)
+    """
     from symusic import Synthesizer
 
     sf = find_soundfont(soundfont)
@@ -232,11 +253,13 @@ def render_audio(score, soundfont: str | os.PathLike | None = None, sample_rate:
     except Exception as e:  # symusic raises RuntimeError with the C++ message for a damaged file
         raise SoundfontNotFoundError(f"{sf}: the synthesizer cannot load it ({str(e).strip()[:120]}); give another "
                                      ".sf2/.sf3 file") from e
-    return synth.render(with_metadata(score, tempo_qpm=tempo_qpm, program=program), stereo=True)
+    out = with_metadata(score, tempo_qpm=tempo_qpm, program=program, pickup=not chords)
+    return synth.render(with_chords(out, chords, chord_track) if chords else out, stereo=True)
 
 
 def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = None,
-                sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None) -> bytes:
+                sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None,
+                chords: Sequence[ChordEvent] | None = None, chord_track: bool = False) -> bytes:
     """The score rendered to an audio file's bytes: "wav" (16-bit PCM), "flac", "ogg" (Vorbis) or "mp3".
 
     WAV is written by symusic; FLAC, OGG and MP3 by soundfile (libsndfile), the `audio` extra.
@@ -245,7 +268,7 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"unknown audio format {fmt!r}; choose one of {', '.join(AUDIO_FORMATS)}")
-    audio = render_audio(score, soundfont, sample_rate, tempo_qpm, program)
+    audio = render_audio(score, soundfont, sample_rate, tempo_qpm, program, chords, chord_track)
     if fmt == "wav":
         import tempfile
 
@@ -268,7 +291,8 @@ def audio_bytes(score, fmt: str = "wav", soundfont: str | os.PathLike | None = N
 
 
 def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-               sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None) -> Path:
+               sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None,
+               chords: Sequence[ChordEvent] | None = None, chord_track: bool = False) -> Path:
     """Render a score to an audio file whose format follows the extension: .wav, .flac, .ogg or .mp3.
 
     Examples:
@@ -277,38 +301,59 @@ def save_audio(score, path: str | os.PathLike, soundfont: str | os.PathLike | No
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in AUDIO_FORMATS:
         raise ConfigError(f"{path}: unknown audio extension; use one of {', '.join('.' + f for f in AUDIO_FORMATS)}")
-    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate, tempo_qpm, program))
+    return atomic_write_bytes(path, audio_bytes(score, fmt, soundfont, sample_rate, tempo_qpm, program, chords,
+                                                chord_track))
 
 
 def save_wav(score, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-             sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None) -> Path:
+             sample_rate: int = 22050, tempo_qpm: float | None = None, program: int | str | None = None,
+             chords: Sequence[ChordEvent] | None = None, chord_track: bool = False) -> Path:
     """Render a score to a 16-bit stereo WAV file (see `find_soundfont` for where the soundfont comes from)."""
-    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate, tempo_qpm, program))
+    return atomic_write_bytes(path, audio_bytes(score, "wav", soundfont, sample_rate, tempo_qpm, program, chords,
+                                                chord_track))
 
 
 def save_piano_roll(score, path: str | os.PathLike, title: str = "", settings: dict[str, Any] | None = None,
-                    prompt_notes: int = 0, dpi: int = 120) -> Path:
-    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey.
+                    prompt_notes: int = 0, dpi: int = 120, chords: Sequence[ChordEvent] | None = None) -> Path:
+    """Draw the melody as a piano roll: time in bars on x, pitch names on y, bar lines, the prompt in grey, and
+    with `chords` (`hf_melody.harmony.chord_events`) each chord's symbol at the top of the roll where it starts.
 
     Examples:
         >>> save_piano_roll(melody.score, "out/tune.png", title="seed 0", prompt_notes=8)   # doctest: +SKIP
     """
-    return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi))
+    return atomic_write_bytes(path, piano_roll_png(score, title, settings, prompt_notes, dpi, chords))
 
 
 def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = None, prompt_notes: int = 0,
-                   dpi: int = 120) -> bytes:
-    """The piano roll of `save_piano_roll` as PNG bytes."""
+                   dpi: int = 120, chords: Sequence[ChordEvent] | None = None) -> bytes:
+    """The piano roll of `save_piano_roll` as PNG bytes (the figure of `piano_roll_figure`)."""
     import io
 
+    import matplotlib.pyplot as plt
+
+    fig = piano_roll_figure(score, title, settings, prompt_notes, dpi, chords)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def piano_roll_figure(score, title: str = "", settings: dict[str, Any] | None = None, prompt_notes: int = 0,
+                      dpi: int = 120, chords: Sequence[ChordEvent] | None = None):
+    """The piano roll of `save_piano_roll` as a matplotlib Figure (the chord symbols: its texts with gid "chord").
+
+    Examples:
+        >>> [t.get_text() for t in piano_roll_figure(score, chords=events).axes[0].texts]   # doctest: +SKIP
+        ['C', 'G', 'Am', 'F']
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    score = with_metadata(score)  # bars as the files count them: a pickup is bar 0, before bar 1
-    _, pickup = pickup_ticks(score)
+    score = with_metadata(score, pickup=not chords)  # bars as the files count them: a pickup is bar 0, before bar 1
+    _, pickup = pickup_ticks(score) if not chords else (0, 0)  # with chords: a late entry in a full bar 1
     notes = [n for t in score.tracks for n in t.notes]
     bars = bar_start_ticks(score)
     # bar number as a function of tick (piecewise linear between bar lines); a pickup spans its share of a bar
@@ -339,7 +384,10 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
         ax.axvline(b, color="#444444", linewidth=0.8 if b % 4 else 1.4, zorder=1)
     full = len(positions) - 1 - (1 if positions[0] < 0 else 0)  # whole bars, the pickup not counted
     ax.set_xlim(min(0.0, positions[0]), max(1, positions[-1]))
-    ax.set_ylim(lo - 0.5, hi + 0.5)
+    ax.set_ylim(lo - 0.5, hi + (2.5 if chords else 0.5))
+    for event in chords or ():  # the chord symbols along the top, each where it starts
+        ax.text(to_bar(event.time) + 0.03, hi + 1.2, event.symbol, fontsize=8, ha="left", va="center",
+                color="#1f4e79", fontweight="bold", zorder=3, gid="chord")
     ticks = [p for p in range(lo, hi + 1) if p % 12 in MODES["major"]]
     ax.set_yticks(ticks, [note_name(p) for p in ticks], fontsize=7)
     starts = [b for b in positions if b >= 0]
@@ -353,10 +401,7 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
         sub += " | " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
     ax.set_title(f"{head}\n{sub}", fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
 
 
 def check_formats(formats: Sequence[str]) -> list[str]:

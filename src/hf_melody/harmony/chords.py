@@ -19,12 +19,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..music import MODES
 
-__all__ = ["QUALITIES", "Chord", "ChordSpan", "Progression", "check_chord_options", "parse_chord", "parse_progression",
-           "parse_time_signature", "strong_beats"]
+if TYPE_CHECKING:
+    from ..export.chords import ChordEvent
+
+__all__ = ["QUALITIES", "Chord", "ChordSpan", "Progression", "check_chord_options", "chord_events", "parse_chord",
+           "parse_progression", "parse_time_signature", "strong_beats"]
 
 QUALITIES: dict[str, tuple[tuple[int, ...], str]] = {
     "": ((0, 4, 7), "major"),
@@ -256,3 +260,50 @@ def check_chord_options(chords, strictness, chromatic_passing: bool = False, tim
     if chromatic_passing:
         raise ConfigError("chromatic_passing loosens hard chords, and a soft chord_strictness forbids no note; drop "
                           "one of them")
+
+
+def chord_events(score, chords: str, first_bar: int = 0) -> list[ChordEvent]:
+    """The chords of progression `chords` placed over `score` (a `symusic.Score` on the model's grid: bar 0 starts
+    at tick 0) as `hf_melody.export.chords.ChordEvent`s, for the files (`midi_bytes(..., chords=events)`, the
+    MusicXML, ABC, audio and piano roll). The progression is laid out in each bar's meter and repeats; bar
+    `first_bar` (0-based) gets its first chord, the bars before it none (a continued prompt's bars); a chord
+    lasting over bar lines is one event within one pass of the progression. The events cover the bars holding
+    the score's notes.
+
+    Examples:
+        >>> [(e.time, e.duration, e.symbol) for e in chord_events(score, "C:2 G:2 | Am")]  # 4/4  # doctest: +SKIP
+        [(0, 960, 'C'), (960, 960, 'G'), (1920, 1920, 'Am')]
+    """
+    from ..export.chords import ChordEvent
+    from ..music import bar_start_ticks
+
+    tpq = score.ticks_per_quarter
+    end = max((n.time + n.duration for t in score.tracks for n in t.notes), default=0)
+    starts = bar_start_ticks(score)
+    tss = sorted((int(t.time), int(t.numerator), int(t.denominator)) for t in score.time_signatures)
+    layouts: dict[tuple[int, int], Progression] = {}
+    events: list[list] = []  # [time, end, chord, (pass, span)]
+    for bar, (lo, hi) in enumerate(zip(starts, starts[1:], strict=False)):
+        if lo >= end:
+            break
+        if bar < first_bar:
+            continue
+        ts = next(((n, d) for t, n, d in reversed(tss) if t <= lo), (4, 4))
+        if ts not in layouts:
+            try:
+                layouts[ts] = parse_progression(chords, ts)
+            except ConfigError:  # a '|' inside a bar of this meter counts as a space
+                layouts[ts] = parse_progression(chords.replace("|", " "), ts)
+        prog, beat = layouts[ts], tpq * 4 / ts[1]
+        n, where = divmod(bar - first_bar, prog.num_bars)
+        b0 = where * prog.bar_beats
+        for i, span in enumerate(prog.spans):
+            s, e = max(span.start, b0), min(span.start + span.beats, b0 + prog.bar_beats)
+            if s >= e:
+                continue
+            t0, t1 = lo + round((s - b0) * beat), min(hi, lo + round((e - b0) * beat))
+            if events and events[-1][3] == (n, i) and events[-1][1] == t0:
+                events[-1][1] = t1
+            else:
+                events.append([t0, t1, span.chord, (n, i)])
+    return [ChordEvent(t0, t1 - t0, chord) for t0, t1, chord, _ in events]

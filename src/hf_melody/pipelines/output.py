@@ -3,6 +3,12 @@
 Examples:
     >>> melody = pipe(seed=0, key="D minor", num_bars=8)[0]                              # doctest: +SKIP
     >>> melody.save("out/tune", ("mid", "wav", "musicxml", "abc", "png"))                 # doctest: +SKIP
+    >>> pipe(seed=0, chords="C G Am F")[0].save("out/song", ("mid", "wav"), chord_track=True)  # doctest: +SKIP
+
+A melody generated over `chords` carries them into every file: markers in the MIDI (and, with `chord_track=True`,
+a second track of block chords, heard in the audio too), `<harmony>` in the MusicXML and the SVG, `"Am"` in the ABC,
+the symbols along the piano roll's top. Its first bar is then a full bar under the first chord, also when the first
+note comes late (a late entry, not a pickup; `hf_melody.export.chords`).
     >>> melody          # in Jupyter: an audio player and the piano roll                  # doctest: +SKIP
 """
 
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import HFMelodyError
+from ..errors import ConfigError, HFMelodyError
 from ..export.display import melody_html
 from ..export.notation import save_abc, save_musicxml, save_svg
 from ..export.render import (
@@ -28,6 +34,7 @@ from ..export.render import (
 )
 from ..generation.configuration import SHOWN_SETTINGS
 from ..generation.infill import clip_to_bars
+from ..harmony.chords import chord_events
 from ..music import MAJOR_BY_SHARPS, MINOR_BY_SHARPS, program_number
 
 
@@ -110,6 +117,39 @@ class GeneratedMelody:
                f"{'minor' if sigs[0].tonality else 'major'}"
 
     @property
+    def chords(self) -> str | None:
+        """The progression the melody was generated over (`chords=`, `--chords`), e.g. "C G Am F"; None without."""
+        chords = self.settings.get("chords")
+        return chords if isinstance(chords, str) and chords.strip() else None
+
+    @property
+    def chord_events(self) -> list | None:
+        """The chords placed in the score's ticks (`hf_melody.harmony.chord_events`), as the files write them: from
+        bar 0 (the first chord there, as the generation had it), or after a continued prompt from the first bar the
+        generation wrote in (the prompt's unfinished last bar, else the bar after it); None without chords.
+
+        Examples:
+            >>> [(e.time, e.symbol) for e in pipe(seed=0, chords="C G")[0].chord_events]  # doctest: +SKIP
+            [(0, 'C'), (1920, 'G')]
+        """
+        if self.chords is None:
+            return None
+        first_bar = 0
+        if self.num_prompt_notes and self.settings.get("task") != "infill":  # infill: bar b has chord b
+            from ..music import bar_start_ticks
+
+            notes = sorted((n.time, n.time + n.duration) for t in self.score.tracks[:1] for n in t.notes)
+            end = max(stop for _, stop in notes[:self.num_prompt_notes])
+            first_bar = sum(1 for start in bar_start_ticks(self.score)[1:] if start <= end)
+        return chord_events(self.score, self.chords, first_bar=first_bar)
+
+    def _chords(self, chord_track: bool) -> list | None:
+        if chord_track and self.chords is None:
+            raise ConfigError("chord_track=True needs a melody generated over chords; add chords='C G Am F' to the "
+                              "call (or --chords)")
+        return self.chord_events
+
+    @property
     def program(self) -> int | None:
         """The General MIDI instrument asked for (`program=`, `--program`); None: the score's (piano)."""
         program = self.settings.get("program")
@@ -147,37 +187,48 @@ class GeneratedMelody:
                 "num_prompt_notes": self.num_prompt_notes, "prompt_length": self.prompt_length,
                 "settings": json.dumps(self.settings, default=str)}
 
-    def to_midi_bytes(self, tempo_qpm: float | None = None) -> bytes:
+    def to_midi_bytes(self, tempo_qpm: float | None = None, chord_track: bool = False) -> bytes:
         """The Standard MIDI File (key/time signature, tempo, track name, instrument and composer included, a pickup
-        at time 0) as bytes."""
-        return midi_bytes(self.score, key=self.key, title=self.title, tempo_qpm=tempo_qpm, composer=self.composer)
+        at time 0; the chords as markers, and as a second track with `chord_track`) as bytes."""
+        return midi_bytes(self.score, key=self.key, title=self.title, tempo_qpm=tempo_qpm, composer=self.composer,
+                          chords=self._chords(chord_track), chord_track=chord_track)
 
-    def save_midi(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
+    def save_midi(self, path: str | os.PathLike, tempo_qpm: float | None = None, chord_track: bool = False) -> Path:
         """Write a Standard MIDI File with key signature (the asked key, else the one heard in the notes), time
         signature, tempo, title as track name, instrument and composer; a pickup starts at time 0 under a short first
-        time signature (`hf_melody.export.render.with_metadata`)."""
+        time signature (`hf_melody.export.render.with_metadata`). Over chords: a marker at each chord change, and
+        with `chord_track` a second track "Chords" of block chords.
+
+        Examples:
+            >>> melody.save_midi("out/song.mid", chord_track=True)                           # doctest: +SKIP
+        """
         return save_midi(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
-                         composer=self.composer)
+                         composer=self.composer, chords=self._chords(chord_track), chord_track=chord_track)
 
     def save_wav(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                 sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
-        """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT)."""
-        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate, tempo_qpm=tempo_qpm)
+                 sample_rate: int = 22050, tempo_qpm: float | None = None, chord_track: bool = False) -> Path:
+        """Render to a WAV file with a General MIDI soundfont (system one, `soundfont=`, or $HF_MELODY_SOUNDFONT);
+        with `chord_track` the block chords play under the melody."""
+        return save_wav(self.score, path, soundfont=soundfont, sample_rate=sample_rate, tempo_qpm=tempo_qpm,
+                        chords=self._chords(chord_track), chord_track=chord_track)
 
     def save_audio(self, path: str | os.PathLike, soundfont: str | os.PathLike | None = None,
-                   sample_rate: int = 22050, tempo_qpm: float | None = None) -> Path:
-        """Render to .wav, .flac, .ogg or .mp3 (by extension; all but WAV need the `audio` extra)."""
-        return save_audio(self.score, path, soundfont=soundfont, sample_rate=sample_rate, tempo_qpm=tempo_qpm)
+                   sample_rate: int = 22050, tempo_qpm: float | None = None, chord_track: bool = False) -> Path:
+        """Render to .wav, .flac, .ogg or .mp3 (by extension; all but WAV need the `audio` extra); with
+        `chord_track` the block chords play under the melody."""
+        return save_audio(self.score, path, soundfont=soundfont, sample_rate=sample_rate, tempo_qpm=tempo_qpm,
+                          chords=self._chords(chord_track), chord_track=chord_track)
 
     def save_musicxml(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
-        """Write sheet music as MusicXML (MuseScore, Finale, Sibelius...; needs the `corpus` extra: music21)."""
+        """Write sheet music as MusicXML (MuseScore, Finale, Sibelius...; needs the `corpus` extra: music21), the
+        chords as `<harmony>` symbols."""
         return save_musicxml(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
-                             composer=self.composer, program=self.program)
+                             composer=self.composer, program=self.program, chords=self.chord_events)
 
     def save_abc(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
-        """Write the melody as an ABC tune (needs the `corpus` extra: music21)."""
+        """Write the melody as an ABC tune (needs the `corpus` extra: music21), the chords as `"Am"`."""
         return save_abc(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
-                        composer=self.composer)
+                        composer=self.composer, chords=self.chord_events)
 
     def save_svg(self, path: str | os.PathLike, tempo_qpm: float | None = None) -> Path:
         """Write the engraved score as SVG (verovio from the MusicXML; the `score` extra).
@@ -186,27 +237,32 @@ class GeneratedMelody:
             >>> melody.save_svg("out/tune.svg")                                               # doctest: +SKIP
         """
         return save_svg(self.score, path, key=self.key, title=self.title, tempo_qpm=tempo_qpm,
-                        composer=self.composer, program=self.program)
+                        composer=self.composer, program=self.program, chords=self.chord_events)
 
     def save(self, stem: str | os.PathLike, formats: tuple[str, ...] = ("mid", "wav", "png"),
-             soundfont: str | os.PathLike | None = None, tempo_qpm: float | None = None) -> list[Path]:
+             soundfont: str | os.PathLike | None = None, tempo_qpm: float | None = None,
+             chord_track: bool = False) -> list[Path]:
         """Write `stem.<ext>` for each format of `hf_melody.export.render.FORMATS` (mid, wav, flac, ogg, mp3, png,
-        musicxml, abc, svg), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120).
+        musicxml, abc, svg), at `tempo_qpm` (default: the generation's `tempo_qpm`, else 120). Over chords every
+        file names them; `chord_track=True` adds the block chords to the MIDI and the audio (`ConfigError` for a
+        melody without chords).
 
         Examples:
             >>> melody.save("out/tune", ("mid", "musicxml", "flac"), tempo_qpm=96)           # doctest: +SKIP
+            >>> melody.save("out/song", ("mid", "wav", "musicxml"), chord_track=True)        # doctest: +SKIP
         """
         stem = Path(stem)
+        formats = check_formats(formats)
+        self._chords(chord_track)  # before any file is written
         written = []
-        for fmt in check_formats(formats):
+        for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
             if fmt == "mid":
-                written.append(self.save_midi(path, tempo_qpm=tempo_qpm))
+                written.append(self.save_midi(path, tempo_qpm=tempo_qpm, chord_track=chord_track))
             elif fmt in AUDIO_FORMATS:
-                written.append(self.save_audio(path, soundfont=soundfont, tempo_qpm=tempo_qpm))
+                written.append(self.save_audio(path, soundfont=soundfont, tempo_qpm=tempo_qpm, chord_track=chord_track))
             elif fmt == "png":
-                written.append(save_piano_roll(self.score, path, title=self.title, settings=self._shown_settings(),
-                                               prompt_notes=self.num_prompt_notes))
+                written.append(self.save_piano_roll(path, title=self.title))
             elif fmt == "musicxml":
                 written.append(self.save_musicxml(path, tempo_qpm=tempo_qpm))
             elif fmt == "svg":
@@ -220,9 +276,9 @@ class GeneratedMelody:
         return {k: v for k, v in self.settings.items() if k in SHOWN_SETTINGS and v is not None}
 
     def save_piano_roll(self, path: str | os.PathLike, title: str = "") -> Path:
-        """Draw a piano-roll PNG (prompt notes in grey)."""
+        """Draw a piano-roll PNG (prompt notes in grey, the chord symbols along the top)."""
         return save_piano_roll(self.score, path, title=title, settings=self._shown_settings(),
-                               prompt_notes=self.num_prompt_notes)
+                               prompt_notes=self.num_prompt_notes, chords=self.chord_events)
 
     def _repr_html_(self) -> str:
         """Jupyter display: an audio player (WAV, when a soundfont is found) above the piano roll."""
