@@ -483,3 +483,22 @@ def test_verovio_engraves_the_chord_symbols(pipe):
     shown = [re.sub(r"<[^>]+>|\s", "", g) for g in re.findall(r'class="harm">(.*?)</g>', svg, re.S)]
     assert shown == ["Dm7", "G7", "Cmaj7", "C/E"]
     assert 'class="harm"' not in svg_text(m.score)
+
+
+@pytest.mark.parametrize("chords, key", [("C G Am F", "C major"), ("Am Dm E7 Am", "A minor"),
+                                         ("D A Bm G", "D major"), ("Bb F Gm Eb", "Bb major")])
+def test_files_over_chords_are_written_in_the_key_of_the_harmony(pipe, chords, key, tmp_path):
+    """With no key asked the files carry the key heard in the melody *and* its chords (the notes alone may sit in
+    another key sharing the scale), in every format."""
+    from music21 import converter
+    from music21 import key as m21key
+    from symusic import Score
+
+    for seed in range(3):
+        m = pipe(seed=seed, chords=chords, chord_strictness="hard")[0]
+        assert m.written_key == key, (seed, m.written_key)
+    want = m21key.Key(*key.split()).sharps
+    for path in (m.save_abc(tmp_path / "t.abc"), m.save_musicxml(tmp_path / "t.musicxml")):
+        sig = converter.parse(str(path)).recurse().getElementsByClass("KeySignature").first()
+        assert sig.sharps == want, path
+    assert [k.key for k in Score(str(m.save_midi(tmp_path / "t.mid"))).key_signatures] == [want]

@@ -381,7 +381,7 @@ def _add_generate(sub) -> None:
                    help="folder for the files (default: out; --out is the older spelling)")
     g.add_argument("--prompt", default=None, help="a MIDI file whose melody is continued")
     g.add_argument("--formats", default="mid,wav,png",
-                   help="comma-separated subset of mid, wav, flac, ogg, mp3, png, musicxml, abc (default: mid,wav,png)")
+                   help="comma-separated subset of " + ", ".join(FORMATS) + " (default: mid,wav,png)")
     g.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the WAV (default: a system one)")
     g.add_argument("--chord-track", action="store_true",
                    help="with --chords: add the block chords as a second MIDI track, heard in the audio too (the "

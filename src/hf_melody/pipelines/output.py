@@ -35,7 +35,7 @@ from ..export.render import (
 from ..generation.configuration import SHOWN_SETTINGS
 from ..generation.infill import clip_to_bars
 from ..harmony.chords import chord_events
-from ..music import MAJOR_BY_SHARPS, MINOR_BY_SHARPS, program_number
+from ..music import MAJOR_BY_SHARPS, MINOR_BY_SHARPS, estimate_key, program_number
 
 
 @dataclass
@@ -87,7 +87,11 @@ class GeneratedMelody:
         if clip_bars is not None:
             score = clip_to_bars(score, *clip_bars)
         melody = cls(score, ids, prompt_length, num_prompt_notes, dict(settings or {}))
-        melody.score = with_metadata(score, key=melody.key, title=melody.title, tempo_qpm=melody.tempo_qpm,
+        key = melody.key
+        if key is None and melody.chords is not None:  # over chords, the key is heard in the harmony too
+            key = estimate_key([*((e.time, e.duration, 60 + pc) for e in melody.chord_events
+                                  for pc in sorted(e.chord.pitch_classes)), *melody.notes])
+        melody.score = with_metadata(score, key=key, title=melody.title, tempo_qpm=melody.tempo_qpm,
                                      pickup=False, program=melody.program)  # the model's grid; files start at a pickup
         return melody
 
