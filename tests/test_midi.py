@@ -32,7 +32,7 @@ from conftest import (
 from hf_melody import MidiReadError, NoMelodyError, read_midi
 from hf_melody.data.corpora import iter_midi_folder
 from hf_melody.data.melody import Melody, SkipReport, skyline
-from hf_melody.errors import ImplausibleMelodyError
+from hf_melody.errors import ConfigError, ImplausibleMelodyError
 from hf_melody.music import PITCH_RANGE, TIME_SIGNATURE_RANGE, TPQ
 
 
@@ -288,6 +288,39 @@ def test_hundred_thousand_notes_are_read_whole(tmp_path):
     path = write_score(make_score([("Long", 0, False, tune_notes(pitches, dur=S))]), tmp_path / "long.mid")
     melody = read_midi(path)
     assert len(melody.notes) == 100_000 and melody.notes[-1] == [99_999 * S, S, pitches[-1]]
+
+
+def test_a_huge_sparse_file_is_refused_from_its_size_before_a_byte_is_read(tmp_path, monkeypatch):
+    """A 10 GiB sparse file (no disk used) is refused at once by its size; the limit is configurable, and a folder
+    skips such a file and reports it."""
+    import tracemalloc
+
+    from hf_melody.data.corpora import max_midi_bytes
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    huge = folder / "huge.mid"
+    with open(huge, "wb") as f:
+        f.write(b"MThd")
+        f.truncate(10 * 2**30)
+    (folder / "ok.mid").write_bytes(FIXTURES_FOR_IMPORTS.read_bytes())
+    tracemalloc.start()
+    with pytest.raises(MidiReadError, match=r"huge\.mid: 10,240\.0 MiB, over the 16 MiB limit.*HF_MELODY_MAX_MIDI_MB"):
+        read_midi(huge)
+    assert tracemalloc.get_traced_memory()[1] < 2**20  # nothing of the file was read
+    tracemalloc.stop()
+    report = SkipReport()
+    assert [m.id for m in iter_midi_folder(folder, report, progress=False)] == ["midi/ok.mid"]
+    assert report.skipped[0]["item"] == "huge.mid" and "MiB limit" in report.skipped[0]["reason"]
+    # the limit moves with the environment; bytes given directly are held to it too
+    data = FIXTURES_FOR_IMPORTS.read_bytes()
+    monkeypatch.setenv("HF_MELODY_MAX_MIDI_MB", str(len(data) / 2**20 / 2))
+    assert max_midi_bytes() == len(data) // 2
+    with pytest.raises(MidiReadError, match="MiB limit"):
+        read_midi(data)
+    monkeypatch.setenv("HF_MELODY_MAX_MIDI_MB", "lots")
+    with pytest.raises(ConfigError, match="HF_MELODY_MAX_MIDI_MB='lots'"):
+        read_midi(FIXTURES_FOR_IMPORTS)
 
 
 def test_real_world_midi_files_shipped_with_music21():

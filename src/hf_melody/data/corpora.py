@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorpusError, ImplausibleMelodyError, MidiReadError, NoMelodyError
+from ..errors import ConfigError, CorpusError, ImplausibleMelodyError, MidiReadError, NoMelodyError
 from ..music import PLACEMENT_RANGE, TPQ
 from .abc import ABC_SUFFIXES, abc_files, iter_abc_files
 from .hf_datasets import is_dataset, load_hub_dataset, looks_like_hub_id, melodies_from_dataset, open_dataset
@@ -29,6 +29,37 @@ from .music21_corpora import (
 logger = logging.getLogger(__name__)
 
 MIDI_SUFFIXES = (".mid", ".midi")
+MAX_MIDI_BYTES = 16 * 2**20
+"""The largest MIDI file `read_midi` reads (16 MiB: a whole symphony is under 1 MiB, a melody a few KiB). Checked
+from the file's size before a byte is read, so a huge or sparse file costs nothing; raise it with the
+`HF_MELODY_MAX_MIDI_MB` environment variable."""
+
+
+def max_midi_bytes() -> int:
+    """`MAX_MIDI_BYTES`, or `HF_MELODY_MAX_MIDI_MB` (in MiB) when it is set.
+
+    Examples:
+        >>> max_midi_bytes()
+        16777216
+    """
+    text = os.environ.get("HF_MELODY_MAX_MIDI_MB", "").strip()
+    if not text:
+        return MAX_MIDI_BYTES
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = -1.0
+    if not 0 < mb < 2**20:
+        raise ConfigError(f"HF_MELODY_MAX_MIDI_MB={text!r} must be a positive number of MiB (the largest MIDI file "
+                          f"read; default {MAX_MIDI_BYTES // 2**20})")
+    return int(mb * 2**20)
+
+
+def _check_size(size: int, shown: str) -> None:
+    limit = max_midi_bytes()
+    if size > limit:
+        raise MidiReadError(f"{shown}: {size / 2**20:,.1f} MiB, over the {limit / 2**20:g} MiB limit for a MIDI "
+                            "file; give the melody alone, or set HF_MELODY_MAX_MIDI_MB to raise the limit")
 
 # --------------------------------------------------------------------------------------------------------------
 # MIDI files
@@ -257,6 +288,7 @@ def read_midi(path: str | os.PathLike | bytes, melody_id: str | None = None, sou
     """
     if isinstance(path, bytes | bytearray) and (path.startswith(b"MThd") or not os.path.exists(path)):
         shown = melody_id or "MIDI bytes"
+        _check_size(len(path), shown)
         return _melody_from_midi_bytes(bytes(path), melody_id or "midi/bytes", source, shown)
     path = Path(os.fsdecode(path))
     shown = display_path(path)
@@ -274,7 +306,11 @@ def read_midi(path: str | os.PathLike | bytes, melody_id: str | None = None, sou
             raise MidiReadError(f"{shown}: not a regular file; give a .mid file")
         raise MidiReadError(f"{shown}: no such file; check the path")
     try:
-        data = path.read_bytes()
+        _check_size(path.stat().st_size, shown)  # before reading: a 10 GB sparse file is refused at once
+        with open(path, "rb") as f:
+            if f.read(4) != b"MThd":
+                raise MidiReadError(f"{shown}: not a MIDI file (no 'MThd' header); give a Standard MIDI File (.mid)")
+            data = b"MThd" + f.read()
     except OSError as e:
         raise MidiReadError(f"{shown}: cannot be read ({e.strerror}); check its permissions") from e
     return _melody_from_midi_bytes(data, melody_id or f"midi/{display_path(path.name)}", source, shown)
