@@ -311,6 +311,9 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     _, pickup = pickup_ticks(score)
     notes = [n for t in score.tracks for n in t.notes]
     bars = bar_start_ticks(score)
+    end = max((n.time + n.duration for n in notes), default=1)
+    while len(bars) > 2 and bars[-2] >= end:  # a melody ending on a bar line: no empty bar after it
+        bars.pop()
     # bar number as a function of tick (piecewise linear between bar lines); a pickup spans its share of a bar
     import numpy as np
 
