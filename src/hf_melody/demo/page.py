@@ -108,7 +108,7 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
                 temperature = gr.Slider(*TEMPERATURES, value=0.8, step=0.05, label="temperature")
                 with gr.Row():
                     seed = gr.Number(value=0, label="seed", step=1, info=f"a whole number, 0 to {MAX_SEED:,}",
-                                     scale=3)
+                                     elem_id="seed", scale=3)
                     new_seed = gr.Button("new seed", elem_id="new-seed", scale=1)
                 tempo = gr.Slider(*TEMPOS, value=120, step=1, label="tempo (quarter notes per minute)")
                 instrument = gr.Dropdown(list(INSTRUMENTS), value="piano", label="instrument")
@@ -117,7 +117,7 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
                                     info='one chord a bar, "C:2 G:2" for beats; it repeats')
                 strictness = gr.Radio(list(STRICTNESS), value="hard", label="chord strictness",
                                       info="hard: strong beats on chord tones; soft: chord tones preferred")
-                candidates = gr.Slider(1, slots, value=1, step=1, label="candidates to compare")
+                candidates = gr.Slider(1, slots, value=1, step=1, label="candidates to compare", elem_id="candidates")
                 prompt = gr.File(label=f"MIDI prompt to continue (optional, up to {limits.max_upload_bytes:,} bytes)",
                                  file_types=[".mid", ".midi"], type="filepath")
                 regenerate = gr.Textbox(label="regenerate bars of the prompt (optional)", placeholder="e.g. 5-6",

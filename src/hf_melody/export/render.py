@@ -352,8 +352,11 @@ def piano_roll_png(score, title: str = "", settings: dict[str, Any] | None = Non
     meters = sorted({f"{ts.numerator}/{ts.denominator}" for ts in signatures}) or ["4/4"]
     head = title or "hf_melody"
     sub = f"{len(notes)} notes, {'pickup + ' if pickup else ''}{full} bars, meter {', '.join(meters)}"
-    if settings:
-        sub += " | " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+    if settings:  # on lines of their own, wrapped to the figure: the count above stays readable
+        import textwrap
+
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+        sub += "\n" + "\n".join(textwrap.wrap(shown, int(width * 13))[:3])
     ax.set_title(f"{head}\n{sub}", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
