@@ -390,14 +390,22 @@ class MelodyDemo:
     def _infill(self, pipe, score, span, options: dict[str, Any]) -> list:
         """`pipe.infill` one candidate at a time (candidate i: seed + i), the deadline checked between them; one
         candidate is bounded by its token cap (the gap's bars)."""
+        from ..export.render import with_metadata
+
         count, seed = options.pop("num_return_sequences"), options.pop("seed")
         seed = fresh_seed(count) if seed is None else seed
+        # tempo and instrument change no note: set on the result (pipe.infill passes them on to generate_ids, which
+        # refuses them)
+        files = {"tempo_qpm": options.pop("tempo_qpm"), "program": options.pop("program")}
         stop = time.monotonic() + self.limits.max_seconds
         melodies = []
         for i in range(count):
             if melodies and time.monotonic() > stop:
                 raise self._too_long()
             [melody] = pipe.infill(score, bars=span, seed=seed + i, **options)
+            melody.settings.update(files)
+            melody.score = with_metadata(melody.score, tempo_qpm=melody.tempo_qpm, program=melody.program,
+                                         pickup=False)
             melodies.append(melody)
         if time.monotonic() > stop:
             raise self._too_long()
