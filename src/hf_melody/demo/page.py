@@ -72,8 +72,8 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
     default = DEFAULT_MODEL if DEFAULT_MODEL in app.models else app.models[0]
     slots = limits.max_candidates
 
-    def run(model, key=ANY, meter=ANY, bars=8, style=ANY, temperature=0.8, seed=None, prompt=None, regenerate="",
-            tempo=120, instrument="piano", chords="", chord_strictness="hard", candidates=1):
+    def run(model, key=ANY, meter=ANY, bars=8, style=ANY, temperature=0.8, seed=None, prompt=None, regenerate=None,
+            tempo=120, instrument="piano", chords=None, chord_strictness="hard", candidates=1):
         try:
             out = app.generate(model, key, meter, bars, style, temperature, seed, prompt, regenerate, tempo,
                                instrument, chords, chord_strictness, candidates)
@@ -138,7 +138,8 @@ def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None
                                     elem_id=f"downloads-{i}", visible=i == 1),
                         ]
         inputs = [key, meter, bars, style, temperature, seed, tempo, instrument, chords, strictness, candidates]
-        gr.Examples(EXAMPLES, inputs, label="examples (they fill the settings; press Generate)")
+        gr.Examples(EXAMPLES, inputs, label="examples (they fill the settings; press Generate)",
+                    elem_id="examples")
         new_seed.click(lambda: fresh_seed(slots), None, seed, queue=False, api_name="new_seed")
         button.click(run, [model, key, meter, bars, style, temperature, seed, prompt, regenerate, tempo, instrument,
                            chords, strictness, candidates], [summary, *shown], api_name="generate")

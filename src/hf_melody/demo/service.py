@@ -33,6 +33,7 @@ from ..errors import ConfigError, HFMelodyError, MidiReadError, MissingDependenc
 from ..generation.configuration import fresh_seed
 from ..generation.infill import parse_bars
 from ..generation.streamers import NoteStreamer
+from ..music import GM_PROGRAMS
 from ..pipelines.melody_generation import MelodyPipeline
 
 logger = logging.getLogger(__name__)
@@ -100,16 +101,13 @@ class DemoLimits:
 
 @dataclass
 class Candidate:
-    """One melody of a request, as the page shows it: its audio, engraved score, piano roll and downloads."""
+    """One melody of a request, as the page shows it: its WAV (None without a soundfont), engraved score as SVG
+    (None without verovio), piano-roll PNG, downloads (MIDI, MusicXML, ABC, WAV: those written) and summary line."""
 
     audio: str | None
-    """The WAV file (None without a soundfont)."""
     score: str | None
-    """The engraved score as SVG (None without verovio)."""
     roll: str
-    """The piano roll PNG."""
     files: list[str]
-    """The downloads: MIDI, MusicXML, ABC, WAV (those that could be written)."""
     summary: str
 
 
@@ -135,10 +133,6 @@ class _Deadline(NoteStreamer):
 
     def end(self) -> None:
         pass
-
-    @property
-    def timed_out(self) -> bool:
-        return self.cancelled.is_set() or time.monotonic() > self.deadline
 
 
 def _model_name(source: str) -> str:
@@ -433,7 +427,7 @@ class MelodyDemo:
                 notes.append(f"no score: {visitor_message(e)}")
             text = (f"**{i}. {melody.title}**: {melody.num_notes} notes ({what}), key {melody.key or 'free'}, "
                     f"seed {melody.settings['melody_seed']}, {melody.tempo_qpm:g} qpm, "
-                    f"{_instrument(melody.program)}"
+                    f"{GM_PROGRAMS[melody.program or 0]}"
                     + (f", chords {chords}" if chords else "") + "".join(f"; {n}" for n in notes))
             files = [paths[f] for f in ("mid", "musicxml", "abc", "wav") if paths.get(f)]
             out.candidates.append(Candidate(paths.get("wav"), paths.get("svg"), paths["png"], files, text))
@@ -448,12 +442,6 @@ class MelodyDemo:
             number = folder.name[3:]
             if number.isdigit() and int(number) <= newest - self.limits.keep_runs:
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def _instrument(program: int | None) -> str:
-    from ..music import GM_PROGRAMS
-
-    return GM_PROGRAMS[program or 0]
 
 
 def _has_music21() -> bool:
