@@ -176,7 +176,7 @@ def test_demo_in_a_real_browser(tiny_bundle, tmp_path):
             wait.until(lambda d, i=i: d.find_elements(By.CSS_SELECTOR, f"#downloads-{i} a[download]"))
             wait.until(lambda d, i=i: d.find_elements(By.CSS_SELECTOR, f'#audio-{i} a[download$=".wav"]'))
             wait.until(lambda d, i=i: d.find_elements(By.CSS_SELECTOR, f"#score-{i} img"))
-        assert not driver.find_element(By.CSS_SELECTOR, "#audio-3").is_displayed()
+        assert not [e for e in driver.find_elements(By.CSS_SELECTOR, "#audio-3, #score-3") if e.is_displayed()]
         summary = driver.find_element(By.CSS_SELECTOR, "#summary").text
         assert "notes" in summary and "key D minor" in summary and "violin" in summary and "96 qpm" in summary
         assert driver.find_elements(By.CSS_SELECTOR, "#audio-1 audio")  # the player
@@ -368,7 +368,8 @@ def test_server_outputs_stay_bounded_over_20_requests(bounded_server):
         assert error is None, error
         most = max(most, len(list(out_dir.glob("run*"))))
     assert most <= 4, most  # --keep-runs 4
-    assert len(list(out_dir.rglob("*"))) <= 4 * 5  # 4 folders of at most 4 files
+    assert len(list(out_dir.rglob("*"))) <= 4 * (1 + 6)  # 4 folders of at most 6 files (mid, wav, png, musicxml,
+    # abc, svg) for the one candidate asked
     # Gradio's own copies go by age through its delete_cache scheduler (--keep-seconds 2), whose timing Gradio does
     # not guarantee (cleaned within 45 s in most runs here, twice not): not asserted; the demo's own folder above is
     # bounded by the demo itself, deterministically
