@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,31 +26,96 @@ NO_NETWORK = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0
               "NO_PROXY": "127.0.0.1,localhost", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 
 
-def test_demo_generates_audio_piano_roll_and_downloads(tiny_bundle, fixtures_dir, tmp_path):
+def test_demo_generates_candidates_with_audio_score_piano_roll_and_downloads(tiny_bundle, fixtures_dir, tmp_path):
     pytest.importorskip("gradio")
     from hf_melody.demo import MelodyDemo
 
     demo = MelodyDemo(models=[str(tiny_bundle)], out_dir=tmp_path)
-    audio, png, files, summary = demo.generate(str(tiny_bundle), "G major", "3/4", 4, "german-folk", 0.9, 7)
-    assert Path(audio).read_bytes()[:4] == b"RIFF" and Path(png).read_bytes()[:4] == b"\x89PNG"
-    suffixes = sorted(Path(f).suffix for f in files)
-    assert suffixes[0] == ".mid" and (len(suffixes) == 1 or suffixes[1] == ".musicxml")
-    assert "seed 7" in summary and "G major" in summary
+    out = demo.generate(str(tiny_bundle), "G major", "3/4", 4, "german-folk", 0.9, 7, tempo=96, instrument="flute",
+                        candidates=2)
+    assert len(out.candidates) == 2
+    first = out.candidates[0]
+    assert Path(first.audio).read_bytes()[:4] == b"RIFF" and Path(first.roll).read_bytes()[:4] == b"\x89PNG"
+    suffixes = sorted(Path(f).suffix for f in first.files)
+    assert suffixes[0] == ".abc" or suffixes == [".mid", ".wav"]
+    assert {".mid", ".wav"} <= set(suffixes)
+    if first.score:  # verovio: the engraved notes
+        assert Path(first.score).read_text().startswith("<svg") and 'class="note"' in Path(first.score).read_text()
+    assert "seed 7" in out.summary and "seed 8" in out.summary and "G major" in out.summary
+    assert "96 qpm" in out.summary and "flute" in out.summary
+    from symusic import Score
+
+    from hf_melody import read_midi
+
+    midi = Score(next(f for f in first.files if f.endswith(".mid")))
+    assert round(midi.tempos[0].qpm) == 96 and midi.tracks[0].program == 73
     # a MIDI prompt is continued
-    *_, summary = demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 1, str(fixtures_dir / "kinder0_0.mid"))
-    assert " 0 from the prompt" not in summary
+    out = demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 1, str(fixtures_dir / "kinder0_0.mid"))
+    assert " 0 from the prompt" not in out.summary
     with pytest.raises(ConfigError, match="key"):
         demo.generate(str(tiny_bundle), "H major", "any", 2, "any", 1.0, 1)
     # bars of a MIDI prompt are regenerated (infilling), the rest kept
     prompt = fixtures_dir / "kinder0_5.mid"
-    _, png, files, summary = demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, str(prompt), "2-3")
-    assert "bars 2-3 regenerated" in summary and Path(png).is_file()
-    from hf_melody import read_midi
-
-    before, after = read_midi(prompt).notes, read_midi(next(f for f in files if f.endswith(".mid"))).notes
+    out = demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, str(prompt), "2-3")
+    [candidate] = out.candidates
+    assert "bars 2-3 regenerated" in out.summary and Path(candidate.roll).is_file()
+    before = read_midi(prompt).notes
+    after = read_midi(next(f for f in candidate.files if f.endswith(".mid"))).notes
     assert [n for n in after if n[0] >= 3 * 1440] == [n for n in before if n[0] >= 3 * 1440]  # 6/8: bars 4.. kept
     with pytest.raises(HFMelodyError, match="needs a MIDI prompt"):
         demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, None, "2")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"candidates": 5}, "candidates 5: out of range; give a whole number from 1 to 4"),
+    ({"candidates": 0}, "candidates 0"),
+    ({"tempo": 20}, "tempo (qpm) 20: out of range; give a number from 30 to 300"),
+    ({"tempo": float("nan")}, "tempo (qpm) nan"),
+    ({"instrument": "/etc/passwd"}, "instrument 'passwd': not offered here; choose one of piano, flute"),
+    ({"chord_strictness": "medium"}, "choose one of hard, soft"),
+    ({"chords": "C H7"}, "unknown chord 'H7'"),
+    ({"chords": "C " * 150}, "over 200 characters"),
+], ids=["candidates-5", "candidates-0", "tempo-20", "tempo-nan", "instrument-path", "strictness", "chord", "long"])
+def test_demo_checks_the_new_inputs(tiny_bundle, tmp_path, bad, message):
+    pytest.importorskip("gradio")
+    from hf_melody.demo import MelodyDemo
+
+    demo = MelodyDemo(models=[str(tiny_bundle)], out_dir=tmp_path)
+    with pytest.raises(ConfigError) as e:
+        demo.generate(str(tiny_bundle), bars=1, **bad)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_demo_time_limit_stops_the_generation(tiny_bundle, tmp_path):
+    pytest.importorskip("gradio")
+    from hf_melody.demo import DemoLimits, MelodyDemo
+
+    with pytest.raises(ConfigError, match="max_seconds"):
+        DemoLimits(max_seconds=0)
+    demo = MelodyDemo(models=[str(tiny_bundle)], out_dir=tmp_path, limits=DemoLimits(max_seconds=0.001))
+    with pytest.raises(HFMelodyError, match=r"^the generation took over 0.001 s, this demo's limit per request; "):
+        demo.generate(str(tiny_bundle), bars=32, candidates=4, seed=0)
+    assert not list(tmp_path.glob("run*"))  # nothing written
+
+
+def test_piano_roll_counts_the_bars_asked_for(tmp_path):
+    from conftest import make_score
+    from hf_melody.export.render import piano_roll_png
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eight = make_score([("m", 0, False, [(b * 1920, 1920, 60 + b) for b in range(8)])])  # ends on a bar line
+    titles = []
+    original = plt.Axes.set_title
+    plt.Axes.set_title = lambda ax, text, **kw: titles.append((text, ax.get_xlim())) or original(ax, text, **kw)
+    try:
+        piano_roll_png(eight, "t", {"num_bars": 8})
+    finally:
+        plt.Axes.set_title = original
+    [(title, xlim)] = titles
+    assert "8 notes, 8 bars" in title and xlim == (0.0, 8.0), (title, xlim)
 
 
 def _free_port() -> int:
@@ -101,21 +167,39 @@ def test_demo_in_a_real_browser(tiny_bundle, tmp_path):
         driver.get(url)
         wait = WebDriverWait(driver, 90)
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#generate"))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#examples tbody tr"))
+        driver.find_element(By.CSS_SELECTOR, "#examples tbody tr td").click()  # D minor, 3/4, violin, 2 candidates
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#candidates input[type=number]")
+                   .get_attribute("value") == "2")
         driver.find_element(By.CSS_SELECTOR, "#generate").click()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#downloads a[download]"))
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#audio a[download$=".wav"]'))
-        assert "notes" in driver.find_element(By.CSS_SELECTOR, "#summary").text
-        assert driver.find_elements(By.CSS_SELECTOR, "#audio audio")  # the player
+        for i in (1, 2):  # both candidates: downloads, player, engraved score, piano roll
+            wait.until(lambda d, i=i: d.find_elements(By.CSS_SELECTOR, f"#downloads-{i} a[download]"))
+            wait.until(lambda d, i=i: d.find_elements(By.CSS_SELECTOR, f'#audio-{i} a[download$=".wav"]'))
+            wait.until(lambda d, i=i: d.find_elements(By.CSS_SELECTOR, f"#score-{i} img"))
+        assert not [e for e in driver.find_elements(By.CSS_SELECTOR, "#audio-3, #score-3") if e.is_displayed()]
+        summary = driver.find_element(By.CSS_SELECTOR, "#summary").text
+        assert "notes" in summary and "key D minor" in summary and "violin" in summary and "96 qpm" in summary
+        assert driver.find_elements(By.CSS_SELECTOR, "#audio-1 audio")  # the player
         links = {a.get_attribute("download"): a.get_attribute("href")
-                 for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a[download]")}
-        assert "melody.mid" in links
-        with urllib.request.urlopen(links["melody.mid"], timeout=10) as r:
+                 for a in driver.find_elements(By.CSS_SELECTOR, "#downloads-1 a[download]")}
+        assert {"melody_1.mid", "melody_1.musicxml", "melody_1.abc", "melody_1.wav"} <= set(links), links
+        with urllib.request.urlopen(links["melody_1.mid"], timeout=10) as r:
             assert r.read(4) == b"MThd"
-        wav = driver.find_element(By.CSS_SELECTOR, '#audio a[download$=".wav"]').get_attribute("href")
+        with urllib.request.urlopen(links["melody_1.abc"], timeout=10) as r:
+            abc = r.read().decode()
+            assert "K:Dm" in abc and "M:3/4" in abc and "Q:1/4=96" in abc
+        wav = driver.find_element(By.CSS_SELECTOR, '#audio-1 a[download$=".wav"]').get_attribute("href")
         with urllib.request.urlopen(wav, timeout=10) as r:
             assert r.read(4) == b"RIFF"
-        roll = driver.find_element(By.CSS_SELECTOR, "#roll img").get_attribute("src")
-        assert roll
+        score = driver.find_element(By.CSS_SELECTOR, "#score-1 img")
+        svg = urllib.parse.unquote(score.get_attribute("src"))
+        assert svg.startswith("data:image/svg+xml,") and 'class="note"' in svg  # verovio's engraved notes
+        assert score.size["width"] > 100 and score.size["height"] > 30
+        assert driver.find_element(By.CSS_SELECTOR, "#roll-1 img").get_attribute("src")
+        seed = driver.find_element(By.CSS_SELECTOR, "#seed input")
+        before = seed.get_attribute("value")
+        driver.find_element(By.CSS_SELECTOR, "#new-seed").click()  # a fresh random seed in the box
+        wait.until(lambda d: seed.get_attribute("value") not in (before, ""))
     finally:
         if driver is not None:
             driver.quit()
@@ -209,7 +293,7 @@ def _ask(client, model="tiny_bundle0", bars=1, seed=0, prompt=None, regenerate="
     try:
         out = client.predict(model, "any", "any", bars, "any", temperature, seed,
                              handle_file(str(prompt)) if prompt else None, regenerate, api_name="/generate")
-        return out[3], None, time.monotonic() - start
+        return out[0], None, time.monotonic() - start
     except Exception as e:  # gradio_client's AppError carries the message shown to the visitor
         return None, str(e), time.monotonic() - start
 
@@ -265,7 +349,8 @@ def test_server_errors_have_no_server_paths_and_seeds_are_checked(bounded_server
     assert "notes.mid: not a MIDI file" in error
     assert str(tmp) not in error and "/tmp" not in error and "gradio/" not in error
     for seed in ("NaN", "Infinity", "-Infinity", "-1", "1099511627776", "1.5"):  # JSON as a raw client sends it
-        error = _raw_call(url, f'["tiny_bundle0", "any", "any", 1, "any", 1.0, {seed}, null, ""]')
+        error = _raw_call(url, f'["tiny_bundle0", "any", "any", 1, "any", 1.0, {seed}, null, "", 120, "piano", "", '
+                                    '"hard", 1]')
         assert "seed" in error and "whole number" in error, (seed, error)
     _, error, _ = _ask(client, bars=1000)
     assert error and "1000" in error  # over the slider's end (16): refused, not generated
@@ -283,7 +368,8 @@ def test_server_outputs_stay_bounded_over_20_requests(bounded_server):
         assert error is None, error
         most = max(most, len(list(out_dir.glob("run*"))))
     assert most <= 4, most  # --keep-runs 4
-    assert len(list(out_dir.rglob("*"))) <= 4 * 5  # 4 folders of at most 4 files
+    assert len(list(out_dir.rglob("*"))) <= 4 * (1 + 6)  # 4 folders of at most 6 files (mid, wav, png, musicxml,
+    # abc, svg) for the one candidate asked
     # Gradio's own copies go by age through its delete_cache scheduler (--keep-seconds 2), whose timing Gradio does
     # not guarantee (cleaned within 45 s in most runs here, twice not): not asserted; the demo's own folder above is
     # bounded by the demo itself, deterministically
@@ -343,3 +429,46 @@ def test_cli_demo_port_errors_are_one_line(capsys):
         assert main(["demo", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"port {port}" in err and "not free" in err
+
+
+def test_server_api_optional_inputs_candidates_and_chords(bounded_server):
+    url, _ = bounded_server
+    client = _client(url)
+    # only the model and a few settings: the prompt, the bars to regenerate and the rest are optional
+    out = client.predict(model="tiny_bundle0", bars=2, seed=5, api_name="/generate")
+    assert "seed 5" in out[0] and "120 qpm" in out[0] and "piano" in out[0]
+    out = client.predict("tiny_bundle0", "any", "any", 1, "any", 1.0, 3, api_name="/generate")
+    assert "seed 3" in out[0]
+    out = client.predict(model="tiny_bundle0", bars=2, seed=1, candidates=4, tempo=80, instrument="clarinet",
+                         chords="C G Am F", chord_strictness="soft", api_name="/generate")
+    assert [f"seed {s}" in out[0] for s in (1, 2, 3, 4)] == [True] * 4 and "chords C G Am F" in out[0]
+    assert len(out) == 1 + 4 * 4
+    _, error, _ = _ask(client)
+    assert error is None
+    try:
+        client.predict(model="tiny_bundle0", bars=2, chords="C H7 F", api_name="/generate")
+        raise AssertionError("an unknown chord was accepted")
+    except Exception as e:
+        message = str(e)
+    assert "unknown chord 'H7'" in message and "\n" not in message.strip(), message
+    for bad in ({"candidates": 9}, {"tempo": 1000}, {"instrument": "kazoo"}):
+        try:
+            client.predict(model="tiny_bundle0", bars=1, api_name="/generate", **bad)
+            raise AssertionError(f"{bad} was accepted")
+        except Exception as e:
+            assert "AssertionError" not in type(e).__name__, e
+
+
+def test_server_time_limit_answers_with_one_line(tiny_bundle, tmp_path):
+    pytest.importorskip("gradio_client")
+    with _serve(["--models", str(tiny_bundle), "--max-seconds", "0.001"], tmp_path) as (url, _):
+        client = _client(url)
+        try:
+            client.predict(model="tiny_bundle0", bars=32, candidates=4, seed=0, api_name="/generate")
+            raise AssertionError("no time limit")
+        except Exception as e:
+            message = str(e)
+        assert "the generation took over 0.001 s, this demo's limit per request" in message, message
+        # the server is free again at once: the next request is answered (and stopped) too
+        _, error, _ = _ask(client, bars=1)
+        assert error and "limit per request" in error

@@ -428,7 +428,9 @@ DEMO_LIMITS = {"max_upload_bytes": "largest MIDI prompt accepted, in bytes",
                "queue_size": "requests waiting at most (more are refused at once)",
                "cache_size": "models kept loaded",
                "keep_runs": "requests whose output files are kept",
-               "keep_seconds": "seconds the served files are kept"}
+               "keep_seconds": "seconds the served files are kept",
+               "max_candidates": "most melodies one request may ask for",
+               "max_seconds": "seconds one request may generate for (then it stops with a message)"}
 """The `hf-melody demo` options that set `hf_melody.demo.DemoLimits` fields."""
 
 
@@ -443,8 +445,9 @@ def _add_demo(sub) -> None:
     d.add_argument("--soundfont", default=None, help="a .sf2/.sf3 file for the audio (default: a system one)")
     defaults = DemoLimits()
     for name, text in DEMO_LIMITS.items():
-        d.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name),
-                       metavar="N", help=f"{text} (default: {getattr(defaults, name):,})")
+        d.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(getattr(defaults, name)),
+                       default=getattr(defaults, name), metavar="N",
+                       help=f"{text} (default: {getattr(defaults, name):,})")
 
 
 def _add_live(sub) -> None:

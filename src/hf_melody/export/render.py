@@ -356,6 +356,9 @@ def piano_roll_figure(score, title: str = "", settings: dict[str, Any] | None = 
     _, pickup = pickup_ticks(score) if not chords else (0, 0)  # with chords: a late entry in a full bar 1
     notes = [n for t in score.tracks for n in t.notes]
     bars = bar_start_ticks(score)
+    end = max((n.time + n.duration for n in notes), default=1)
+    while len(bars) > 2 and bars[-2] >= end:  # a melody ending on a bar line: no empty bar after it
+        bars.pop()
     # bar number as a function of tick (piecewise linear between bar lines); a pickup spans its share of a bar
     import numpy as np
 
@@ -397,8 +400,11 @@ def piano_roll_figure(score, title: str = "", settings: dict[str, Any] | None = 
     meters = sorted({f"{ts.numerator}/{ts.denominator}" for ts in signatures}) or ["4/4"]
     head = title or "hf_melody"
     sub = f"{len(notes)} notes, {'pickup + ' if pickup else ''}{full} bars, meter {', '.join(meters)}"
-    if settings:
-        sub += " | " + ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+    if settings:  # on lines of their own, wrapped to the figure: the count above stays readable
+        import textwrap
+
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items() if v is not None)
+        sub += "\n" + "\n".join(textwrap.wrap(shown, int(width * 13))[:3])
     ax.set_title(f"{head}\n{sub}", fontsize=9)
     fig.tight_layout()
     return fig

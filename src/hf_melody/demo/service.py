@@ -1,16 +1,14 @@
-"""The web demo: a local Gradio app to generate melodies, listen to them, see the piano roll and download the files.
-
-Run `hf-melody demo` (or `python app.py`, which a Gradio Space runs). Starting it needs no network: models are the
-bundled checkpoints (or the folders / cached Hub ids the operator names at launch), the page is served locally and
-analytics are off.
+"""The demo as a service: `MelodyDemo` checks a request, generates its candidates within the request's time limit and
+writes their files; `DemoLimits` bounds every request and what the demo keeps.
 
 A visitor can only pick one of the models offered at launch (never a path or a Hub id), and every request is
 bounded: the upload's size (checked before it is read), its note count (checked before it is tokenized), the bars,
-the new tokens, the queue, the models kept in memory and the files kept on disk (`DemoLimits`).
+the candidates, the new tokens, the wall time of the generation, the queue, the models kept in memory and the files
+kept on disk. The Gradio page on top is `hf_melody.demo.page`.
 
 Examples:
-    >>> from hf_melody.demo import build_demo
-    >>> build_demo(models=["folk-base", "original"]).launch()                            # doctest: +SKIP
+    >>> out = MelodyDemo(["folk-base"]).generate("folk-base", "D minor", bars=8, seed=0, candidates=2)  # doctest: +SKIP
+    >>> out.candidates[0].files                                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -23,17 +21,20 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bundle import DEFAULT_MODEL, bundled_checkpoints, bundled_name
-from .errors import ConfigError, HFMelodyError, MidiReadError, MissingDependencyError, SoundfontNotFoundError
-from .generation.infill import parse_bars
-from .pipelines.melody_generation import MelodyPipeline
-from .tokenizer import STYLES
+from ..bundle import bundled_checkpoints, bundled_name
+from ..errors import ConfigError, HFMelodyError, MidiReadError, MissingDependencyError, SoundfontNotFoundError
+from ..generation.configuration import fresh_seed
+from ..generation.infill import parse_bars
+from ..generation.streamers import NoteStreamer
+from ..music import GM_PROGRAMS
+from ..pipelines.melody_generation import MelodyPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,15 @@ ANY = "any"
 KEYS = (ANY, *(f"{t} {m}" for m in ("major", "minor") for t in ("C", "G", "D", "A", "E", "F", "Bb", "Eb")),
         "D dorian", "G mixolydian", "E phrygian")
 METERS = (ANY, "4/4", "3/4", "2/4", "6/8", "9/8", "3/2")
-TITLE = "hf_melody: melody generation"
 MAX_SEED = 2**32 - 1
 TEMPERATURES = (0.1, 2.0)
+TEMPOS = (30, 300)
+"""The tempo a request may ask for, in quarter notes per minute."""
+INSTRUMENTS = ("piano", "flute", "violin", "clarinet", "acoustic guitar (nylon)", "oboe", "cello", "harp")
+"""The General MIDI instruments a visitor picks from (`program=`)."""
+STRICTNESS = {"hard": "hard", "soft": 3.0}
+"""The chord strictness a visitor picks from: hard (strong beats on chord tones) or soft (a penalty of 3 per
+non-chord tone)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,13 @@ class DemoLimits:
     tokens_per_bar: int = 64
     """The new-token cap of a request is `tokens_per_bar * bars` (at most `max_bars` bars): bounds its time."""
     max_regenerate_chars: int = 20
+    max_chord_chars: int = 200
+    """The longest chord progression a request may give (e.g. "C G Am F" is 8 characters)."""
+    max_candidates: int = 4
+    """The most melodies one request may ask for, to compare."""
+    max_seconds: float = 60.0
+    """The wall time one request's generation may take, in seconds: past it the generation stops at its next token
+    and the visitor is told, so one visitor cannot hold the queue for minutes (infilling stops between candidates)."""
     cache_size: int = 2
     """Pipelines kept loaded (least recently used first out)."""
     keep_runs: int = 16
@@ -78,17 +92,47 @@ class DemoLimits:
 
     def __post_init__(self):
         for name, value in vars(self).items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if name == "max_seconds":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                    raise ConfigError(f"DemoLimits.max_seconds={value!r}: give a number of seconds above 0, e.g. 60")
+            elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"DemoLimits.{name}={value!r}: give a whole number of at least 1")
 
 
-def _gradio():
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: the demo must start offline
-    try:
-        import gradio
-    except ImportError as e:
-        raise MissingDependencyError("the demo needs gradio: pip install 'hf_melody[demo]'") from e
-    return gradio
+@dataclass
+class Candidate:
+    """One melody of a request, as the page shows it: its WAV (None without a soundfont), engraved score as SVG
+    (None without verovio), piano-roll PNG, downloads (MIDI, MusicXML, ABC, WAV: those written) and summary line."""
+
+    audio: str | None
+    score: str | None
+    roll: str
+    files: list[str]
+    summary: str
+
+
+@dataclass
+class DemoOutput:
+    """What one request returns: its candidates (1 to `DemoLimits.max_candidates`) and a markdown summary."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    summary: str = ""
+
+
+class _Deadline(NoteStreamer):
+    """A streamer that only watches the clock: past `seconds` it cancels the generation, which stops at its next
+    token (the pipeline's streamer stopping criterion); `timed_out` says whether it did."""
+
+    def __init__(self, tokenizer, seconds: float):
+        super().__init__(tokenizer)
+        self.deadline = time.monotonic() + seconds
+
+    def put(self, value) -> None:
+        if time.monotonic() > self.deadline:
+            self.cancel()
+
+    def end(self) -> None:
+        pass
 
 
 def _model_name(source: str) -> str:
@@ -227,7 +271,7 @@ class MelodyDemo:
             return None
         from symusic import Score
 
-        from .data.corpora import _check_midi_structure
+        from ..data.corpora import _check_midi_structure
 
         p = Path(path)
         name = visitor_message(p.name) or "the prompt"
@@ -254,20 +298,42 @@ class MelodyDemo:
             raise MidiReadError(f"{name}: no notes; upload a tune")
         return score
 
+    def check_choice(self, value: Any, what: str, choices: Sequence[str], default: str) -> str:
+        """`value` if it is one of `choices` (empty: `default`); `ConfigError` naming the choices otherwise."""
+        if value is None or value == "":
+            return default
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        shown = visitor_message(repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "...")
+        raise ConfigError(f"{what} {shown}: not offered here; choose one of {', '.join(choices)}")
+
     def generate(self, model: str, key: str = ANY, meter: str = ANY, bars: int = 8, style: str = ANY,
                  temperature: float = 0.8, seed: int | float | None = 0, prompt: str | None = None,
-                 regenerate: str = ""):
-        """Generate one melody; returns `(wav path or None, png path, [mid, musicxml paths], markdown summary)`.
+                 regenerate: str = "", tempo: float = 120, instrument: str = "piano", chords: str = "",
+                 chord_strictness: str = "hard", candidates: int = 1) -> DemoOutput:
+        """Generate 1 to `limits.max_candidates` melodies (candidate i uses seed `seed + i`), each with its files.
 
         With a `prompt` and `regenerate` bars ("5-6" or "5"), those bars of the prompt are regenerated (infilling)
-        instead of continuing it. Every input is checked (`ConfigError` / `MidiReadError`, one line) before the
-        prompt is tokenized or a model loaded.
+        instead of continuing it. `tempo` (quarter notes per minute, `TEMPOS`) and `instrument` (`INSTRUMENTS`) set
+        the files and the audio; `chords` ("C G Am F", empty: none) with `chord_strictness` ("hard" / "soft") the
+        harmony to write over. Every input is checked (`ConfigError` / `MidiReadError`, one line) before the prompt
+        is tokenized or a model loaded; a generation past `limits.max_seconds` stops with a one-line error.
         """
         limits = self.limits
         name = self.model_name(model)
         seed = self.check_seed(seed)
         temperature = self._number(temperature, "temperature", *TEMPERATURES)
         bars = int(self._number(bars, "bars", 1, limits.max_bars, whole=True))
+        count = int(self._number(candidates, "candidates", 1, limits.max_candidates, whole=True))
+        tempo = self._number(120 if tempo is None or tempo == "" else tempo, "tempo (qpm)", *TEMPOS)
+        instrument = self.check_choice(instrument, "instrument", INSTRUMENTS, "piano")
+        strictness = self.check_choice(chord_strictness, "chord strictness", tuple(STRICTNESS), "hard")
+        if not isinstance(chords, str | type(None)):
+            raise ConfigError('chords: give chord symbols as text, e.g. "C G Am F"')
+        chords = " ".join((chords or "").split())
+        if len(chords) > limits.max_chord_chars:
+            raise ConfigError(f"chords {chords[:20]!r}...: over {limits.max_chord_chars} characters; give a shorter "
+                              "progression (it repeats)")
         regenerate = (regenerate or "").strip() if isinstance(regenerate, str | type(None)) else str(regenerate)
         if len(regenerate) > limits.max_regenerate_chars:
             raise ConfigError(f"bars to regenerate {regenerate[:20]!r}...: too long; give e.g. 5 or 5-6")
@@ -277,48 +343,97 @@ class MelodyDemo:
                 raise ConfigError(f"{what}: give a short name, e.g. {'D minor' if what == 'key' else ANY!r}")
         if span and not prompt:
             raise HFMelodyError("regenerating bars needs a MIDI prompt: upload the tune whose bars to rewrite")
+        options: dict[str, Any] = {"temperature": temperature, "seed": seed, "tempo_qpm": tempo,
+                                   "program": instrument, "num_return_sequences": count}
+        if key and key != ANY:
+            options["key"] = key
+        if style and style != ANY:
+            options["style"] = style
+        if chords:
+            options.update(chords=chords, chord_strictness=STRICTNESS[strictness])
         score = self.read_prompt(prompt)
         pipe = self.pipeline(name)
         if span:
-            count = max(1, span[1] - span[0] + 1)
-            if count > limits.max_bars:
+            n_bars = max(1, span[1] - span[0] + 1)
+            if n_bars > limits.max_bars:
                 raise ConfigError(f"bars {regenerate}: more than {limits.max_bars} bars; regenerate fewer")
-            options = {"temperature": temperature, "seed": seed, "max_new_tokens": limits.tokens_per_bar * count}
-            if key and key != ANY:
-                options["key"] = key
-            if style and style != ANY:
-                options["style"] = style
-            [melody] = pipe.infill(score, bars=span, **options)
-            return self._files(melody, f"bars {regenerate} regenerated")
-        options: dict[str, Any] = {"num_bars": bars, "temperature": temperature, "seed": seed,
-                                   "max_new_tokens": limits.tokens_per_bar * bars}
-        if key and key != ANY:
-            options["key"] = key
+            options["max_new_tokens"] = limits.tokens_per_bar * n_bars
+            melodies = self._infill(pipe, score, span, options)
+            return self._files(melodies, f"bars {regenerate} regenerated", chords)
+        options.update(num_bars=bars, max_new_tokens=limits.tokens_per_bar * bars)
         if meter and meter != ANY and score is None:
             options["time_signature"] = meter
-        if style and style != ANY:
-            options["style"] = style
-        [melody] = pipe(score, **options)
-        return self._files(melody, f"{melody.num_prompt_notes} from the prompt")
+        melodies = self._generate(pipe, score, options)
+        return self._files(melodies, f"{melodies[0].num_prompt_notes} from the prompt", chords)
 
-    def _files(self, melody, what: str):
-        """Write the melody's files; the 4 outputs of `generate`. Run folders past `limits.keep_runs` are deleted."""
+    def _too_long(self) -> HFMelodyError:
+        return HFMelodyError(f"the generation took over {self.limits.max_seconds:g} s, this demo's limit per "
+                             "request; ask for fewer bars or candidates, or try again when it is less busy")
+
+    def _generate(self, pipe, score, options: dict[str, Any]) -> list:
+        """`pipe(score, **options)` stopped at `limits.max_seconds` (the pipeline's steps with a deadline streamer:
+        `pipe(...)` itself takes no streamer)."""
+        pre, forward, post = pipe._sanitize_parameters(**options)
+        inputs = pipe.preprocess({"prompt": score}, **pre)
+        deadline = _Deadline(pipe.melody_tokenizer, self.limits.max_seconds)
+        outputs = pipe.forward(inputs, streamer=deadline, **forward)
+        if deadline.cancelled.is_set():
+            raise self._too_long()
+        return pipe.postprocess(outputs, **post)
+
+    def _infill(self, pipe, score, span, options: dict[str, Any]) -> list:
+        """`pipe.infill` one candidate at a time (candidate i: seed + i), the deadline checked between them; one
+        candidate is bounded by its token cap (the gap's bars)."""
+        from ..export.render import with_metadata
+
+        count, seed = options.pop("num_return_sequences"), options.pop("seed")
+        seed = fresh_seed(count) if seed is None else seed
+        # tempo and instrument change no note: set on the result (pipe.infill passes them on to generate_ids, which
+        # refuses them)
+        files = {"tempo_qpm": options.pop("tempo_qpm"), "program": options.pop("program")}
+        stop = time.monotonic() + self.limits.max_seconds
+        melodies = []
+        for i in range(count):
+            if melodies and time.monotonic() > stop:
+                raise self._too_long()
+            [melody] = pipe.infill(score, bars=span, seed=seed + i, **options)
+            melody.settings.update(files)
+            melody.score = with_metadata(melody.score, tempo_qpm=melody.tempo_qpm, program=melody.program,
+                                         pickup=False)
+            melodies.append(melody)
+        if time.monotonic() > stop:
+            raise self._too_long()
+        return melodies
+
+    def _files(self, melodies: list, what: str, chords: str = "") -> DemoOutput:
+        """Write each candidate's files (MIDI, MusicXML, ABC, WAV, SVG score, PNG roll) in a run folder; run folders
+        past `limits.keep_runs` are deleted."""
         with self._lock:
             self._runs += 1
             run = self._runs
-        stem = self.out_dir / f"run{run}" / "melody"
-        formats = ["mid", "png"] + (["musicxml"] if _has_music21() else [])
-        paths = {p.suffix[1:]: p for p in melody.save(stem, tuple(formats))}
-        audio, note = None, ""
-        try:
-            audio = str(melody.save_wav(stem.with_suffix(".wav"), soundfont=self.soundfont))
-        except SoundfontNotFoundError as e:
-            note = f"\n\nNo audio: {visitor_message(e)}"
-        downloads = [str(paths[f]) for f in ("mid", "musicxml") if f in paths]
-        summary = (f"**{melody.title}**: {melody.num_notes} notes ({what}), "
-                   f"key {melody.key or 'free'}, seed {melody.settings['melody_seed']}" + note)
+        notation = ["musicxml", "abc"] if _has_music21() else []
+        out = DemoOutput()
+        for i, melody in enumerate(melodies, 1):
+            stem = self.out_dir / f"run{run}" / f"melody_{i}"
+            paths = {p.suffix[1:]: str(p) for p in melody.save(stem, ("mid", "png", *notation))}
+            notes = []
+            try:
+                paths["wav"] = str(melody.save_wav(stem.with_suffix(".wav"), soundfont=self.soundfont))
+            except SoundfontNotFoundError as e:
+                notes.append(f"no audio: {visitor_message(e)}")
+            try:
+                paths["svg"] = str(melody.save_svg(stem.with_suffix(".svg"))) if notation else None
+            except (MissingDependencyError, HFMelodyError) as e:
+                notes.append(f"no score: {visitor_message(e)}")
+            text = (f"**{i}. {melody.title}**: {melody.num_notes} notes ({what}), key {melody.key or 'free'}, "
+                    f"seed {melody.settings['melody_seed']}, {melody.tempo_qpm:g} qpm, "
+                    f"{GM_PROGRAMS[melody.program or 0]}"
+                    + (f", chords {chords}" if chords else "") + "".join(f"; {n}" for n in notes))
+            files = [paths[f] for f in ("mid", "musicxml", "abc", "wav") if paths.get(f)]
+            out.candidates.append(Candidate(paths.get("wav"), paths.get("svg"), paths["png"], files, text))
+        out.summary = "\n\n".join(c.summary for c in out.candidates)
         self._prune(run)
-        return audio, str(paths["png"]), downloads, summary
+        return out
 
     def _prune(self, newest: int) -> None:
         """Delete the run folders older than the newest `limits.keep_runs` (Gradio has copied them by then, or
@@ -333,99 +448,3 @@ def _has_music21() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("music21") is not None
-
-
-def build_demo(models: Sequence[str] | None = None, soundfont: str | None = None,
-               limits: DemoLimits | None = None, out_dir: str | os.PathLike | None = None):
-    """The Gradio `Blocks` app: model, key, meter, bars, style, temperature, seed, optional MIDI prompt ->
-    audio player, piano roll, MIDI/MusicXML downloads. Call `.launch()` on it (with `**launch_options(limits)` for
-    the upload cap before a file is stored).
-
-    Requests wait in one bounded queue (`limits.queue_size`, `limits.concurrency` at a time); Gradio's copies of
-    the files are deleted after `limits.keep_seconds`; errors reach the visitor as one line without server paths.
-    """
-    gr = _gradio()
-    app = MelodyDemo(models, soundfont, out_dir=out_dir, limits=limits)
-    limits = app.limits
-    default = DEFAULT_MODEL if DEFAULT_MODEL in app.models else app.models[0]
-
-    def run(model, key, meter, bars, style, temperature, seed, prompt, regenerate):
-        try:
-            return app.generate(model, key, meter, bars, style, temperature, seed, prompt, regenerate)
-        except HFMelodyError as e:
-            raise gr.Error(visitor_message(e)) from None
-        except Exception as e:  # a bug: the visitor gets its kind, the server log the traceback
-            logger.exception("demo request failed")
-            raise gr.Error(f"internal error ({type(e).__name__}); the server's log has the details") from None
-
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                              font_mono=["ui-monospace", "monospace"])  # no web fonts: works offline
-    every = max(1, limits.keep_seconds // 2)
-    with gr.Blocks(title=TITLE, delete_cache=(every, limits.keep_seconds)) as demo:
-        demo.theme = theme
-        gr.Markdown(f"# {TITLE}\nSmall GPT-2 models trained on folk tunes and chorales. Pick the settings, press "
-                    "**Generate**, listen, and download the MIDI or the sheet music (MusicXML).")
-        with gr.Row():
-            with gr.Column():
-                model = gr.Dropdown(app.models, value=default, label="model")
-                key = gr.Dropdown(list(KEYS), value=ANY, label="key", allow_custom_value=True,
-                                  info='e.g. "D minor", "G mixolydian"')
-                meter = gr.Dropdown(list(METERS), value=ANY, label="meter (without a prompt)")
-                bars = gr.Slider(1, limits.max_bars, value=min(8, limits.max_bars), step=1, label="bars")
-                style = gr.Dropdown([ANY, *STYLES], value=ANY, label="style")
-                temperature = gr.Slider(*TEMPERATURES, value=0.8, step=0.05, label="temperature")
-                seed = gr.Number(value=0, label="seed", step=1, info=f"a whole number, 0 to {MAX_SEED:,}")
-                prompt = gr.File(label=f"MIDI prompt to continue (optional, up to {limits.max_upload_bytes:,} bytes)",
-                                 file_types=[".mid", ".midi"], type="filepath")
-                regenerate = gr.Textbox(label="regenerate bars of the prompt (optional)", placeholder="e.g. 5-6",
-                                        max_length=limits.max_regenerate_chars,
-                                        info="instead of continuing it: those bars are rewritten, the rest kept")
-                button = gr.Button("Generate", variant="primary", elem_id="generate")
-            with gr.Column():
-                summary = gr.Markdown(elem_id="summary")
-                audio = gr.Audio(label="listen", type="filepath", elem_id="audio")
-                roll = gr.Image(label="piano roll", type="filepath", elem_id="roll")
-                files = gr.File(label="downloads: MIDI, MusicXML", file_count="multiple", elem_id="downloads")
-        button.click(run, [model, key, meter, bars, style, temperature, seed, prompt, regenerate],
-                     [audio, roll, files, summary], api_name="generate")
-    demo.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
-    demo.melody_demo = app  # the state behind the page (tests, operators)
-    return demo
-
-
-def launch_options(limits: DemoLimits | None = None) -> dict[str, Any]:
-    """The `launch()` keywords that go with `limits`: Gradio refuses larger uploads before storing them."""
-    return {"max_file_size": (limits or DemoLimits()).max_upload_bytes}
-
-
-def check_port(host: str, port: int) -> None:
-    """`ConfigError` (one line) for a port outside 1..65535 or one already taken on `host`."""
-    import socket
-
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError(f"--port {port}: out of range; give a port from 1 to 65535")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as e:
-        raise ConfigError(f"--host {host}: cannot be resolved ({e.__class__.__name__}); give an address such as "
-                          "127.0.0.1") from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closed server's TIME_WAIT is no user
-        try:
-            s.bind(address)
-        except OSError as e:
-            raise ConfigError(f"port {port} on {host} is not free ({e.strerror}); stop what uses it or pass "
-                              "another --port") from None
-
-
-def launch(models: Sequence[str] | None = None, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           soundfont: str | None = None, limits: DemoLimits | None = None, **kwargs):
-    """Build and serve the demo (blocks until stopped unless `prevent_thread_lock=True`); `ConfigError` for a bad
-    or busy port."""
-    check_port(host, port)
-    demo = build_demo(models, soundfont, limits)
-    try:
-        return demo.launch(server_name=host, server_port=port, share=share, **{**launch_options(limits), **kwargs})
-    except OSError as e:  # the port was taken between the check and the start
-        raise ConfigError(f"the demo cannot listen on {host}:{port}: {visitor_message(e)}") from None
