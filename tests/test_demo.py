@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from symusic import Score
 
 from hf_melody import ConfigError, HFMelodyError
 
@@ -443,6 +444,11 @@ def test_server_api_optional_inputs_candidates_and_chords(bounded_server):
                          chords="C G Am F", chord_strictness="soft", api_name="/generate")
     assert [f"seed {s}" in out[0] for s in (1, 2, 3, 4)] == [True] * 4 and "chords C G Am F" in out[0]
     assert len(out) == 1 + 4 * 4
+    # over chords the files carry them: the MIDI's second track is the block chords, with a marker per chord
+    files = [f["path"] if isinstance(f, dict) else f for f in out[4]["value"]]  # a gr.update of the file list
+    midi = Score(next(f for f in files if str(f).endswith(".mid")))
+    assert [t.name for t in midi.tracks][1:] == ["Chords"]
+    assert [m.text for m in midi.markers] == ["C", "G"]  # 2 bars asked: the first two chords
     _, error, _ = _ask(client)
     assert error is None
     try:

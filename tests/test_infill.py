@@ -180,3 +180,16 @@ def test_infill_from_a_midi_file_and_the_cli(tmp_path, fixtures_dir, tiny_bundle
     assert sorted(p.name for p in tmp_path.iterdir()) == ["infill_0.mid", "infill_1.mid"]
     assert main(["infill", "--prompt", str(fixtures_dir / "kinder0_5.mid"), "--bars", "two", "--model",
                  str(tiny_bundle), "--out", str(tmp_path)]) == 2
+
+
+def test_infill_takes_the_files_tempo_and_instrument(pipe, by_meter, tmp_path):
+    """`tempo_qpm` and `program` shape the files of an infill (they are not sampling options): the same notes as
+    without them, the tempo and instrument in the MIDI."""
+    from symusic import Score
+
+    m = by_meter["3/4"]
+    [plain] = pipe.infill(m, bars=(2, 3), seed=4)
+    [dressed] = pipe.infill(m, bars=(2, 3), seed=4, tempo_qpm=90, program="flute")
+    assert dressed.token_ids == plain.token_ids
+    score = Score(str(dressed.save_midi(tmp_path / "infill.mid")))
+    assert round(score.tempos[0].qpm) == 90 and score.tracks[0].program == 73

@@ -415,17 +415,20 @@ class MelodyDemo:
         out = DemoOutput()
         for i, melody in enumerate(melodies, 1):
             stem = self.out_dir / f"run{run}" / f"melody_{i}"
-            paths = {p.suffix[1:]: str(p) for p in melody.save(stem, ("mid", "png", *notation))}
+            backing = melody.chords is not None  # over chords: the chord track plays under the melody
+            paths = {p.suffix[1:]: str(p) for p in melody.save(stem, ("mid", "png", *notation), chord_track=backing)}
             notes = []
             try:
-                paths["wav"] = str(melody.save_wav(stem.with_suffix(".wav"), soundfont=self.soundfont))
+                paths["wav"] = str(melody.save_wav(stem.with_suffix(".wav"), soundfont=self.soundfont,
+                                                   chord_track=backing))
             except SoundfontNotFoundError as e:
                 notes.append(f"no audio: {visitor_message(e)}")
             try:
                 paths["svg"] = str(melody.save_svg(stem.with_suffix(".svg"))) if notation else None
             except (MissingDependencyError, HFMelodyError) as e:
                 notes.append(f"no score: {visitor_message(e)}")
-            text = (f"**{i}. {melody.title}**: {melody.num_notes} notes ({what}), key {melody.key or 'free'}, "
+            key = melody.key or f"{melody.written_key} (heard)"
+            text = (f"**{i}. {melody.title}**: {melody.num_notes} notes ({what}), key {key}, "
                     f"seed {melody.settings['melody_seed']}, {melody.tempo_qpm:g} qpm, "
                     f"{GM_PROGRAMS[melody.program or 0]}"
                     + (f", chords {chords}" if chords else "") + "".join(f"; {n}" for n in notes))

@@ -15,6 +15,9 @@ from ..generation.infill import check_bars, infill_ids
 from ..generation.prompts import prompt_ids
 from .output import GeneratedMelody
 
+FILE_OPTIONS = ("tempo_qpm", "program")
+"""Options of an infill call that shape the files (written into them), not the sampling."""
+
 
 def infill_melodies(pipe, melody, bars, config: MelodyGenerationConfig) -> list[GeneratedMelody]:
     """`MelodyPipeline.infill`: `config.num_return_sequences` versions of `melody` with `bars` regenerated.
@@ -41,7 +44,8 @@ def infill_melodies(pipe, melody, bars, config: MelodyGenerationConfig) -> list[
     given = {k: v for k, v in config.to_options().items() if k not in ("num_return_sequences", "seed", "style")}
     results = []
     for i in range(n):
-        new_ids, (start, stop) = infill_ids(pipe.model, tok, ids, bars, seed=seed + i, **given)
+        sampling = {k: v for k, v in given.items() if k not in FILE_OPTIONS}  # tempo, instrument: the files'
+        new_ids, (start, stop) = infill_ids(pipe.model, tok, ids, bars, seed=seed + i, **sampling)
         settings = {"model": getattr(pipe, "model_name", pipe.model.name_or_path), "task": "infill",
                     "bars": [start + 1, stop], "seed": seed, "melody_seed": seed + i, "style": config.style, **given}
         results.append(GeneratedMelody.from_ids(tok, new_ids, 0, 0, settings, clip_bars=(start, stop, n_bars)))
