@@ -16,9 +16,10 @@ Then:
             `torch.Generator` per seed), under the REMI grammar (`REMIGrammar.allowed_mask`, exactly `--bars` bars),
             the chord model's chord token forced after each `TimeSig`; settings: plain none / soft 1.5 / hard
             (`harmony.ChordProcessor`, as `MelodyPipeline(chords=..., chord_strictness=...)` applies it), chords
-            alone / soft 1.5 / hard. Measures: strong-beat and overall chord-tone ratios
-            (`harmony.chord_tone_ratios`), and in-key share, mean |interval|, notes per bar, pitch range
-            (`evaluation.statistics`) beside the real Kinderlieder's;
+            alone / soft 1.5 / hard; and plain soft 1.5 through `MelodyPipeline` itself (the plain model saved
+            with `hub.save_bundle`), as a check of this script's decoding loop. Measures: strong-beat and
+            overall chord-tone ratios (`harmony.chord_tone_ratios`), and in-key share, mean |interval|, notes per
+            bar, pitch range (`evaluation.statistics`) beside the real Kinderlieder's;
   samples   seeds 0-2 of `C G Am F` in 4/4 of each setting as MID + WAV + PNG under `--out`.
 One JSON line per measurement on stdout, the training log on stderr.
 
@@ -45,7 +46,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated")  # transformers 5.24's cache rename
 
 PROGRESSIONS = ("C G Am F", "Dm7 G7 Cmaj7 Cmaj7", "Am Dm E7 Am")
-SETTINGS = (("plain", "none", None), ("plain", "soft 1.5", 1.5), ("plain", "hard", "hard"),
+SETTINGS = (("plain", "none", None), ("plain", "soft 1.5", 1.5), ("plain", "soft 1.5 (pipeline)", 1.5),
+            ("plain", "hard", "hard"),
             ("chords", "none", None), ("chords", "soft 1.5", 1.5), ("chords", "hard", "hard"))
 NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
@@ -195,16 +197,22 @@ def train(args) -> None:
                             "seconds": round(time.perf_counter() - start, 1)})
             log(f"{args.model} {json.dumps(history[-1])}")
             losses = []
-    out = Path(args.out) / "models" / args.model
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    info = {"model": args.model, "preset": args.preset, "steps": args.steps, "batch_size": args.batch_size,
-            "block": args.block, "lr": args.lr, "seed": args.seed, "train_tunes": len(rows),
-            "melody_tokens_seen": melody_tokens, "seconds": round(time.perf_counter() - start, 1),
-            "parameters": sum(p.numel() for p in model.parameters()), "loss_history": history}
-    (out / "chord_conditioning.json").write_text(json.dumps(info, indent=1))
+        if step % args.save_every == 0 or step == args.steps:
+            info = {"model": args.model, "preset": args.preset, "step": step, "steps": args.steps,
+                    "batch_size": args.batch_size, "block": args.block, "lr": args.lr, "seed": args.seed,
+                    "train_tunes": len(rows), "melody_tokens_seen": melody_tokens,
+                    "seconds": round(time.perf_counter() - start, 1),
+                    "parameters": sum(p.numel() for p in model.parameters()), "loss_history": history}
+            save(model, tok, Path(args.out) / "models" / args.model, info)
     emit({"section": "train", **{k: v for k, v in info.items() if k != "loss_history"},
           "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"]})
+
+
+def save(model, tok, out: Path, info: dict) -> None:
+    """The model, its tokenizer and the training log (saved along the way: a run cut short keeps its last save)."""
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "chord_conditioning.json").write_text(json.dumps(info, indent=1))
 
 
 # ---- measuring --------------------------------------------------------------------------------------------------
@@ -298,6 +306,16 @@ def generate(model, tok, vocab, conditioned: bool, chords: str, meter: str, stri
     return [[i for i in r[1:] if i < vocab.base and i not in (pad, tok.eos_token_id)] for r in rows], sum(done)
 
 
+def pipeline_melodies(pipe, chords: str, meter: str, strictness, seeds: int, bars: int) -> tuple[list[list[int]], int]:
+    """The same through the library's own road: `MelodyPipeline(chords=..., chord_strictness=...)`, one seed a
+    call (as `chord_tones.py` does), for the plain model saved as a bundle."""
+    out = []
+    for seed in range(seeds):
+        [m] = pipe(seed=seed, time_signature=meter, num_bars=bars, chords=chords, chord_strictness=strictness)
+        out.append(list(m.token_ids))
+    return out, seeds
+
+
 def melody_notes(ids, tok):
     from hf_melody.grammar.remi import REMIGrammar
 
@@ -365,6 +383,12 @@ def measure(args) -> None:
     test_rows, _ = encode_all(test, tok, vocab)
     notes = sum(len(m.notes) for m in test)
     models = {name: load(args, name) for name in ("plain", "chords")}
+    from hf_melody import MelodyPipeline
+    from hf_melody.hub import save_bundle
+
+    bundle = save_bundle(models["plain"], tok, Path(args.out) / "models" / "plain-bundle",
+                         training_info={"preset": args.preset, "note": "chord_conditioning.py plain model"})
+    pipe = MelodyPipeline.from_pretrained(bundle)
     emit({"section": "reference", "corpus": args.test_data, "tunes": len(test), **reference(test)})
     for name, model in models.items():
         emit({"section": "bits", "model": name, "corpus": args.test_data, "tunes": len(test), "notes": notes,
@@ -374,8 +398,11 @@ def measure(args) -> None:
         for chords in PROGRESSIONS:
             for name, setting, strictness in SETTINGS:
                 start = time.perf_counter()
-                melodies, finished = generate(models[name], tok, vocab, name == "chords", chords, meter, strictness,
-                                              args.seeds, args.bars, args.max_new_tokens)
+                if setting.endswith("(pipeline)"):
+                    melodies, finished = pipeline_melodies(pipe, chords, meter, strictness, args.seeds, args.bars)
+                else:
+                    melodies, finished = generate(models[name], tok, vocab, name == "chords", chords, meter,
+                                                  strictness, args.seeds, args.bars, args.max_new_tokens)
                 seconds = time.perf_counter() - start
                 tracked = [melody_notes(ids, tok) for ids in melodies]
                 tpq = tracked[0][1].ticks_per_quarter
@@ -383,7 +410,7 @@ def measure(args) -> None:
                       "seeds": args.seeds, "bars": args.bars, "finished": finished,
                       "seconds_per_melody": round(seconds / args.seeds, 3),
                       **describe([n for n, _ in tracked], chords, meter, tpq)})
-                if chords == PROGRESSIONS[0] and meter == "4/4":
+                if chords == PROGRESSIONS[0] and meter == "4/4" and not setting.endswith("(pipeline)"):
                     save_samples(melodies[:args.samples], tok, f"{name} {setting}", chords,
                                  Path(args.out) / "samples")
 
@@ -395,13 +422,14 @@ def main() -> None:
     p.add_argument("--train-data", default="essen", help="comma-separated corpora (default: essen)")
     p.add_argument("--test-data", default="essen/kinder0", help="held out of training, scored (default: kinder0)")
     p.add_argument("--preset", default="original")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--block", type=int, default=512, help="tokens per block and the model's positions")
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--augment-semitones", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--save-every", type=int, default=250)
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--bars", type=int, default=8)
     p.add_argument("--meters", default="4/4,3/4")
