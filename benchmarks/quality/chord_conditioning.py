@@ -371,6 +371,31 @@ def save_samples(melodies, tok, name: str, chords: str, folder: Path) -> None:
         save_piano_roll(score, folder / f"{stem}.png", title=title)
 
 
+def tables(records: list[dict]) -> str:
+    """The Markdown tables of RESULTS.md section 22b from the JSON lines of a measure run."""
+    lines = ["| model | chords given | bits / note | pitch bits / note |", "| --- | --- | ---: | ---: |"]
+    lines += [f"| {r['model']} | {r['chords_given']} | {r['bits_per_note']:.3f} | {r['pitch_bits_per_note']:.3f} |"
+              for r in records if r["section"] == "bits"]
+    keys = ("strong_beat_chord_tone_ratio", "chord_tone_ratio", "in_key_ratio", "mean_abs_interval", "notes_per_bar",
+            "pitch_range")
+    gen = [r for r in records if r["section"] == "generate"]
+    cells = list(dict.fromkeys((r["meter"], r["chords"]) for r in gen))
+    lines += ["", "| route | strong-beat chord tones | chord tones | in key | mean abs interval | notes / bar | range "
+              "| " + " | ".join(f"{m} `{c}`" for m, c in cells) + " |",
+              "| --- " + "| ---: " * (len(keys) + len(cells)) + "|"]
+    for route in dict.fromkeys((r["model"], r["setting"]) for r in gen):
+        rows = [r for r in gen if (r["model"], r["setting"]) == route]
+        means = [statistics.mean(r[k] for r in rows) for k in keys]
+        per_cell = [next(r for r in rows if (r["meter"], r["chords"]) == c)[keys[0]] for c in cells]
+        lines.append(f"| {route[0]} {route[1]} | " + " | ".join(f"{v:.3f}" if k != "pitch_range" else f"{v:.1f}"
+                                                             for k, v in zip(keys, means, strict=True))
+                     + " | " + " | ".join(f"{v:.2f}" for v in per_cell) + " |")
+    ref = next(r for r in records if r["section"] == "reference")
+    lines.append("| real Kinderlieder (inferred chords) | " + " | ".join(
+        f"{ref[k]:.3f}" if k != "pitch_range" else f"{ref[k]:.1f}" for k in keys) + " |" + " |" * len(cells))
+    return "\n".join(lines)
+
+
 def measure(args) -> None:
     import torch
 
@@ -389,11 +414,13 @@ def measure(args) -> None:
     bundle = save_bundle(models["plain"], tok, Path(args.out) / "models" / "plain-bundle",
                          training_info={"preset": args.preset, "note": "chord_conditioning.py plain model"})
     pipe = MelodyPipeline.from_pretrained(bundle)
-    emit({"section": "reference", "corpus": args.test_data, "tunes": len(test), **reference(test)})
+    records = [{"section": "reference", "corpus": args.test_data, "tunes": len(test), **reference(test)}]
+    emit(records[-1])
     for name, model in models.items():
-        emit({"section": "bits", "model": name, "corpus": args.test_data, "tunes": len(test), "notes": notes,
+        records.append({"section": "bits", "model": name, "corpus": args.test_data, "tunes": len(test), "notes": notes,
               "chords_given": "inferred per bar" if name == "chords" else "none",
               **bits(model, test_rows, tok, vocab, name == "chords", notes)})
+        emit(records[-1])
     for meter in args.meters.split(","):
         for chords in PROGRESSIONS:
             for name, setting, strictness in SETTINGS:
@@ -406,13 +433,17 @@ def measure(args) -> None:
                 seconds = time.perf_counter() - start
                 tracked = [melody_notes(ids, tok) for ids in melodies]
                 tpq = tracked[0][1].ticks_per_quarter
-                emit({"section": "generate", "model": name, "setting": setting, "chords": chords, "meter": meter,
-                      "seeds": args.seeds, "bars": args.bars, "finished": finished,
-                      "seconds_per_melody": round(seconds / args.seeds, 3),
-                      **describe([n for n, _ in tracked], chords, meter, tpq)})
+                records.append({"section": "generate", "model": name, "setting": setting, "chords": chords,
+                                "meter": meter, "seeds": args.seeds, "bars": args.bars, "finished": finished,
+                                "seconds_per_melody": round(seconds / args.seeds, 3),
+                                **describe([n for n, _ in tracked], chords, meter, tpq)})
+                emit(records[-1])
                 if chords == PROGRESSIONS[0] and meter == "4/4" and not setting.endswith("(pipeline)"):
                     save_samples(melodies[:args.samples], tok, f"{name} {setting}", chords,
                                  Path(args.out) / "samples")
+    text = tables(records)
+    (Path(args.out) / "tables.md").write_text(text + "\n")
+    log(text)
 
 
 def main() -> None:
