@@ -10,8 +10,8 @@ the Essen folk songs minus the Kinderlieder (`essen/kinder0`, held out):
 Then:
   bits      held-out bits per note of the 213 Kinderlieder (all melody tokens, EOS included, over the melody
             vocabulary; the chord model is given the chords inferred from each tune, which leaks some of the tune:
-            the plain model's bits are printed beside it so the difference is visible), and pitch bits per note
-            (the Pitch tokens alone);
+            the plain model's bits are printed beside it so the difference is visible; and the chord model given
+            "no chord" in every bar), and pitch bits per note (the Pitch tokens alone);
   generate  8-bar melodies over the progressions of `chord_tones.py` in 4/4 and 3/4, seeds 0..n-1 (one
             `torch.Generator` per seed), under the REMI grammar (`REMIGrammar.allowed_mask`, exactly `--bars` bars),
             the chord model's chord token forced after each `TimeSig`; settings: plain none / soft 1.5 / hard
@@ -421,6 +421,11 @@ def measure(args) -> None:
               "chords_given": "inferred per bar" if name == "chords" else "none",
               **bits(model, test_rows, tok, vocab, name == "chords", notes)})
         emit(records[-1])
+    blank = [{**row, "chords": []} for row in test_rows]  # "no chord" in every bar: what the chords are worth
+    records.append({"section": "bits", "model": "chords", "corpus": args.test_data, "tunes": len(test),
+                    "notes": notes, "chords_given": "none (no-chord token every bar)",
+                    **bits(models["chords"], blank, tok, vocab, True, notes)})
+    emit(records[-1])
     for meter in args.meters.split(","):
         for chords in PROGRESSIONS:
             for name, setting, strictness in SETTINGS:
