@@ -11,7 +11,8 @@ Then:
   bits      held-out bits per note of the 213 Kinderlieder (all melody tokens, EOS included, over the melody
             vocabulary; the chord model is given the chords inferred from each tune, which leaks some of the tune:
             the plain model's bits are printed beside it so the difference is visible; and the chord model given
-            "no chord" in every bar), and pitch bits per note (the Pitch tokens alone);
+            "no chord" in every bar, and given the inferred chords moved a tritone: what the chords are worth),
+            and pitch bits per note (the Pitch tokens alone);
   generate  8-bar melodies over the progressions of `chord_tones.py` in 4/4 and 3/4, seeds 0..n-1 (one
             `torch.Generator` per seed), under the REMI grammar (`REMIGrammar.allowed_mask`, exactly `--bars` bars),
             the chord model's chord token forced after each `TimeSig`; settings: plain none / soft 1.5 / hard
@@ -426,6 +427,13 @@ def measure(args) -> None:
                     "notes": notes, "chords_given": "none (no-chord token every bar)",
                     **bits(models["chords"], blank, tok, vocab, True, notes)})
     emit(records[-1])
+    wrong = [{**row, "chords": [vocab.shift(c, 6) for c in row["chords"]]} for row in test_rows]  # a tritone away
+    records.append({"section": "bits", "model": "chords", "corpus": args.test_data, "tunes": len(test),
+                    "notes": notes, "chords_given": "wrong (inferred, moved a tritone)",
+                    **bits(models["chords"], wrong, tok, vocab, True, notes)})
+    emit(records[-1])
+    if args.skip_generation:
+        return
     for meter in args.meters.split(","):
         for chords in PROGRESSIONS:
             for name, setting, strictness in SETTINGS:
@@ -471,6 +479,7 @@ def main() -> None:
     p.add_argument("--meters", default="4/4,3/4")
     p.add_argument("--max-new-tokens", type=int, default=480)
     p.add_argument("--samples", type=int, default=3)
+    p.add_argument("--skip-generation", action="store_true", help="measure: the bits only")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="out/chord_conditioning")
     args = p.parse_args()
