@@ -388,7 +388,9 @@ def tables(records: list[dict]) -> str:
         rows = [r for r in gen if (r["model"], r["setting"]) == route]
         means = [statistics.mean(r[k] for r in rows) for k in keys]
         per_cell = [next(r for r in rows if (r["meter"], r["chords"]) == c)[keys[0]] for c in cells]
-        lines.append(f"| {route[0]} {route[1]} | " + " | ".join(f"{v:.3f}" if k != "pitch_range" else f"{v:.1f}"
+        label = f"plain {route[1]}" if route[0] == "plain" else ("chords alone" if route[1] == "none"
+                                                                  else f"chords + {route[1]}")
+        lines.append(f"| {label} | " + " | ".join(f"{v:.3f}" if k != "pitch_range" else f"{v:.1f}"
                                                              for k, v in zip(keys, means, strict=True))
                      + " | " + " | ".join(f"{v:.2f}" for v in per_cell) + " |")
     ref = next(r for r in records if r["section"] == "reference")
