@@ -34,7 +34,7 @@ KEEP_BONUS = 0.1
 """The chord of the span before gets this share of the span's weight as a bonus: harmony changes only when the
 notes ask for it (a half bar of passing notes keeps its chord)."""
 _NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_CANDIDATES = [(f"{_NAMES[root]}{q}", parse_chord(f"{_NAMES[root]}{q}").pitch_classes)
+_CANDIDATES = [(f"{_NAMES[root]}{q}", parse_chord(f"{_NAMES[root]}{q}").pitch_classes, root)
                for q in INFERRED_QUALITIES for root in range(12)]
 
 
@@ -111,9 +111,9 @@ def infer_chords(notes: Sequence[Sequence[int]], time_signature: Meter = None,
             continue
 
         def fit(item, weight=weight, total=total, before=symbols[-1] if symbols else ""):
-            symbol, tones = item
+            symbol, tones, root = item
             cost = SEVENTH_COST * total * (len(tones) - 3) - KEEP_BONUS * total * (symbol == before)
-            return sum(weight[pc] for pc in tones) - cost, weight[parse_chord(symbol).root]
+            return sum(weight[pc] for pc in tones) - cost, weight[root]
 
         symbols.append(max(_CANDIDATES, key=fit)[0])
     first = next(s for s in symbols if s)
