@@ -384,23 +384,14 @@ class MelodyDemo:
     def _infill(self, pipe, score, span, options: dict[str, Any]) -> list:
         """`pipe.infill` one candidate at a time (candidate i: seed + i), the deadline checked between them; one
         candidate is bounded by its token cap (the gap's bars)."""
-        from ..export.render import with_metadata
-
         count, seed = options.pop("num_return_sequences"), options.pop("seed")
         seed = fresh_seed(count) if seed is None else seed
-        # tempo and instrument change no note: set on the result (pipe.infill passes them on to generate_ids, which
-        # refuses them)
-        files = {"tempo_qpm": options.pop("tempo_qpm"), "program": options.pop("program")}
         stop = time.monotonic() + self.limits.max_seconds
         melodies = []
         for i in range(count):
             if melodies and time.monotonic() > stop:
                 raise self._too_long()
-            [melody] = pipe.infill(score, bars=span, seed=seed + i, **options)
-            melody.settings.update(files)
-            melody.score = with_metadata(melody.score, tempo_qpm=melody.tempo_qpm, program=melody.program,
-                                         pickup=False)
-            melodies.append(melody)
+            melodies += pipe.infill(score, bars=span, seed=seed + i, **options)
         if time.monotonic() > stop:
             raise self._too_long()
         return melodies
@@ -415,20 +406,20 @@ class MelodyDemo:
         out = DemoOutput()
         for i, melody in enumerate(melodies, 1):
             stem = self.out_dir / f"run{run}" / f"melody_{i}"
-            backing = melody.chords is not None  # over chords: the chord track plays under the melody
-            paths = {p.suffix[1:]: str(p) for p in melody.save(stem, ("mid", "png", *notation), chord_track=backing)}
+            back = melody.chords is not None  # over chords: the chord track plays under the melody
+            paths = {p.suffix[1:]: str(p) for p in melody.save(stem, ("mid", "png", *notation), chord_track=back)}
             notes = []
             try:
-                paths["wav"] = str(melody.save_wav(stem.with_suffix(".wav"), soundfont=self.soundfont,
-                                                   chord_track=backing))
+                wav = melody.save_wav(stem.with_suffix(".wav"), soundfont=self.soundfont, chord_track=back)
+                paths["wav"] = str(wav)
             except SoundfontNotFoundError as e:
                 notes.append(f"no audio: {visitor_message(e)}")
             try:
                 paths["svg"] = str(melody.save_svg(stem.with_suffix(".svg"))) if notation else None
             except (MissingDependencyError, HFMelodyError) as e:
                 notes.append(f"no score: {visitor_message(e)}")
-            key = melody.key or f"{melody.written_key} (heard)"
-            text = (f"**{i}. {melody.title}**: {melody.num_notes} notes ({what}), key {key}, "
+            text = (f"**{i}. {melody.title}**: {melody.num_notes} notes ({what}), "
+                    f"key {melody.key or f'{melody.written_key} (heard)'}, "
                     f"seed {melody.settings['melody_seed']}, {melody.tempo_qpm:g} qpm, "
                     f"{GM_PROGRAMS[melody.program or 0]}"
                     + (f", chords {chords}" if chords else "") + "".join(f"; {n}" for n in notes))
