@@ -63,6 +63,11 @@ def test_demo_generates_candidates_with_audio_score_piano_roll_and_downloads(tin
     before = read_midi(prompt).notes
     after = read_midi(next(f for f in candidate.files if f.endswith(".mid"))).notes
     assert [n for n in after if n[0] >= 3 * 1440] == [n for n in before if n[0] >= 3 * 1440]  # 6/8: bars 4.. kept
+    # the regenerated melody takes the tempo and instrument too
+    out = demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, str(prompt), "2-3", tempo=80,
+                        instrument="violin")
+    midi = Score(next(f for f in out.candidates[0].files if f.endswith(".mid")))
+    assert round(midi.tempos[0].qpm) == 80 and midi.tracks[0].program == 40
     with pytest.raises(HFMelodyError, match="needs a MIDI prompt"):
         demo.generate(str(tiny_bundle), "any", "any", 2, "any", 1.0, 3, None, "2")
 
