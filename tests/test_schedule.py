@@ -139,18 +139,24 @@ def test_twenty_melodies_train_with_a_validation_split_and_a_sized_interval(tmp_
 
 
 # ---- two processes ----------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_two_gloo_processes_agree_on_the_horizon(tmp_path):
-    """Both ranks step the same schedule (rank 0's horizon, broadcast) and the run ends decayed."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = tmp_path / "ddp"
+def train_two_processes(out: Path, *options: str) -> subprocess.CompletedProcess:
+    """`recipes/train.py` on the tiny recipe under `accelerate launch` with two gloo CPU processes, no epoch limit."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "recipes/accelerate_configs/cpu-2proc.yaml"), "--num_cpu_threads_per_process", "1",
            str(ROOT / "recipes/train.py"), "--config", str(TINY), "--output_dir", str(out), "--max_steps", "-1",
-           "--num_train_epochs", "1000", "--max_train_minutes", "0.15", "--evals_per_run", "4",
-           "--save_strategy", "no", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+           "--num_train_epochs", "1000", *options, "--save_strategy", "no", "--per_device_train_batch_size", "8",
+           "--disable_tqdm", "true"]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_agree_on_the_horizon(tmp_path):
+    """Both ranks step the same schedule (rank 0's horizon, broadcast) and the run ends decayed."""
+    out = tmp_path / "ddp"
+    proc = train_two_processes(out, "--max_train_minutes", "0.15", "--evals_per_run", "4")
     info = json.loads((out / "training_info.json").read_text())
     assert info["world_size"] == 2 and info["schedule"]["fitted"]
     assert info["max_steps"] <= info["schedule"]["horizon_steps"]
@@ -164,15 +170,8 @@ def test_two_gloo_processes_agree_on_the_horizon(tmp_path):
 def test_two_gloo_processes_stop_together_at_the_time_cap(tmp_path):
     """With the schedule not fitted, `max_train_minutes` alone stops the run: the ranks agree on the step (the
     decision is all-reduced), so neither waits forever in a collective call of a step the other never takes."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "ddp-cap"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "recipes/accelerate_configs/cpu-2proc.yaml"), "--num_cpu_threads_per_process", "1",
-           str(ROOT / "recipes/train.py"), "--config", str(TINY), "--output_dir", str(out), "--max_steps", "-1",
-           "--num_train_epochs", "1000", "--max_train_minutes", "0.1", "--fit_schedule_to_budget", "false",
-           "--save_strategy", "no", "--per_device_train_batch_size", "8", "--disable_tqdm", "true"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = train_two_processes(out, "--max_train_minutes", "0.1", "--fit_schedule_to_budget", "false")
     # rank 0 logs the stop (the other rank logs warnings only); the exit within the timeout is the agreement
     assert len(re.findall(r"max_train_minutes=0\.1 reached at step \d+", proc.stderr)) == 1
     info = json.loads((out / "training_info.json").read_text())
