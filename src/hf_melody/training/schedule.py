@@ -4,8 +4,9 @@ interval are sized to that horizon, so the run ends decayed instead of being cut
 
 How: `BudgetTrainer` builds a `LambdaLR` around a `BudgetSchedule` (the learning-rate factor of each step, with a
 horizon that can be reset); `BudgetScheduleCallback` times the first `MEASURE_STEPS` steps, sets the horizon to
-the steps that fit in the rest of the budget (rank 0 decides, every rank takes its number), refines it after each
-evaluation (whose cost it then includes), evaluates and saves at the horizon and stops there. The schedule's fields
+the steps that fit in the rest of the budget (rank 0 decides, every rank takes its number), refines it at every
+logging step and after each evaluation (whose cost it then includes), evaluates and saves at the horizon and stops
+there. The schedule's fields
 are saved in the checkpoint's `scheduler.pt`, so a resumed run keeps its horizon. What was done goes into the run's
 `training_info.json` and model card (`schedule`).
 
@@ -188,6 +189,9 @@ class BudgetScheduleCallback(TrainerCallback):
             return
         if self.fitting and not s.fitted and state.global_step - self.start_step >= self.measure_steps:
             self._fit(args, state)
+        elif self.fitting and s.fitted and state.global_step < s.horizon and \
+                state.global_step % max(1, int(state.logging_steps or 1)) == 0:
+            self._fit(args, state)  # the machine's speed moves (other jobs): follow it, not only at evaluations
         if s.fitted and s.horizon <= state.global_step < state.max_steps and not control.should_training_stop:
             logger.info("step %d: the end of the schedule sized to max_train_minutes=%g: stopping", state.global_step,
                         self.minutes)
