@@ -132,6 +132,18 @@ def test_evaluate_models_writes_results_and_plots(tiny_bundle, tmp_path):
     table = results_table(r)
     assert "n-gram (order 2, 3-fold)" in table and "pitch bits/note (past only)" in table
     assert f"{m['fair_pitch_bits_per_note']:.3f}" in table and f"{m['grammar_bits_per_note']:.3f}" in table
+    # IDyOM's PPM beside the n-gram, cross-validated on the same folds: the same figure as cross_validate_ppm
+    from hf_melody.evaluation.compare import _evaluation_melodies
+    from hf_melody.evaluation.ppm import cross_validate_ppm
+    from hf_melody.evaluation.training_record import bundle_training_files
+
+    infos = {str(tiny_bundle): bundle_training_files(str(tiny_bundle))}
+    melodies, _ = _evaluation_melodies("essen/kinder0", "auto", infos, None, 3, False)
+    assert len(melodies) == r["num_melodies"]
+    ppm = r["baselines"]["ppm"]["pitch_bits_per_note"]
+    by_hand = cross_validate_ppm(melodies, 3, 0, models=("both+",), stm_options={"exclusion_rule": "idyom"})
+    assert ppm == pytest.approx(by_hand["both+"]["pitch_bits_per_note"]) and 1.0 < ppm < 6.0
+    assert "PPM, IDyOM's both+" in table and f"{ppm:.3f}" in table
 
 
 def test_cli_evaluate(tiny_bundle, tmp_path, capsys):

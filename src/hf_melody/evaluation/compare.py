@@ -32,6 +32,7 @@ from .arguments import EvaluationArguments, evaluation_parser
 from .baselines import cross_validate_ngram, kfold, majority_token_baseline
 from .likelihood import score_melodies
 from .plots import plot_all
+from .ppm import cross_validate_ppm
 from .sampling import sample_metrics
 from .training_record import bundle_training_files, overfitting_curve, trained_on
 
@@ -173,7 +174,12 @@ def _baselines(melodies: Sequence[Melody], ngram_order: int, ngram_folds: int, s
     nats = sum(p["loss"] * p["num_tokens"] for p in parts)
     majority = {"accuracy": sum(p["accuracy"] * p["num_tokens"] for p in parts) / tokens, "loss": nats / tokens,
                 "perplexity": math.exp(nats / tokens), "bits_per_note": nats / math.log(2) / sum(map(len, notes))}
+    # IDyOM's cpitch model as it reproduces the published Kinderlieder figure (RESULTS.md 19b): LTM+STM with the
+    # LTM learning the test melodies too (`both+`), the STM reading update-excluded counts as IDyOM's code does
+    ppm = cross_validate_ppm(melodies, ngram_folds, seed, models=("both+",), stm_options={"exclusion_rule": "idyom"})
     return {"ngram": {k: ngram[k] for k in ("pitch_bits_per_note", "bits_per_note", "order")},
+            "ppm": {"pitch_bits_per_note": ppm["both+"]["pitch_bits_per_note"],
+                    "model": "both+ (cpitch, IDyOM counts)"},
             "majority": majority}
 
 
@@ -261,6 +267,10 @@ def results_table(results: dict[str, Any]) -> str:
     ng, maj = results["baselines"]["ngram"], results["baselines"]["majority"]
     rows.append(f"| n-gram (order {ng['order']}, {results['settings']['ngram_folds']}-fold) | "
                 f"{fmt(ng['bits_per_note'])} | - | - | {fmt(ng['pitch_bits_per_note'])} | - | - | - |")
+    ppm = results["baselines"].get("ppm")
+    if ppm:
+        rows.append(f"| PPM, IDyOM's {ppm['model']} ({results['settings']['ngram_folds']}-fold) | - | - | - | "
+                    f"{fmt(ppm['pitch_bits_per_note'])} | - | - | - |")
     rows.append(f"| unigram / majority token | {fmt(maj['bits_per_note'])} | - | - | - | {fmt(maj['perplexity'])} | "
                 f"{fmt(maj['accuracy'])} | - |")
     return "\n".join(rows)
