@@ -8,22 +8,30 @@ Folders (20% of each held out as the test set by a hash of the melody id, as in 
 - `essen/kinder0`: the Kinderlieder (folk tunes with rhythm).
 
 Each run: `recipes/train.py --config recipes/finetune_style.yaml --dataset FOLDER --max_train_minutes M` on one
-thread; before adds `--fit_schedule_to_budget false` (the Trainer's cosine over the 30 planned epochs). Reported:
-held-out bits per note (and pitch bits) of the kept checkpoint, the steps run and the last learning rate.
+thread per process (`--processes 2`: two processes, DDP over gloo through `accelerate launch`); before adds
+`--fit_schedule_to_budget false` (the Trainer's cosine over the 30 planned epochs, evaluation every 20 steps). Other
+variants move one of the recipe's choices (peak learning rate, warmup share, early-stopping patience) to pick them by
+measurement. `--side-by-side` runs a folder's variants at the same time, so they share the machine alike. Reported:
+held-out bits per note (and pitch bits) of the kept checkpoint, the steps run, the last learning rate, the
+evaluations and which was best.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/quality/budget_schedule.py --minutes 3
+    PYTHONPATH=src .venv/bin/python benchmarks/quality/budget_schedule.py --minutes 15 --side-by-side \
+        --variants before after after-lr1e-3 after-warmup0.15
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from finetune_folders import ROOT, score, split, train, write_folder  # noqa: E402 - the sibling benchmark's helpers
+from finetune_folders import ROOT, score, split, write_folder  # noqa: E402 - the sibling benchmark's helpers
 
 TPQ = 480
 
@@ -60,18 +68,59 @@ def long_simple(num_tunes: int = 100, join: int = 3, cache: Path | None = None):
     return melodies
 
 
-def last_lr(bundle: Path) -> tuple[int, float]:
-    log = json.loads((bundle / "training_log.json").read_text())["train"]
+VARIANTS = {
+    # name: (recipe, extra arguments); "before" is the recipe as it was (written by `main`)
+    "before": ("before", []),
+    "after": ("after", []),
+    "after-lr1e-3": ("after", ["--learning_rate", "0.001"]),
+    "after-lr2.5e-4": ("after", ["--learning_rate", "0.00025"]),
+    "after-warmup0.15": ("after", ["--warmup_steps", "0.15"]),
+    "after-patience-off": ("after", ["--early_stopping_patience", "1000"]),
+}
+"""The runs this script knows: the schedule before/after, and the recipe's choices (peak learning rate, warmup share,
+early-stopping patience) each moved one at a time, to pick them by measurement."""
+
+
+def curve(bundle: Path) -> dict:
+    """What the run did: its last step and learning rate, its evaluations, the best one, whether it stopped early."""
+    info = json.loads((bundle / "training_info.json").read_text())
+    logs = json.loads((bundle / "training_log.json").read_text())
+    log = logs["train"]
     lrs = [h for h in log if "learning_rate" in h]
-    return lrs[-1]["step"], lrs[-1]["learning_rate"]
+    evals = [(h["step"], h["eval_loss"]) for h in logs["eval"]]
+    best = min(evals, key=lambda e: e[1]) if evals else (None, None)
+    schedule = info.get("schedule", {})
+    return {"last_step": max([h.get("step", 0) for h in log] or [0]),
+            "last_lr": lrs[-1]["learning_rate"] if lrs else None,
+            "evals": len(evals), "best_eval_step": best[0], "best_eval_loss": best[1],
+            "first_eval_loss": evals[0][1] if evals else None, "schedule": schedule.get("summary"),
+            "horizon": schedule.get("horizon_steps")}
+
+
+def launch(recipe: Path, extra: list[str], folder: Path, bundle: Path, base: str, minutes: float, processes: int,
+           log: Path) -> subprocess.Popen:
+    """Start one fine-tuning run (one thread per process; `processes` 2 is DDP over gloo via `accelerate launch`)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    train = [str(ROOT / "recipes/train.py"), "--config", str(recipe), "--dataset", str(folder), "--init_from", base,
+             "--output_dir", str(bundle), "--disable_tqdm", "true", "--overwrite_output_dir", "true",
+             "--max_train_minutes", str(minutes), *extra]
+    launcher = ([sys.executable] if processes == 1 else
+                [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                 str(ROOT / "recipes/accelerate_configs/cpu-2proc.yaml")])
+    return subprocess.Popen([*launcher, *train], cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folders", nargs="+", default=["long-simple", "bach-chorales", "essen/kinder0"])
-    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--minutes", type=float, default=15.0, help="max_train_minutes of every run")
     parser.add_argument("--base", default="folk-base")
-    parser.add_argument("--variants", nargs="+", default=["before", "after"])
+    parser.add_argument("--variants", nargs="+", default=["before", "after"], choices=sorted(VARIANTS))
+    parser.add_argument("--processes", type=int, default=1, choices=(1, 2),
+                        help="processes per run: 1, or 2 (DDP over gloo, `accelerate launch`), one thread each")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run a folder's variants at the same time (they share the machine alike: a fair "
+                             "comparison on a noisy machine) instead of one after the other")
     parser.add_argument("--out", default="out/budget_schedule")
     args = parser.parse_args()
 
@@ -81,9 +130,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     # before: the recipe as it was, a schedule planned for its 30 epochs and a fixed evaluation interval
     recipe = (ROOT / "recipes/finetune_style.yaml").read_text().splitlines()
-    before = out / "finetune_style_before.yaml"
-    before.write_text("\n".join(line for line in recipe if not line.startswith(("evals_per_run:", "fit_schedule")))
-                      + "\nfit_schedule_to_budget: false\n")
+    recipes = {"before": out / "finetune_style_before.yaml", "after": ROOT / "recipes/finetune_style.yaml"}
+    kept = [line for line in recipe if not line.startswith(("evals_per_run:", "fit_schedule"))]
+    recipes["before"].write_text("\n".join(kept) + "\nfit_schedule_to_budget: false\n")
     for spec in args.folders:
         melodies = (long_simple(cache=out / "long-simple.json") if spec == "long-simple"
                     else load_melodies(spec, progress=False)[0])
@@ -92,19 +141,32 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / name
             write_folder(train_mels, folder)
-            for variant, recipe in (("before", before), ("after", "recipes/finetune_style.yaml")):
-                if variant not in args.variants:
+            runs = {}
+            for variant in args.variants:
+                which, extra = VARIANTS[variant]
+                bundle = out / f"{name}-{variant}-{args.processes}p"
+                started = time.perf_counter()
+                proc = launch(recipes[which], extra, folder, bundle, args.base, args.minutes, args.processes,
+                              out / f"{bundle.name}.log")
+                runs[variant] = (bundle, proc, started)
+                if not args.side_by_side:
+                    proc.wait()
+            ended = {}
+            while len(ended) < len(runs):  # the wall time of each run, also when they run side by side
+                for variant, (_, proc, _) in runs.items():
+                    if variant not in ended and proc.poll() is not None:
+                        ended[variant] = time.perf_counter()
+                time.sleep(1)
+            for variant, (bundle, proc, started) in runs.items():
+                if proc.returncode != 0:
+                    print(json.dumps({"benchmark": "budget_schedule", "folder": spec, "variant": variant,
+                                      "error": f"exit {proc.returncode}, see {bundle.name}.log"}), flush=True)
                     continue
-                bundle = out / f"{name}-{variant}"
-                seconds = train(["--config", str(recipe), "--dataset", str(folder),
-                                 "--init_from", args.base, "--output_dir", str(bundle), "--disable_tqdm", "true",
-                                 "--overwrite_output_dir", "true"], args.minutes * 60, out / f"{name}-{variant}.log")
-                info = json.loads((bundle / "training_info.json").read_text())
-                step, lr = last_lr(bundle)
                 record = {"benchmark": "budget_schedule", "folder": spec, "variant": variant,
+                          "processes": args.processes, "side_by_side": len(runs) if args.side_by_side else 1,
                           "train_melodies": len(train_mels), "test_melodies": len(test), "minutes": args.minutes,
-                          "seconds": round(seconds), "last_step": step, "last_lr": lr,
-                          "schedule": info.get("schedule", {}).get("summary"), **score(str(bundle), test)}
+                          "seconds": round(ended[variant] - started), **curve(bundle),
+                          **score(str(bundle), test)}
                 print(json.dumps(record), flush=True)
 
 
