@@ -62,6 +62,10 @@ def test_a_run_with_a_budget_of_seconds_ends_with_a_decayed_learning_rate(budget
     assert steps[-1] == info["max_steps"]
     card = (budget_bundle / "README.md").read_text()
     assert f"decay to step {horizon}" in card and "sized to max_train_minutes=0.1" in card
+    # the card and training_info.json say how the run ended: at the horizon (or the time cap just before it)
+    outcome = info["outcome"]
+    assert outcome["ended"] in ("horizon", "time_limit") and outcome["step"] == info["max_steps"]
+    assert outcome["evaluations"] == len(steps) and f"| ended | {outcome['summary']} |" in card
 
 
 def test_the_schedule_factor_warms_up_decays_and_follows_its_horizon():
@@ -136,6 +140,23 @@ def test_twenty_melodies_train_with_a_validation_split_and_a_sized_interval(tmp_
     assert info["schedule"]["eval_steps"] == interval(planned, 4) < 20  # not the recipe's fixed 20
     assert len(evals) >= 4 and all(e["eval_loss"] > 0 for e in evals)
     assert "1 validation" in (out / "README.md").read_text()
+    assert info["outcome"]["ended"] == "steps" and info["outcome"]["step"] == planned  # the 4 epochs ran out
+
+
+def test_a_run_ended_by_early_stopping_keeps_and_names_its_best_checkpoint(tmp_path):
+    """A learning rate far too high makes the validation loss stop improving: early stopping ends the run, the
+    bundle holds the best checkpoint, and the card says so (step, validation loss, evaluations)."""
+    out = tmp_path / "stopped"
+    hf_melody.train(str(TINY), output_dir=str(out), max_steps=60, learning_rate=0.5, eval_steps=2, save_steps=2,
+                    load_best_model_at_end=True, metric_for_best_model="eval_loss", early_stopping_patience=1,
+                    disable_tqdm=True)
+    info = json.loads((out / "training_info.json").read_text())
+    outcome = info["outcome"]
+    evals = {e["step"]: e["eval_loss"] for e in json.loads((out / "training_log.json").read_text())["eval"]}
+    assert outcome["ended"] == "early_stopping" and outcome["step"] < 60
+    assert outcome["kept_step"] == min((s for s in evals if s <= outcome["step"]), key=evals.get)
+    assert outcome["best_eval_loss"] == round(min(evals.values()), 4)
+    assert "early stopping at step" in (out / "README.md").read_text()
 
 
 # ---- two processes ----------------------------------------------------------------------------------------------

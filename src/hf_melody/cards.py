@@ -63,6 +63,7 @@ def render_model_card(bundle_dir: str | Path, info: dict[str, Any], results: dic
         data_report=info.get("data_report", "n/a"),
         max_steps=info.get("max_steps", "n/a"),
         schedule=(info.get("schedule") or {}).get("summary", ""),
+        outcome=(info.get("outcome") or {}).get("summary", ""),
         train_loss=fmt(info.get("final_train_loss")),
         eval_loss=fmt(info.get("final_eval_loss")),
         command=info.get("command", "n/a"),

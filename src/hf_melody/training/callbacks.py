@@ -42,6 +42,7 @@ class TimeLimitCallback(TrainerCallback):
     def __init__(self, minutes: float):
         self.minutes = minutes
         self.end: float | None = None
+        self.stopped_at: int | None = None  # the step it stopped the run at, if it did
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.end = time.monotonic() + 60 * self.minutes
@@ -60,6 +61,7 @@ class TimeLimitCallback(TrainerCallback):
         if over:
             logger.info("max_train_minutes=%g reached at step %d: stopping", self.minutes, state.global_step)
             control.should_training_stop = True
+            self.stopped_at = state.global_step
 
 
 def _world_size() -> int:

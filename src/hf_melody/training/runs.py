@@ -149,6 +149,49 @@ def whole_run_train_loss(history: list[dict]) -> float | None:
     return total / steps if steps else None
 
 
+def run_outcome(state, callbacks, minutes: float | None = None, load_best: bool = False) -> dict:
+    """How a finished run ended and which checkpoint its bundle holds (`training_info.json`'s `outcome`, a row of
+    the model card): the end of the schedule sized to the budget, the time cap, early stopping or the planned steps;
+    the best checkpoint (step, validation loss, out of how many evaluations) when `load_best`.
+
+    Examples:
+        >>> run_outcome(trainer.state, trainer.callback_handler.callbacks, 15, True)["summary"]  # doctest: +SKIP
+        'the end of the schedule sized to max_train_minutes=15 at step 180 (learning rate decayed); kept step 165...'
+    """
+    import re
+
+    from transformers import EarlyStoppingCallback
+
+    from .callbacks import TimeLimitCallback
+    from .schedule import BudgetScheduleCallback
+
+    step = int(state.global_step)
+    ended, why = "steps", f"the planned {step} steps"
+    for cb in callbacks:  # in the order the reasons win when several apply at the same step
+        if isinstance(cb, EarlyStoppingCallback) and \
+                getattr(cb, "early_stopping_patience_counter", 0) >= cb.early_stopping_patience:
+            ended, why = "early_stopping", (f"early stopping at step {step} ({cb.early_stopping_patience} "
+                                            "evaluations without a better validation loss)")
+    for kind, cls, text in (("time_limit", TimeLimitCallback, "the time cap max_train_minutes={m:g} at step {s}"),
+                            ("horizon", BudgetScheduleCallback,
+                             "the end of the schedule sized to max_train_minutes={m:g} at step {s} (learning rate "
+                             "decayed)")):
+        for cb in callbacks:
+            if isinstance(cb, cls) and getattr(cb, "stopped_at", None) is not None:
+                ended, why = kind, text.format(m=minutes or 0, s=cb.stopped_at)
+    evals = {h["step"]: h["eval_loss"] for h in state.log_history if "eval_loss" in h and "step" in h}
+    record: dict = {"ended": ended, "step": step, "evaluations": len(evals)}
+    best = re.search(r"checkpoint-(\d+)$", str(state.best_model_checkpoint or ""))
+    if load_best and best and state.best_metric is not None:
+        record.update(kept_step=int(best.group(1)), best_eval_loss=round(float(state.best_metric), 4))
+        kept = (f"kept step {record['kept_step']}, validation loss {record['best_eval_loss']:.4f}, the best of "
+                f"{len(evals)} evaluations")
+    else:
+        kept = f"kept step {step}" + (f" ({len(evals)} evaluations)" if evals else "")
+    record["summary"] = f"{why}; {kept}"
+    return record
+
+
 def finished_step(checkpoint: str | None, max_steps: int) -> int | None:
     """The step of `checkpoint` if it already reached the end of the run (`max_steps`, or the planned steps of an
     epoch-based run), else None: resuming from it must not train a step past the end."""

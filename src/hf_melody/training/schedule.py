@@ -167,6 +167,7 @@ class BudgetScheduleCallback(TrainerCallback):
         self.info = info if info is not None else {}
         self.schedule: BudgetSchedule | None = None
         self.fitting = False
+        self.stopped_at: int | None = None  # the step it ended the run at (the horizon), if it did
 
     # -- the Trainer's events --------------------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
@@ -196,6 +197,7 @@ class BudgetScheduleCallback(TrainerCallback):
             logger.info("step %d: the end of the schedule sized to max_train_minutes=%g: stopping", state.global_step,
                         self.minutes)
             control.should_training_stop = True
+            self.stopped_at = state.global_step
             control.should_log = True
             if args.eval_strategy != "no":
                 control.should_evaluate = True

@@ -52,6 +52,7 @@ from .runs import (
     finished_step,
     lock_output_dir,
     run_fingerprint,
+    run_outcome,
     whole_run_train_loss,
 )
 from .schedule import BudgetScheduleCallback, BudgetTrainer, budget_schedule
@@ -388,6 +389,8 @@ def _save(trainer: Trainer, tokenizer, training_args, info: dict[str, Any], metr
     write_training_log(training_args.output_dir, trainer.state.log_history)
     info.update({
         "max_steps": trainer.state.global_step,
+        "outcome": run_outcome(trainer.state, trainer.callback_handler.callbacks, training_args.max_train_minutes,
+                               bool(training_args.load_best_model_at_end)),
         "command": " ".join(sys.argv) if sys.argv else "",
         "final_eval_loss": metrics.get("eval_loss"),
         "final_train_loss": metrics.get("train_loss"),
