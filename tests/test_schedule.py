@@ -68,6 +68,23 @@ def test_a_run_with_a_budget_of_seconds_ends_with_a_decayed_learning_rate(budget
     assert outcome["evaluations"] == len(steps) and f"| ended | {outcome['summary']} |" in card
 
 
+def test_a_budget_run_can_hold_the_peak_and_decay_at_the_end(tmp_path):
+    """decay_share=0.4: a real budget run holds the recipe's peak learning rate until its last 40% (after warmup),
+    then decays by the horizon; the card names the step the decay began."""
+    out = tmp_path / "wsd"
+    budget_run(out, minutes=0.1, decay_share=0.4, logging_steps=2)
+    schedule = json.loads((out / "training_info.json").read_text())["schedule"]
+    assert schedule["fitted"] and schedule["decay_share"] == 0.4
+    start, horizon = schedule["decay_start"], schedule["horizon_steps"]
+    assert schedule["warmup_steps"] < start < horizon
+    logged = dict(lrs(out))
+    # after the timed first steps (which run on the planned schedule's warmup) and before the decay: the peak
+    held = [lr for step, lr in logged.items() if max(schedule["warmup_steps"], MEASURE_STEPS) < step < start]
+    assert held and all(lr == pytest.approx(0.01) for lr in held)  # tiny-debug's learning rate, held
+    assert logged[max(logged)] < 0.1 * 0.01  # decayed by the end
+    assert f"the peak held to step {start}" in (out / "README.md").read_text()
+
+
 def test_the_schedule_factor_warms_up_decays_and_follows_its_horizon():
     s = BudgetSchedule(horizon=100, warmup=0.1)
     factors = [s(i) for i in range(101)]
@@ -77,6 +94,11 @@ def test_the_schedule_factor_warms_up_decays_and_follows_its_horizon():
     s.horizon = 40  # the budget fits fewer steps: the warmup (a share) and the decay shrink with it
     assert s.warmup_steps == 4 and s(40) == 0 and 0 < s(20) < 1
     assert BudgetSchedule(horizon=40, warmup=8, shape="linear")(24) == 0.5  # a step count stays fixed
+    # warmup-stable-decay: the peak holds until the last `decay` share of the steps after warmup, which decays
+    held = BudgetSchedule(horizon=110, warmup=10, decay=0.3, shape="linear")
+    assert held.decay_start == 80 and [held(i) for i in (10, 79, 80, 95, 110)] == [1, 1, 1, 0.5, 0]
+    held.horizon = 60  # the budget shrinks: the held part and the decay shrink with it
+    assert held.decay_start == 45 and held(60) == 0
     # evals_per_run's interval: never below MIN_INTERVAL steps (a 16-step run must not evaluate every step)
     assert (interval(600, 12), interval(16, 12), interval(3, 12)) == (50, 5, 3)
 

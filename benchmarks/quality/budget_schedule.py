@@ -76,9 +76,10 @@ VARIANTS = {
     "after-lr2.5e-4": ("after", ["--learning_rate", "0.00025"]),
     "after-warmup0.15": ("after", ["--warmup_steps", "0.15"]),
     "after-patience-off": ("after", ["--early_stopping_patience", "1000"]),
+    "after-decay0.3": ("after", ["--decay_share", "0.3"]),
 }
 """The runs this script knows: the schedule before/after, and the recipe's choices (peak learning rate, warmup share,
-early-stopping patience) each moved one at a time, to pick them by measurement."""
+early-stopping patience, the share of the run that decays) each moved one at a time, to pick them by measurement."""
 
 
 def curve(bundle: Path) -> dict:

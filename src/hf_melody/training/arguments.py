@@ -96,6 +96,10 @@ class MelodyTrainingArguments(TrainingArguments):
     fit_schedule_to_budget: bool = field(default=True, metadata={
         "help": "With max_train_minutes: time the first steps, size warmup and cosine decay to the steps that fit the "
                 "budget, and stop (evaluated and saved) at that horizon, decayed (hf_melody.training.schedule)."})
+    decay_share: float = field(default=1.0, metadata={
+        "help": "With the schedule sized to the budget: the share of the steps after warmup over which the learning "
+                "rate decays to 0 (1: cosine over all of them; 0.3: held at the peak, then decayed over the last "
+                "30%, warmup-stable-decay)."})
     evals_per_run: int | None = field(default=None, metadata={
         "help": "Evaluate and save about this many times per run: the interval becomes the run's steps (the "
                 "budget's horizon, else the planned steps) divided by this, replacing eval_steps and save_steps. "
@@ -123,6 +127,9 @@ class MelodyTrainingArguments(TrainingArguments):
             raise ConfigError(f"log_melodies={self.log_melodies}; use 0 (off) to 16 melodies per evaluation")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ConfigError(f"max_train_minutes={self.max_train_minutes} must be positive (or unset)")
+        if not 0 < self.decay_share <= 1:
+            raise ConfigError(f"decay_share={self.decay_share} must be in (0, 1]: the share of the run after warmup "
+                              "that decays (1: all of it)")
         if self.evals_per_run is not None and self.evals_per_run < 1:
             raise ConfigError(f"evals_per_run={self.evals_per_run} must be at least 1 (or unset to keep eval_steps)")
         patience = self.early_stopping_patience

@@ -46,8 +46,10 @@ SHAPES = ("cosine", "linear")
 class BudgetSchedule:
     """The learning-rate factor of a step: linear warmup, then cosine (or linear) decay to 0 at `horizon`, 0 after.
 
-    `warmup` below 1 is a share of the horizon (so it moves with it), else a number of steps. Every field is plain
-    data, so `LambdaLR.state_dict()` saves it with the checkpoint and a resumed run gets the same horizon back.
+    `warmup` below 1 is a share of the horizon (so it moves with it), else a number of steps. `decay` is the share
+    of the steps after warmup that decay: 1 decays over all of them; below 1 the rate holds at the peak first and
+    decays over the last `decay` of them (warmup-stable-decay). Every field is plain data, so
+    `LambdaLR.state_dict()` saves it with the checkpoint and a resumed run gets the same horizon back.
 
     Examples:
         >>> schedule = BudgetSchedule(horizon=1000, warmup=0.05)
@@ -56,11 +58,16 @@ class BudgetSchedule:
         >>> schedule.horizon = 200                                   # the budget fits 200 steps: decay by then
         >>> schedule.warmup_steps, round(schedule(105), 2)
         (10, 0.5)
+        >>> held = BudgetSchedule(horizon=200, warmup=10, decay=0.5)  # the peak until step 105, then decay
+        >>> held(100), round(held(152), 1), held(200)
+        (1.0, 0.5, 0.0)
     """
 
     horizon: int
     warmup: float = 0.05
     shape: str = "cosine"
+    decay: float = 1.0
+    """Share of the steps after warmup over which the rate decays (the rest hold the peak, before them)."""
     planned: int | None = None
     """The steps the epochs or `max_steps` plan (the horizon never exceeds them)."""
     fitted: bool = False
@@ -73,11 +80,20 @@ class BudgetSchedule:
     def warmup_steps(self) -> int:
         return int(self.warmup) if self.warmup >= 1 else round(self.warmup * self.horizon)
 
+    @property
+    def decay_start(self) -> int:
+        """The step the decay begins (the end of warmup unless `decay` < 1)."""
+        warmup = self.warmup_steps
+        return warmup + round((1.0 - self.decay) * max(0, self.horizon - warmup))
+
     def __call__(self, step: int) -> float:
         warmup = self.warmup_steps
         if step < warmup:
             return step / max(1, warmup)
-        progress = min(1.0, (step - warmup) / max(1, self.horizon - warmup))
+        start = self.decay_start
+        if step < start:
+            return 1.0
+        progress = min(1.0, (step - start) / max(1, self.horizon - start))
         return 1.0 - progress if self.shape == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -101,6 +117,7 @@ class BudgetTrainer(AtomicCheckpointTrainer):
             s = self.budget_schedule
             s.planned = s.horizon = num_training_steps  # the planned run, until the first steps are timed
             s.warmup = float(self.args.warmup_steps or 0)
+            s.decay = float(getattr(self.args, "decay_share", 1.0) or 1.0)
             self.lr_scheduler = LambdaLR(optimizer or self.optimizer, s)
             self._created_lr_scheduler = True  # the Trainer's own flag: rebuilt on a second train() call
         return self.lr_scheduler
@@ -246,9 +263,12 @@ class BudgetScheduleCallback(TrainerCallback):
         else:
             record.update(max_train_minutes=self.minutes, horizon_steps=s.horizon, warmup_steps=s.warmup_steps,
                           steps_per_second=s.steps_per_second, shape=s.shape, fitted=s.fitted)
+            held = f", the peak held to step {s.decay_start}" if s.decay < 1 else ""
+            if s.decay < 1:
+                record.update(decay_share=s.decay, decay_start=s.decay_start)
             record["summary"] = (
                 f"{s.shape} sized to max_train_minutes={self.minutes:g}: {s.steps_per_second} steps/s measured, "
-                f"warmup {s.warmup_steps} and decay to step {s.horizon} (of {planned} planned); evaluation every "
-                f"{state.eval_steps} steps" if s.fitted else
+                f"warmup {s.warmup_steps}{held} and decay to step {s.horizon} (of {planned} planned); evaluation "
+                f"every {state.eval_steps} steps" if s.fitted else
                 f"{s.shape} over the {planned} planned steps (the budget was never measured)")
         self.info["schedule"] = record
