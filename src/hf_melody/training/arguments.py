@@ -99,7 +99,7 @@ class MelodyTrainingArguments(TrainingArguments):
     decay_share: float = field(default=1.0, metadata={
         "help": "With the schedule sized to the budget: the share of the steps after warmup over which the learning "
                 "rate decays to 0 (1: cosine over all of them; 0.3: held at the peak, then decayed over the last "
-                "30%, warmup-stable-decay)."})
+                "three tenths of them, warmup-stable-decay)."})
     evals_per_run: int | None = field(default=None, metadata={
         "help": "Evaluate and save about this many times per run: the interval becomes the run's steps (the "
                 "budget's horizon, else the planned steps) divided by this, replacing eval_steps and save_steps. "
