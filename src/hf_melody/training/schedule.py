@@ -134,6 +134,10 @@ def budget_schedule(training_args) -> BudgetSchedule | None:
     shape = str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type))
     if not getattr(training_args, "max_train_minutes", None) or not getattr(training_args, "fit_schedule_to_budget",
                                                                             False):
+        if getattr(training_args, "decay_share", 1.0) < 1:
+            logger.warning("decay_share=%g applies to the schedule sized to max_train_minutes only (with "
+                           "fit_schedule_to_budget); this run uses the Trainer's own %s", training_args.decay_share,
+                           shape)
         return None
     if shape not in SHAPES:
         logger.info("lr_scheduler_type=%s: the schedule is not sized to max_train_minutes (only %s are)", shape,
