@@ -83,7 +83,7 @@ def test_a_budget_run_can_hold_the_peak_and_decay_at_the_end(tmp_path):
     # horizon was shorter may already have been decaying: most, not all, sit at the peak)
     held = [lr for step, lr in logged.items() if max(schedule["warmup_steps"], MEASURE_STEPS) < step < start]
     at_peak = [lr == pytest.approx(0.01) for lr in held]  # tiny-debug's learning rate
-    assert held and at_peak[0] and sum(at_peak) >= len(held) / 2
+    assert held and sum(at_peak) >= len(held) / 2  # (the warmup, a share of the horizon, moves with it too)
     assert logged[max(logged)] < 0.1 * 0.01  # decayed by the end
     assert f"the peak held to step {start}" in (out / "README.md").read_text()
 

@@ -83,7 +83,7 @@ early-stopping patience, the share of the run that decays) each moved one at a t
 
 
 def curve(bundle: Path) -> dict:
-    """What the run did: its last step and learning rate, its evaluations, the best one, whether it stopped early."""
+    """What the run did: its last step and learning rate, its evaluations and the best one, its horizon."""
     info = json.loads((bundle / "training_info.json").read_text())
     logs = json.loads((bundle / "training_log.json").read_text())
     log = logs["train"]
@@ -108,7 +108,8 @@ def launch(recipe: Path, extra: list[str], folder: Path, bundle: Path, base: str
     launcher = ([sys.executable] if processes == 1 else
                 [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                  str(ROOT / "recipes/accelerate_configs/cpu-2proc.yaml")])
-    return subprocess.Popen([*launcher, *train], cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    with open(log, "w") as f:  # the child keeps its own copy of the file descriptor
+        return subprocess.Popen([*launcher, *train], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
 
 
 def main() -> None:

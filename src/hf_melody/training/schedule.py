@@ -117,7 +117,7 @@ class BudgetTrainer(AtomicCheckpointTrainer):
             s = self.budget_schedule
             s.planned = s.horizon = num_training_steps  # the planned run, until the first steps are timed
             s.warmup = float(self.args.warmup_steps or 0)
-            s.decay = float(getattr(self.args, "decay_share", 1.0) or 1.0)
+            s.decay = float(getattr(self.args, "decay_share", 1.0))
             self.lr_scheduler = LambdaLR(optimizer or self.optimizer, s)
             self._created_lr_scheduler = True  # the Trainer's own flag: rebuilt on a second train() call
         return self.lr_scheduler
@@ -267,9 +267,10 @@ class BudgetScheduleCallback(TrainerCallback):
         else:
             record.update(max_train_minutes=self.minutes, horizon_steps=s.horizon, warmup_steps=s.warmup_steps,
                           steps_per_second=s.steps_per_second, shape=s.shape, fitted=s.fitted)
-            held = f", the peak held to step {s.decay_start}" if s.decay < 1 else ""
+            held = ""
             if s.decay < 1:
                 record.update(decay_share=s.decay, decay_start=s.decay_start)
+                held = f", the peak held to step {s.decay_start}"
             record["summary"] = (
                 f"{s.shape} sized to max_train_minutes={self.minutes:g}: {s.steps_per_second} steps/s measured, "
                 f"warmup {s.warmup_steps}{held} and decay to step {s.horizon} (of {planned} planned); evaluation "
